@@ -1,0 +1,172 @@
+//! [`Error`]: what can go wrong, and the HTTP status each kind maps to.
+
+use http::StatusCode;
+
+/// A boxed error from a backend, kept as the [`std::error::Error::source`] of an [`Error`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// Everything that can go wrong while answering a log request.
+///
+/// A [`Requester`](crate::Requester) returns one of these; the handler turns it into a
+/// status and a JSON body `{"error": "..."}` when it happens before the response has
+/// started, or aborts the body when it happens after. Either way the whole cause chain is
+/// logged with `tracing`.
+///
+/// | kind | status |
+/// |---|---|
+/// | [`Error::InvalidRequest`] | 422 Unprocessable Entity |
+/// | [`Error::NotFound`] | 404 Not Found |
+/// | [`Error::BodyTooLarge`] | 413 Payload Too Large |
+/// | [`Error::Unavailable`] | 503 Service Unavailable |
+/// | [`Error::Other`] | 500 Internal Server Error |
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A request parameter is missing or malformed.
+    #[error("invalid {param}: {reason}")]
+    InvalidRequest {
+        /// The parameter at fault, as it is spelled on the wire (`tail`, `since`, ...).
+        param: String,
+        /// What is wrong with it and what would be accepted.
+        reason: String,
+    },
+    /// The function, or the instance asked for, does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// A request body larger than the handler accepts.
+    #[error("request body larger than {limit} bytes")]
+    BodyTooLarge {
+        /// The largest body accepted, in bytes.
+        limit: usize,
+    },
+    /// The log system cannot be reached, or did not answer in time.
+    #[error("{message}")]
+    Unavailable {
+        /// What a user can act on.
+        message: String,
+        /// The underlying cause, if any.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// Anything else.
+    #[error("{message}")]
+    Other {
+        /// What went wrong.
+        message: String,
+        /// The underlying cause, if any.
+        #[source]
+        source: Option<BoxError>,
+    },
+}
+
+impl Error {
+    /// A parameter is missing or malformed (422).
+    pub fn invalid(param: impl Into<String>, reason: impl Into<String>) -> Self {
+        Error::InvalidRequest {
+            param: param.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// The function or instance does not exist (404).
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Error::NotFound(message.into())
+    }
+
+    /// The log system cannot be reached (503). Attach the cause with [`Error::with_source`].
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        Error::Unavailable {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Any other failure (500). Attach the cause with [`Error::with_source`].
+    pub fn other(message: impl Into<String>) -> Self {
+        Error::Other {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// Attaches an underlying cause to an [`Error::Unavailable`] or [`Error::Other`]; other
+    /// kinds are returned unchanged.
+    pub fn with_source(self, cause: impl Into<BoxError>) -> Self {
+        match self {
+            Error::Unavailable { message, .. } => Error::Unavailable {
+                message,
+                source: Some(cause.into()),
+            },
+            Error::Other { message, .. } => Error::Other {
+                message,
+                source: Some(cause.into()),
+            },
+            other => other,
+        }
+    }
+
+    /// The HTTP status this error is answered with before a response has started.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Error::InvalidRequest { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Error::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Error::Other { .. } => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The error and every cause under it, joined by `": "`, for logs.
+    pub fn chain(&self) -> String {
+        let mut text = self.to_string();
+        let mut cause = std::error::Error::source(self);
+        while let Some(c) = cause {
+            text.push_str(": ");
+            text.push_str(&c.to_string());
+            cause = c.source();
+        }
+        text
+    }
+}
+
+/// I/O errors that mean the log system is out of reach become [`Error::Unavailable`];
+/// the rest become [`Error::Other`].
+impl From<std::io::Error> for Error {
+    fn from(e: std::io::Error) -> Self {
+        use std::io::ErrorKind::*;
+        let unreachable = matches!(
+            e.kind(),
+            ConnectionRefused | ConnectionReset | ConnectionAborted | NotFound | TimedOut
+                | PermissionDenied | NotConnected | AddrNotAvailable
+        );
+        let base = if unreachable {
+            Error::unavailable("log backend unreachable")
+        } else {
+            Error::other("log backend I/O error")
+        };
+        base.with_source(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_names_every_cause() {
+        let e = Error::unavailable("docker is down").with_source(std::io::Error::new(
+            std::io::ErrorKind::ConnectionRefused,
+            "connect /var/run/docker.sock",
+        ));
+        assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.chain(), "docker is down: connect /var/run/docker.sock");
+    }
+
+    #[test]
+    fn io_errors_map_by_kind() {
+        let refused: Error = std::io::Error::from(std::io::ErrorKind::ConnectionRefused).into();
+        assert_eq!(refused.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let bad: Error = std::io::Error::from(std::io::ErrorKind::InvalidData).into();
+        assert_eq!(bad.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}

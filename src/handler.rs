@@ -1,0 +1,249 @@
+//! [`LogHandler`]: the `/system/logs` endpoint over any [`Requester`].
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::Utc;
+use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
+use http::{Method, StatusCode};
+use http_body::Body;
+use http_body_util::{BodyExt, Limited};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::BoxError;
+use crate::ndjson::LogBody;
+use crate::semantics::Shaped;
+use crate::{Error, Request, Requester};
+
+/// The largest `POST` body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+const DEFAULT_HISTORY_QUIET: Duration = Duration::from_millis(100);
+
+/// Serves `GET /system/logs` (and `POST` with a JSON body) from any [`Requester`].
+///
+/// Cheap to clone: clones share the requester and the shutdown signal. Use it as
+///
+/// - a plain `async fn`: [`LogHandler::handle`];
+/// - a hyper service: it implements [`hyper::service::Service`], so
+///   `http1::Builder::new().serve_connection(io, handler.clone())` serves it;
+/// - a tower service: it implements [`tower_service::Service`] with `Error = Infallible`,
+///   so axum mounts it with `Router::new().route_service("/system/logs", handler)`.
+///
+/// Every response is answered as the crate documentation describes; the handler does not
+/// look at the path, so mount it where `/system/logs` is routed.
+pub struct LogHandler<R: ?Sized> {
+    requester: Arc<R>,
+    timeout: Duration,
+    history_quiet: Duration,
+    shutdown: CancellationToken,
+}
+
+impl<R: ?Sized> Clone for LogHandler<R> {
+    fn clone(&self) -> Self {
+        LogHandler {
+            requester: Arc::clone(&self.requester),
+            timeout: self.timeout,
+            history_quiet: self.history_quiet,
+            shutdown: self.shutdown.clone(),
+        }
+    }
+}
+
+impl<R: ?Sized> std::fmt::Debug for LogHandler<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LogHandler")
+            .field("timeout", &self.timeout)
+            .field("history_quiet", &self.history_quiet)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Requester> LogHandler<R> {
+    /// A handler over `requester` whose responses last at most `timeout`.
+    ///
+    /// The timeout counts from the request's arrival: a follow stream ends cleanly when it
+    /// passes; a non-follow response still running then is aborted as incomplete.
+    pub fn new(requester: R, timeout: Duration) -> Self {
+        Self::from_arc(Arc::new(requester), timeout)
+    }
+}
+
+impl<R: Requester + ?Sized> LogHandler<R> {
+    /// Like [`LogHandler::new`], for a requester that is shared already
+    /// (`Arc<dyn Requester>` included).
+    pub fn from_arc(requester: Arc<R>, timeout: Duration) -> Self {
+        LogHandler {
+            requester,
+            timeout,
+            history_quiet: DEFAULT_HISTORY_QUIET,
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    /// How long a backend that never sends [`Event::HistoryEnd`](crate::Event::HistoryEnd)
+    /// may be quiet before the handler takes its history as complete, in a follow request
+    /// with a `tail` (default 100 ms). Nothing is lost when it is too short: a later
+    /// history message is sent as live.
+    pub fn history_quiet(mut self, quiet: Duration) -> Self {
+        self.history_quiet = quiet;
+        self
+    }
+
+    /// The longest a response may last.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Ends every open stream of this handler and its clones cleanly (final chunk sent,
+    /// no half line) and answers later requests with 503. Call it before a graceful server
+    /// shutdown, which would otherwise wait for follow streams that never end.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Answers one request. Never fails: every error becomes a status and a JSON body.
+    pub async fn handle<B>(&self, req: http::Request<B>) -> http::Response<LogBody>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        let arrived = Utc::now();
+        let deadline = Instant::now() + self.timeout;
+        let (parts, body) = req.into_parts();
+        let request = match parts.method {
+            Method::GET => Request::from_query_at(parts.uri.query().unwrap_or(""), arrived),
+            Method::POST => match read_body(body, deadline).await {
+                Ok(bytes) => Request::from_json_at(&bytes, arrived),
+                Err(e) => Err(e),
+            },
+            _ => return method_not_allowed(),
+        };
+        let request = match request {
+            Ok(r) => r,
+            Err(e) => return error_response(&e),
+        };
+        if self.shutdown.is_cancelled() {
+            return error_response(&Error::unavailable("the log provider is shutting down"));
+        }
+        tracing::debug!(?request, "log query");
+        let query = self.requester.query(request.clone());
+        let stream = match tokio::time::timeout_at(deadline, query).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => return error_response(&e),
+            Err(_) => {
+                return error_response(&Error::unavailable(format!(
+                    "the log backend did not answer within {:?}",
+                    self.timeout
+                )))
+            }
+        };
+        let shaped = Shaped::new(stream, &request, arrived, self.history_quiet);
+        let body = LogBody::streaming(
+            shaped,
+            request.follow,
+            deadline,
+            self.shutdown.clone().cancelled_owned(),
+        );
+        let mut response = http::Response::new(body);
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-ndjson"));
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
+        response
+    }
+}
+
+async fn read_body<B>(body: B, deadline: Instant) -> Result<Bytes, Error>
+where
+    B: Body,
+    B::Error: Into<BoxError>,
+{
+    let collect = Limited::new(body, MAX_BODY_BYTES).collect();
+    match tokio::time::timeout_at(deadline, collect).await {
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(Error::BodyTooLarge {
+            limit: MAX_BODY_BYTES,
+        }),
+        Ok(Err(e)) => Err(Error::invalid("body", format!("could not be read: {e}"))),
+        Err(_) => Err(Error::invalid("body", "not received before the timeout")),
+    }
+}
+
+fn json_error(status: StatusCode, message: &str) -> http::Response<LogBody> {
+    let body = serde_json::json!({ "error": message }).to_string();
+    let mut response = http::Response::new(LogBody::once(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// The response for an error found before the stream started, logged by its weight.
+fn error_response(e: &Error) -> http::Response<LogBody> {
+    let status = e.status();
+    if status.is_server_error() {
+        tracing::error!(status = status.as_u16(), error = %e.chain(), "log request failed");
+    } else {
+        tracing::debug!(status = status.as_u16(), error = %e.chain(), "log request refused");
+    }
+    json_error(status, &e.to_string())
+}
+
+fn method_not_allowed() -> http::Response<LogBody> {
+    let mut response = json_error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method not allowed: use GET with a query string, or POST with a JSON body",
+    );
+    response
+        .headers_mut()
+        .insert(ALLOW, HeaderValue::from_static("GET, POST"));
+    response
+}
+
+type ResponseFuture =
+    Pin<Box<dyn Future<Output = Result<http::Response<LogBody>, Infallible>> + Send>>;
+
+impl<R, B> hyper::service::Service<http::Request<B>> for LogHandler<R>
+where
+    R: Requester + ?Sized,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Response = http::Response<LogBody>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn call(&self, req: http::Request<B>) -> Self::Future {
+        let handler = self.clone();
+        Box::pin(async move { Ok(handler.handle(req).await) })
+    }
+}
+
+impl<R, B> tower_service::Service<http::Request<B>> for LogHandler<R>
+where
+    R: Requester + ?Sized,
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Response = http::Response<LogBody>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        hyper::service::Service::call(self, req)
+    }
+}

@@ -1,0 +1,115 @@
+//! The OpenFaaS `GET /system/logs` endpoint for providers written in Rust.
+//!
+//! A provider implements one trait, [`Requester`], for its log system, wraps it in a
+//! [`LogHandler`], and mounts the handler in hyper or axum. The handler answers with
+//! newline-delimited JSON that `faas-cli logs` and the OpenFaaS gateway read unchanged,
+//! and it guarantees the request's semantics whatever the backend does:
+//!
+//! | parameter | guaranteed behaviour | bad value |
+//! |---|---|---|
+//! | `name` | required; `[a-zA-Z0-9._-]` | 422 |
+//! | `namespace` | passed to the backend; empty is the provider's default | 422 |
+//! | `instance` | only that instance's messages | 422 |
+//! | `since` | no message older; RFC 3339, unix seconds, or a duration back (`5m`) | 422 |
+//! | `tail` | at most this many history messages, the newest, in timestamp order; `<= 0` unlimited | 422 |
+//! | `follow` | after history, live messages until the timeout, the client leaving, or the backend ending; Go's `ParseBool` set | 422 |
+//!
+//! Responses start at once with `200`, `Content-Type: application/x-ndjson`,
+//! `Cache-Control: no-cache` and `X-Accel-Buffering: no`. Errors before the stream get a
+//! status and `{"error": "..."}` (see [`Error`]); an error after it aborts the body, so a
+//! broken stream never looks finished. A client that leaves drops the backend's stream at
+//! once. Ready messages are coalesced into large frames, and a frame goes out as soon as
+//! the backend has nothing more ready.
+//!
+//! # Example
+//!
+//! A complete provider: a requester over a fixed list, served with hyper on 127.0.0.1.
+//!
+//! ```no_run
+//! use std::time::Duration;
+//!
+//! use chrono::Utc;
+//! use faas_logs::{async_trait, Error, Event, LogHandler, LogStream, Message, Request, Requester};
+//! use hyper_util::rt::{TokioExecutor, TokioIo};
+//! use hyper_util::server::conn::auto;
+//!
+//! struct Hello;
+//!
+//! #[async_trait]
+//! impl Requester for Hello {
+//!     async fn query(&self, request: Request) -> Result<LogStream, Error> {
+//!         if request.name != "hello" {
+//!             return Err(Error::not_found(format!("no function named {:?}", request.name)));
+//!         }
+//!         let lines = ["starting", "listening on :8080", "ready"].map(|text| {
+//!             Ok(Event::Message(Message {
+//!                 name: "hello".into(),
+//!                 namespace: "openfaas-fn".into(),
+//!                 instance: "hello-1".into(),
+//!                 timestamp: Utc::now(),
+//!                 text: text.into(),
+//!             }))
+//!         });
+//!         // The handler applies tail, since and instance; this backend ignores them.
+//!         Ok(Box::pin(futures_util::stream::iter(lines)))
+//!     }
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> std::io::Result<()> {
+//!     let handler = LogHandler::new(Hello, Duration::from_secs(30));
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//!     loop {
+//!         let (tcp, _) = listener.accept().await?;
+//!         let handler = handler.clone();
+//!         tokio::spawn(async move {
+//!             let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+//!                 let handler = handler.clone();
+//!                 async move {
+//!                     if req.uri().path() == "/system/logs" {
+//!                         Ok::<_, std::convert::Infallible>(handler.handle(req).await)
+//!                     } else {
+//!                         let mut not_found = hyper::Response::new(faas_logs::LogBody::empty());
+//!                         *not_found.status_mut() = hyper::StatusCode::NOT_FOUND;
+//!                         Ok(not_found)
+//!                     }
+//!                 }
+//!             });
+//!             let _ = auto::Builder::new(TokioExecutor::new())
+//!                 .serve_connection(TokioIo::new(tcp), service)
+//!                 .await;
+//!         });
+//!     }
+//! }
+//! ```
+//!
+//! With axum, mount the handler as a service:
+//!
+//! ```
+//! # use faas_logs::{async_trait, Error, LogHandler, LogStream, Request, Requester};
+//! # struct Hello;
+//! # #[async_trait]
+//! # impl Requester for Hello {
+//! #     async fn query(&self, _: Request) -> Result<LogStream, Error> { Err(Error::not_found("none")) }
+//! # }
+//! let handler = LogHandler::new(Hello, std::time::Duration::from_secs(30));
+//! let app: axum::Router = axum::Router::new().route_service("/system/logs", handler);
+//! ```
+
+#![warn(missing_docs)]
+
+mod error;
+mod handler;
+mod message;
+mod ndjson;
+mod request;
+mod requester;
+mod semantics;
+
+pub use async_trait::async_trait;
+pub use error::{BoxError, Error};
+pub use handler::{LogHandler, MAX_BODY_BYTES};
+pub use message::Message;
+pub use ndjson::LogBody;
+pub use request::Request;
+pub use requester::{Event, LogStream, Requester};

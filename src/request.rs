@@ -1,0 +1,299 @@
+//! [`Request`]: what a client asks for, parsed and validated from a query string or a
+//! JSON body.
+
+use std::borrow::Cow;
+
+use chrono::{DateTime, Utc};
+
+use crate::Error;
+
+/// The longest name, namespace or instance accepted (a DNS subdomain's limit).
+const MAX_NAME_LEN: usize = 253;
+
+/// A log query, with the field names of Go's `faas-provider/logs.Request`.
+///
+/// The handler builds it from `GET /system/logs?name=...` or a `POST` JSON body with the
+/// same fields, and passes it to [`Requester::query`](crate::Requester::query). A backend
+/// may use every field to do less work, but need not: the handler enforces `since`,
+/// `instance`, `tail` and `follow` on whatever the backend returns.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Request {
+    /// The function's name; never empty once parsed.
+    pub name: String,
+    /// The function's namespace; empty means the provider's default.
+    pub namespace: String,
+    /// Only this instance's messages; empty means every instance.
+    pub instance: String,
+    /// No message older than this.
+    pub since: Option<DateTime<Utc>>,
+    /// At most this many messages from history, the newest; `None` is unlimited. A query
+    /// string's `tail <= 0` parses to `None`; `Some(0)` (which only code can ask for)
+    /// means no history at all.
+    pub tail: Option<usize>,
+    /// After history, keep sending messages as they are written.
+    pub follow: bool,
+}
+
+impl Request {
+    /// A request for every message of one function, without follow.
+    pub fn new(name: impl Into<String>) -> Self {
+        Request {
+            name: name.into(),
+            ..Request::default()
+        }
+    }
+
+    /// Parses a URL query string (without the `?`), as `GET /system/logs` receives it.
+    ///
+    /// When a key repeats the last value wins; an empty value counts as absent; unknown
+    /// keys are ignored. A relative `since` (`5m`) counts back from now.
+    ///
+    /// ```
+    /// let r = faas_logs::Request::from_query("name=hello&tail=-1&follow=true&since=5m").unwrap();
+    /// assert_eq!((r.name.as_str(), r.tail, r.follow), ("hello", None, true));
+    /// assert!(r.since.is_some());
+    ///
+    /// let e = faas_logs::Request::from_query("name=hello&follow=yes").unwrap_err();
+    /// assert_eq!(e.status(), 422);
+    /// ```
+    pub fn from_query(query: &str) -> Result<Self, Error> {
+        Self::from_query_at(query, Utc::now())
+    }
+
+    /// Parses a JSON object with the fields of [`Request`] (the body of a `POST`).
+    ///
+    /// Values may be strings or the matching JSON type (`"tail": 5`, `"follow": true`);
+    /// `null` counts as absent. The same validation applies as for a query string.
+    pub fn from_json(body: &[u8]) -> Result<Self, Error> {
+        Self::from_json_at(body, Utc::now())
+    }
+
+    pub(crate) fn from_query_at(query: &str, now: DateTime<Utc>) -> Result<Self, Error> {
+        Self::from_pairs(form_urlencoded::parse(query.as_bytes()), now)
+    }
+
+    pub(crate) fn from_json_at(body: &[u8], now: DateTime<Utc>) -> Result<Self, Error> {
+        // A map keeps the last of repeated keys, as a query string does.
+        let object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body)
+            .map_err(|e| Error::invalid("body", format!("not a JSON object: {e}")))?;
+        let mut pairs = Vec::with_capacity(object.len());
+        for (key, value) in object {
+            let text = match value {
+                serde_json::Value::Null => continue,
+                serde_json::Value::String(s) => s,
+                serde_json::Value::Bool(b) => b.to_string(),
+                serde_json::Value::Number(n) => n.to_string(),
+                _ if !is_known(&key) => continue,
+                _ => {
+                    return Err(Error::invalid(
+                        key,
+                        "must be a string, a number or a boolean",
+                    ))
+                }
+            };
+            pairs.push((Cow::Owned(key), Cow::Owned(text)));
+        }
+        Self::from_pairs(pairs, now)
+    }
+
+    fn from_pairs<'a>(
+        pairs: impl IntoIterator<Item = (Cow<'a, str>, Cow<'a, str>)>,
+        now: DateTime<Utc>,
+    ) -> Result<Self, Error> {
+        let mut raw: [Option<Cow<'a, str>>; 6] = Default::default();
+        for (key, value) in pairs {
+            if let Some(i) = KEYS.iter().position(|k| *k == key) {
+                raw[i] = (!value.is_empty()).then_some(value);
+            }
+        }
+        let [name, namespace, instance, since, tail, follow] = raw;
+        let name = name.ok_or_else(|| Error::invalid("name", "the function name is required"))?;
+        Ok(Request {
+            name: valid_name("name", name)?,
+            namespace: namespace.map_or(Ok(String::new()), |v| valid_name("namespace", v))?,
+            instance: instance.map_or(Ok(String::new()), |v| valid_name("instance", v))?,
+            since: since.map(|v| parse_since(&v, now)).transpose()?,
+            tail: tail.map(|v| parse_tail(&v)).transpose()?.flatten(),
+            follow: follow.map(|v| parse_follow(&v)).transpose()?.unwrap_or(false),
+        })
+    }
+}
+
+const KEYS: [&str; 6] = ["name", "namespace", "instance", "since", "tail", "follow"];
+
+fn is_known(key: &str) -> bool {
+    KEYS.contains(&key)
+}
+
+fn valid_name(param: &'static str, value: Cow<'_, str>) -> Result<String, Error> {
+    let ok = value.len() <= MAX_NAME_LEN
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if ok {
+        Ok(value.into_owned())
+    } else {
+        Err(Error::invalid(
+            param,
+            format!(
+                "{value:?} is not a valid name: use at most {MAX_NAME_LEN} of a-z, A-Z, 0-9, '-', '_' and '.'"
+            ),
+        ))
+    }
+}
+
+fn parse_tail(value: &str) -> Result<Option<usize>, Error> {
+    let n: i64 = value.trim().parse().map_err(|_| {
+        Error::invalid(
+            "tail",
+            format!("{value:?} is not an integer (use a count, or -1 for unlimited)"),
+        )
+    })?;
+    // usize is at least 64 bits wherever tokio runs, so a positive i64 always fits.
+    Ok((n > 0).then(|| usize::try_from(n).unwrap_or(usize::MAX)))
+}
+
+/// Go's `strconv.ParseBool` set, exactly.
+fn parse_follow(value: &str) -> Result<bool, Error> {
+    match value {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
+        _ => Err(Error::invalid(
+            "follow",
+            format!("{value:?} is not a boolean (use true or false, 1 or 0)"),
+        )),
+    }
+}
+
+/// RFC 3339, unix seconds with an optional fraction, or a duration back from `now`.
+fn parse_since(value: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Error> {
+    let bad = || {
+        Error::invalid(
+            "since",
+            format!(
+                "{value:?} is not a time: use RFC 3339 (2024-01-02T15:04:05Z), \
+                 unix seconds (1704207845.5) or a duration back from now (5m, 1h30m)"
+            ),
+        )
+    };
+    let value = value.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(value) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    // An unescaped `+` in a query string arrives as a space: `...T10:00:00 02:00`.
+    if value.len() > 19 && value.contains(' ') {
+        if let Ok(t) = DateTime::parse_from_rfc3339(&value.replace(' ', "+")) {
+            return Ok(t.with_timezone(&Utc));
+        }
+    }
+    if value.bytes().next().is_some_and(|b| b.is_ascii_digit())
+        && value.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+    {
+        return parse_unix(value).ok_or_else(bad);
+    }
+    let back = parse_duration(value).ok_or_else(bad)?;
+    Ok(now.checked_sub_signed(back).unwrap_or(DateTime::<Utc>::MIN_UTC))
+}
+
+fn parse_unix(value: &str) -> Option<DateTime<Utc>> {
+    let (secs, frac) = value.split_once('.').unwrap_or((value, ""));
+    if frac.len() > 9 || frac.contains('.') {
+        return None;
+    }
+    let secs: i64 = secs.parse().ok()?;
+    let nanos = if frac.is_empty() {
+        0
+    } else {
+        frac.parse::<u32>().ok()? * 10u32.pow(9 - frac.len() as u32)
+    };
+    DateTime::from_timestamp(secs, nanos)
+}
+
+/// Go's `time.ParseDuration` grammar without the sign: `300ms`, `1.5h`, `1h30m`.
+fn parse_duration(value: &str) -> Option<chrono::Duration> {
+    const UNITS: [(&str, f64); 9] = [
+        ("ns", 1.0),
+        ("us", 1e3),
+        ("\u{b5}s", 1e3),
+        ("\u{3bc}s", 1e3),
+        ("ms", 1e6),
+        ("s", 1e9),
+        ("m", 60e9),
+        ("h", 3600e9),
+        ("d", 86400e9),
+    ];
+    let mut rest = value;
+    let mut nanos = 0f64;
+    if rest.is_empty() {
+        return None;
+    }
+    while !rest.is_empty() {
+        let number_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let number: f64 = rest[..number_len].parse().ok()?;
+        rest = &rest[number_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let (_, scale) = UNITS.iter().find(|(u, _)| *u == &rest[..unit_len])?;
+        rest = &rest[unit_len..];
+        nanos += number * scale;
+    }
+    // Beyond ~292 years chrono cannot hold it; that far back is "everything" anyway.
+    Some(chrono::Duration::nanoseconds(nanos.min(i64::MAX as f64) as i64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 1, 2, 15, 4, 5).unwrap()
+    }
+
+    fn since(v: &str) -> Result<DateTime<Utc>, Error> {
+        parse_since(v, now())
+    }
+
+    #[test]
+    fn since_accepts_rfc3339_unix_and_durations() {
+        let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
+        assert_eq!(since("2024-01-02T15:04:05Z").unwrap(), now());
+        assert_eq!(since("2024-01-02T17:04:05.5+02:00").unwrap(), t("2024-01-02T15:04:05.5Z"));
+        assert_eq!(since("2024-01-02T17:04:05 02:00").unwrap(), now());
+        assert_eq!(since("1704207845").unwrap(), now());
+        assert_eq!(
+            since("1704207845.000000001").unwrap(),
+            now() + chrono::Duration::nanoseconds(1)
+        );
+        assert_eq!(since("5m").unwrap(), now() - chrono::Duration::minutes(5));
+        assert_eq!(since("1h30m").unwrap(), now() - chrono::Duration::minutes(90));
+        assert_eq!(since("1.5h").unwrap(), now() - chrono::Duration::minutes(90));
+        assert_eq!(since("250ms").unwrap(), now() - chrono::Duration::milliseconds(250));
+        assert_eq!(since("100000000h").unwrap(), now() - chrono::Duration::nanoseconds(i64::MAX));
+        for bad in ["", "yesterday", "5x", "-5m", "1.2.3", "1704207845.1234567891", "m5"] {
+            let e = since(bad).unwrap_err();
+            assert!(matches!(e, Error::InvalidRequest { ref param, .. } if param == "since"), "{bad}");
+        }
+    }
+
+    #[test]
+    fn repeated_keys_take_the_last_value() {
+        let r = Request::from_query_at("name=a&tail=5&name=b&tail=7&follow=1&follow=0", now()).unwrap();
+        assert_eq!((r.name.as_str(), r.tail, r.follow), ("b", Some(7), false));
+    }
+
+    #[test]
+    fn json_body_accepts_native_types_and_strings() {
+        let r = Request::from_json_at(
+            br#"{"name":"a","tail":"3","follow":true,"since":"2024-01-02T15:04:05Z","extra":[1]}"#,
+            now(),
+        )
+        .unwrap();
+        assert_eq!((r.tail, r.follow, r.since), (Some(3), true, Some(now())));
+        let e = Request::from_json_at(br#"{"name":"a","tail":[3]}"#, now()).unwrap_err();
+        assert!(e.to_string().starts_with("invalid tail"), "{e}");
+    }
+}

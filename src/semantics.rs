@@ -1,0 +1,296 @@
+//! The contract enforced over any backend stream: `since` and `instance` filters, `tail`
+//! over history in timestamp order, and the switch from history to live (or to the end,
+//! without follow).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use futures_core::Stream;
+use tokio::time::Sleep;
+
+use crate::{Error, Event, LogStream, Message, Request};
+
+/// Wraps a backend stream so that it yields exactly what the request asked for.
+pub(crate) struct Shaped {
+    backend: Option<LogStream>,
+    since: Option<DateTime<Utc>>,
+    instance: Option<String>,
+    follow: bool,
+    arrived: DateTime<Utc>,
+    phase: Phase,
+    history: History,
+    quiet_period: Duration,
+    quiet: Option<Pin<Box<Sleep>>>,
+}
+
+enum Phase {
+    /// Reading history: held back when a tail is set, passed on otherwise.
+    History,
+    /// Sending the held history, then `first_live` if history ended on a live message.
+    Draining {
+        held: std::vec::IntoIter<Message>,
+        first_live: Option<Message>,
+    },
+    Live,
+    Done,
+}
+
+/// The newest `tail` history messages, or none held at all when there is no tail.
+struct History {
+    tail: Option<usize>,
+    heap: BinaryHeap<Reverse<Held>>,
+    arrivals: u64,
+}
+
+/// A held message, ordered by timestamp and then by arrival, so that equal timestamps
+/// keep the backend's order.
+struct Held {
+    timestamp: DateTime<Utc>,
+    arrival: u64,
+    message: Message,
+}
+
+impl PartialEq for Held {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+impl Eq for Held {}
+impl PartialOrd for Held {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Held {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+impl Held {
+    fn key(&self) -> (DateTime<Utc>, u64) {
+        (self.timestamp, self.arrival)
+    }
+}
+
+impl History {
+    /// Keeps `message` if it is among the newest `tail`; memory never exceeds `tail`.
+    fn hold(&mut self, tail: usize, message: Message) {
+        let held = Held {
+            timestamp: message.timestamp,
+            arrival: self.arrivals,
+            message,
+        };
+        self.arrivals += 1;
+        if self.heap.len() < tail {
+            self.heap.push(Reverse(held));
+        } else if let Some(mut oldest) = self.heap.peek_mut() {
+            if held > oldest.0 {
+                *oldest = Reverse(held);
+            }
+        }
+    }
+
+    fn take_sorted(&mut self) -> std::vec::IntoIter<Message> {
+        let mut held = std::mem::take(&mut self.heap).into_vec();
+        held.sort_unstable_by_key(|h| h.0.key());
+        held.into_iter()
+            .map(|h| h.0.message)
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+}
+
+impl Shaped {
+    pub(crate) fn new(
+        backend: LogStream,
+        request: &Request,
+        arrived: DateTime<Utc>,
+        quiet_period: Duration,
+    ) -> Self {
+        Shaped {
+            backend: Some(backend),
+            since: request.since,
+            instance: (!request.instance.is_empty()).then(|| request.instance.clone()),
+            follow: request.follow,
+            arrived,
+            phase: Phase::History,
+            history: History {
+                tail: request.tail,
+                heap: BinaryHeap::new(),
+                arrivals: 0,
+            },
+            quiet_period,
+            quiet: None,
+        }
+    }
+
+    /// Whether the message passes the `since` and `instance` filters.
+    fn wanted(&self, m: &Message) -> bool {
+        self.since.is_none_or(|since| m.timestamp >= since)
+            && self.instance.as_deref().is_none_or(|i| m.instance == i)
+    }
+
+    fn end_history(&mut self, first_live: Option<Message>) {
+        self.quiet = None;
+        let first_live = first_live.filter(|_| self.follow);
+        self.phase = Phase::Draining {
+            held: self.history.take_sorted(),
+            first_live,
+        };
+    }
+
+    /// In a follow request with a tail, a marker-less backend's history also ends when the
+    /// stream has been quiet for a while; returns whether that time has come.
+    fn quiet_elapsed(&mut self, cx: &mut Context<'_>) -> bool {
+        if !(self.follow && self.history.tail.is_some()) {
+            return false;
+        }
+        let period = self.quiet_period;
+        let timer = self
+            .quiet
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(period)));
+        timer.as_mut().poll(cx).is_ready()
+    }
+
+    /// Applies the phase rules to one backend item; returns a message to emit, if any.
+    fn on_message(&mut self, mut m: Message) -> Option<Message> {
+        if !self.wanted(&m) {
+            return None;
+        }
+        trim_line_end(&mut m.text);
+        if !matches!(self.phase, Phase::History) {
+            return Some(m);
+        }
+        if m.timestamp >= self.arrived {
+            self.end_history(Some(m));
+            return None;
+        }
+        match self.history.tail {
+            Some(tail) => {
+                self.history.hold(tail, m);
+                None
+            }
+            None => Some(m),
+        }
+    }
+}
+
+impl Stream for Shaped {
+    type Item = Result<Message, Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            match &mut this.phase {
+                Phase::Done => return Poll::Ready(None),
+                Phase::Draining { held, first_live } => {
+                    if let Some(m) = held.next().or_else(|| first_live.take()) {
+                        return Poll::Ready(Some(Ok(m)));
+                    }
+                    this.phase = if this.follow && this.backend.is_some() {
+                        Phase::Live
+                    } else {
+                        // Without follow, the rest of the backend's stream is not wanted.
+                        this.backend = None;
+                        Phase::Done
+                    };
+                    continue;
+                }
+                Phase::History | Phase::Live => {}
+            }
+            let Some(backend) = this.backend.as_mut() else {
+                this.phase = Phase::Done;
+                continue;
+            };
+            let in_history = matches!(this.phase, Phase::History);
+            match backend.as_mut().poll_next(cx) {
+                Poll::Pending => {
+                    if in_history && this.quiet_elapsed(cx) {
+                        this.end_history(None);
+                        continue;
+                    }
+                    return Poll::Pending;
+                }
+                Poll::Ready(None) => {
+                    this.backend = None;
+                    if in_history {
+                        this.end_history(None);
+                    } else {
+                        this.phase = Phase::Done;
+                    }
+                }
+                Poll::Ready(Some(Err(e))) => {
+                    this.backend = None;
+                    this.phase = Phase::Done;
+                    return Poll::Ready(Some(Err(e)));
+                }
+                Poll::Ready(Some(Ok(Event::HistoryEnd))) => {
+                    if in_history {
+                        this.end_history(None);
+                    }
+                }
+                Poll::Ready(Some(Ok(Event::Message(m)))) => {
+                    this.quiet = None;
+                    if let Some(m) = this.on_message(m) {
+                        return Poll::Ready(Some(Ok(m)));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A message's text is one line: drop the newline a backend may have left on it.
+fn trim_line_end(text: &mut String) {
+    if text.ends_with('\n') {
+        text.pop();
+        if text.ends_with('\r') {
+            text.pop();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+    use futures_util::StreamExt;
+
+    fn message(second: i64, instance: &str) -> Message {
+        Message {
+            name: "f".into(),
+            namespace: String::new(),
+            instance: instance.into(),
+            timestamp: Utc.timestamp_opt(1_700_000_000 + second, 0).unwrap(),
+            text: format!("{instance} {second}\n"),
+        }
+    }
+
+    #[tokio::test]
+    async fn tail_holds_at_most_tail_messages_however_long_the_history() {
+        // 200,000 messages generated lazily, newest last but shuffled in blocks.
+        let total = 200_000i64;
+        let backend = futures_util::stream::iter(0..total).map(|i| {
+            let second = i ^ 7; // reorders each block of 8
+            Ok(Event::Message(message(second, "a")))
+        });
+        let request = Request {
+            tail: Some(5),
+            ..Request::new("f")
+        };
+        let mut shaped = Shaped::new(Box::pin(backend), &request, Utc::now(), Duration::from_secs(1));
+        let mut got = Vec::new();
+        while let Some(m) = shaped.next().await {
+            assert!(shaped.history.heap.len() <= 5);
+            got.push(m.unwrap());
+        }
+        let seconds: Vec<i64> = got.iter().map(|m| m.timestamp.timestamp() - 1_700_000_000).collect();
+        assert_eq!(seconds, (total - 5..total).collect::<Vec<_>>());
+        assert!(got.iter().all(|m| !m.text.ends_with('\n')));
+    }
+}
