@@ -44,6 +44,8 @@ struct Streaming {
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
     follow: bool,
     failure: Option<Error>,
+    /// Whether data went out since the last time the body returned `Pending`.
+    unflushed: bool,
     done: bool,
 }
 
@@ -76,6 +78,7 @@ impl LogBody {
                 shutdown: Box::pin(shutdown),
                 follow,
                 failure: None,
+                unflushed: false,
                 done: false,
             })),
         }
@@ -143,6 +146,7 @@ impl Streaming {
                 Poll::Ready(None) => self.finish(None),
                 Poll::Pending => {
                     if self.buf.is_empty() {
+                        self.unflushed = false;
                         return Poll::Pending;
                     }
                     break;
@@ -151,9 +155,16 @@ impl Streaming {
         }
         if !self.buf.is_empty() {
             let frame = self.buf.split().freeze();
-            // Reuse the allocation once hyper has written the previous frame.
             self.buf.reserve(FRAME_TARGET.min(frame.len() * 2));
+            self.unflushed = true;
             return Poll::Ready(Some(Ok(Frame::data(frame))));
+        }
+        if self.failure.is_some() && self.unflushed {
+            // A server aborts the connection on a body error without flushing what it
+            // holds; pausing once lets it write the lines that came before the error.
+            self.unflushed = false;
+            cx.waker().wake_by_ref();
+            return Poll::Pending;
         }
         Poll::Ready(self.failure.take().map(Err))
     }
@@ -169,7 +180,13 @@ impl Body for LogBody {
     ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
         match &mut self.kind {
             Kind::Once(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Kind::Streaming(s) => s.poll_frame(cx),
+            Kind::Streaming(s) => {
+                // Tokio's cooperative budget makes a channel look empty after ~128 items,
+                // which would cut frames short. The fill loop is bounded by FRAME_TARGET,
+                // so it can run outside the budget without starving other tasks.
+                let mut fill = tokio::task::unconstrained(std::future::poll_fn(|cx| s.poll_frame(cx)));
+                Pin::new(&mut fill).poll(cx)
+            }
         }
     }
 
@@ -186,5 +203,82 @@ impl Body for LogBody {
             Kind::Once(None) => SizeHint::with_exact(0),
             Kind::Streaming(_) => SizeHint::default(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Event, Request};
+    use chrono::{TimeZone, Utc};
+    use http_body_util::BodyExt;
+    use std::time::Duration;
+    use tokio::sync::mpsc;
+
+    fn line(i: usize) -> Message {
+        Message {
+            name: "f".into(),
+            namespace: String::new(),
+            instance: "f-1".into(),
+            timestamp: Utc.timestamp_opt(1_700_000_000 + i as i64, 0).unwrap(),
+            text: format!("line {i}"),
+        }
+    }
+
+    /// A follow body over a channel, so the test decides what is ready when.
+    fn body() -> (LogBody, mpsc::UnboundedSender<Result<Event, Error>>) {
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let backend = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx));
+        let request = Request {
+            follow: true,
+            ..Request::new("f")
+        };
+        let shaped = Shaped::new(Box::pin(backend), &request, Utc::now(), Duration::from_secs(1));
+        let never = tokio_util::sync::CancellationToken::new().cancelled_owned();
+        let far = Instant::now() + Duration::from_secs(3600);
+        (LogBody::streaming(shaped, true, far, never), tx)
+    }
+
+    async fn next_frame(body: &mut LogBody) -> Bytes {
+        let frame = body.frame().await.expect("a frame").expect("no error");
+        frame.into_data().expect("data")
+    }
+
+    #[tokio::test]
+    async fn every_ready_message_goes_into_one_frame_and_a_lone_line_goes_at_once() {
+        let (mut body, tx) = body();
+        tx.send(Ok(Event::HistoryEnd)).unwrap();
+        for i in 0..1000 {
+            tx.send(Ok(line(i).into())).unwrap();
+        }
+        let frame = next_frame(&mut body).await;
+        assert_eq!(frame.iter().filter(|&&b| b == b'\n').count(), 1000);
+        // Nothing else is ready: the next line is its own frame, sent without waiting.
+        tx.send(Ok(line(1000).into())).unwrap();
+        let frame = next_frame(&mut body).await;
+        let want = format!("{}\n", serde_json::to_string(&line(1000)).unwrap());
+        assert_eq!(frame, want.as_bytes());
+    }
+
+    #[tokio::test]
+    async fn a_large_burst_is_cut_into_bounded_frames() {
+        let (mut body, tx) = body();
+        tx.send(Ok(Event::HistoryEnd)).unwrap();
+        let mut total = 0;
+        for i in 0..20_000 {
+            let m = line(i);
+            total += serde_json::to_string(&m).unwrap().len() + 1;
+            tx.send(Ok(m.into())).unwrap();
+        }
+        let mut seen = 0;
+        let mut frames = 0;
+        while seen < total {
+            let frame = next_frame(&mut body).await;
+            assert!(frame.len() < FRAME_TARGET + 200);
+            seen += frame.len();
+            frames += 1;
+        }
+        assert_eq!(seen, total);
+        assert_eq!(frames, total.div_ceil(FRAME_TARGET));
     }
 }

@@ -1,0 +1,325 @@
+//! Shared pieces of the black-box tests: a real server on 127.0.0.1, a real HTTP client,
+//! and a scripted backend that ignores every request parameter.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use chrono::{DateTime, TimeZone, Utc};
+use faas_logs::{async_trait, Error, Event, LogHandler, LogStream, Message, Request, Requester};
+use futures::{Stream, StreamExt};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use tokio::sync::{mpsc, Notify};
+
+/// Serves `handler` on a fresh 127.0.0.1 port, one task per connection.
+pub async fn serve<R: Requester>(handler: LogHandler<R>) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tcp), handler)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// One HTTP/1.1 connection to the server. Dropping it closes the TCP connection.
+pub struct Connection {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Connection {
+    pub async fn open(addr: SocketAddr) -> Connection {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
+            .await
+            .unwrap();
+        let task = tokio::spawn(async move {
+            let _ = conn.await;
+        });
+        Connection { sender, task }
+    }
+
+    pub async fn send(
+        &mut self,
+        method: &str,
+        path_and_query: &str,
+        body: &[u8],
+    ) -> hyper::Response<Incoming> {
+        let req = hyper::Request::builder()
+            .method(method)
+            .uri(path_and_query)
+            .header("host", "127.0.0.1")
+            .body(Full::new(Bytes::copy_from_slice(body)))
+            .unwrap();
+        within(self.sender.send_request(req)).await.unwrap()
+    }
+}
+
+/// `GET path` on a new connection; the connection lives as long as the response's body is
+/// read through [`Lines`].
+pub async fn get(addr: SocketAddr, path_and_query: &str) -> (hyper::Response<()>, Lines) {
+    let mut conn = Connection::open(addr).await;
+    let response = conn.send("GET", path_and_query, b"").await;
+    let (parts, body) = response.into_parts();
+    (
+        hyper::Response::from_parts(parts, ()),
+        Lines {
+            body,
+            pending: Vec::new(),
+            _conn: conn,
+        },
+    )
+}
+
+/// Reads a response body line by line as it arrives.
+pub struct Lines {
+    body: Incoming,
+    pending: Vec<u8>,
+    _conn: Connection,
+}
+
+impl Lines {
+    /// The next line, `Ok(None)` at a clean end, `Err` when the body broke off.
+    pub async fn next(&mut self) -> Result<Option<String>, hyper::Error> {
+        loop {
+            if let Some(i) = self.pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.pending.drain(..=i).collect();
+                return Ok(Some(String::from_utf8(line[..i].to_vec()).unwrap()));
+            }
+            match within(self.body.frame()).await {
+                None => {
+                    assert!(self.pending.is_empty(), "body ended inside a line");
+                    return Ok(None);
+                }
+                Some(Err(e)) => return Err(e),
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        self.pending.extend_from_slice(&data);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Every remaining line, or the error that broke the body off.
+    pub async fn rest(&mut self) -> Result<Vec<String>, hyper::Error> {
+        let mut lines = Vec::new();
+        while let Some(line) = self.next().await? {
+            lines.push(line);
+        }
+        Ok(lines)
+    }
+
+    pub async fn messages(&mut self) -> Vec<Message> {
+        self.rest()
+            .await
+            .unwrap()
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    pub async fn next_message(&mut self) -> Message {
+        let line = self.next().await.unwrap().expect("a line, not the end");
+        serde_json::from_str(&line).unwrap()
+    }
+}
+
+/// A guard against hangs: anything a test awaits must happen within 10 s.
+pub async fn within<F: std::future::Future>(f: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(10), f)
+        .await
+        .expect("timed out waiting for the server")
+}
+
+/// A message of function `f` from `instance`, `ms` milliseconds after `base()`.
+pub fn message(instance: &str, ms: i64, text: &str) -> Message {
+    Message {
+        name: "f".into(),
+        namespace: "openfaas-fn".into(),
+        instance: instance.into(),
+        timestamp: base() + chrono::Duration::milliseconds(ms),
+        text: text.into(),
+    }
+}
+
+pub fn base() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2024, 3, 1, 12, 0, 0).unwrap()
+}
+
+/// A large history over three instances, each instance's lines in order but the instances
+/// concatenated (as a naive backend reading one log after another would), with some equal
+/// timestamps across instances.
+pub fn big_history(per_instance: i64) -> Vec<Message> {
+    let mut all = Vec::new();
+    for (k, instance) in ["f-a", "f-b", "f-c"].iter().enumerate() {
+        for i in 0..per_instance {
+            let ms = i * 3 + (k as i64 % 2) * 3 / 2;
+            all.push(message(instance, ms, &format!("{instance} line {i}")));
+        }
+    }
+    all
+}
+
+/// Set when the backend's stream is dropped; awaitable.
+#[derive(Default)]
+pub struct Dropped {
+    flag: AtomicBool,
+    notify: Notify,
+}
+
+impl Dropped {
+    pub fn is_set(&self) -> bool {
+        self.flag.load(Ordering::SeqCst)
+    }
+
+    pub async fn wait(&self) {
+        within(async {
+            loop {
+                let notified = self.notify.notified();
+                if self.is_set() {
+                    return;
+                }
+                notified.await;
+            }
+        })
+        .await
+    }
+}
+
+/// A backend that ignores every request parameter: it answers with `history`, then the
+/// `HistoryEnd` mark if `mark` is set, then whatever the test sends through `live`; after
+/// that it ends, or stays open if `open` is set.
+pub struct Scripted {
+    pub history: Vec<Message>,
+    pub mark: bool,
+    pub open: bool,
+    pub live: Mutex<Option<mpsc::UnboundedReceiver<Result<Event, Error>>>>,
+    pub queries: AtomicUsize,
+    pub last_request: Mutex<Option<Request>>,
+    pub dropped: Arc<Dropped>,
+}
+
+impl Scripted {
+    pub fn new(history: Vec<Message>) -> Scripted {
+        Scripted {
+            history,
+            mark: false,
+            open: false,
+            live: Mutex::new(None),
+            queries: AtomicUsize::new(0),
+            last_request: Mutex::new(None),
+            dropped: Arc::default(),
+        }
+    }
+
+    pub fn marked(mut self) -> Self {
+        self.mark = true;
+        self
+    }
+
+    pub fn open(mut self) -> Self {
+        self.open = true;
+        self
+    }
+
+    /// Live events for the (first) query's stream.
+    pub fn live(self) -> (Self, mpsc::UnboundedSender<Result<Event, Error>>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        *self.live.lock().unwrap() = Some(rx);
+        (self, tx)
+    }
+}
+
+#[async_trait]
+impl Requester for Scripted {
+    async fn query(&self, request: Request) -> Result<LogStream, Error> {
+        self.queries.fetch_add(1, Ordering::SeqCst);
+        *self.last_request.lock().unwrap() = Some(request);
+        let history = futures::stream::iter(self.history.clone()).map(|m| Ok(Event::Message(m)));
+        let mark = futures::stream::iter(self.mark.then_some(Ok(Event::HistoryEnd)));
+        let live: Pin<Box<dyn Stream<Item = Result<Event, Error>> + Send>> =
+            match self.live.lock().unwrap().take() {
+                Some(rx) => Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+                    rx.recv().await.map(|e| (e, rx))
+                })),
+                None => Box::pin(futures::stream::empty()),
+            };
+        let tail: Pin<Box<dyn Stream<Item = Result<Event, Error>> + Send>> = if self.open {
+            Box::pin(futures::stream::pending())
+        } else {
+            Box::pin(futures::stream::empty())
+        };
+        Ok(Box::pin(Guarded {
+            inner: Box::pin(history.chain(mark).chain(live).chain(tail)),
+            dropped: Arc::clone(&self.dropped),
+        }))
+    }
+}
+
+/// A stream that raises its [`Dropped`] flag when it is dropped.
+pub struct Guarded {
+    inner: LogStream,
+    dropped: Arc<Dropped>,
+}
+
+impl Stream for Guarded {
+    type Item = Result<Event, Error>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.as_mut().poll_next(cx)
+    }
+}
+
+impl Drop for Guarded {
+    fn drop(&mut self) {
+        self.dropped.flag.store(true, Ordering::SeqCst);
+        self.dropped.notify.notify_waiters();
+    }
+}
+
+/// A backend that fails before any stream with the given error.
+pub struct Failing(pub fn() -> Error);
+
+#[async_trait]
+impl Requester for Failing {
+    async fn query(&self, _: Request) -> Result<LogStream, Error> {
+        Err((self.0)())
+    }
+}
+
+/// Starts a server over `backend` with a generous timeout.
+pub async fn start<R: Requester>(backend: R) -> (SocketAddr, LogHandler<R>) {
+    let handler = LogHandler::new(backend, Duration::from_secs(30));
+    (serve(handler.clone()).await, handler)
+}
+
+/// The newest `n` of `messages` in timestamp order (ties in input order).
+pub fn newest(messages: &[Message], n: usize) -> Vec<Message> {
+    let mut sorted = messages.to_vec();
+    sorted.sort_by_key(|m| m.timestamp);
+    sorted.split_off(sorted.len().saturating_sub(n))
+}
+
+pub fn texts(messages: &[Message]) -> Vec<String> {
+    messages.iter().map(|m| m.text.clone()).collect()
+}
