@@ -136,8 +136,14 @@ impl From<std::io::Error> for Error {
         use std::io::ErrorKind::*;
         let unreachable = matches!(
             e.kind(),
-            ConnectionRefused | ConnectionReset | ConnectionAborted | NotFound | TimedOut
-                | PermissionDenied | NotConnected | AddrNotAvailable
+            ConnectionRefused
+                | ConnectionReset
+                | ConnectionAborted
+                | NotFound
+                | TimedOut
+                | PermissionDenied
+                | NotConnected
+                | AddrNotAvailable
         );
         let base = if unreachable {
             Error::unavailable("log backend unreachable")

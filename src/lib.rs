@@ -113,3 +113,8 @@ pub use message::Message;
 pub use ndjson::LogBody;
 pub use request::Request;
 pub use requester::{Event, LogStream, Requester};
+
+/// Compiles the README's Rust examples as doctests, so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

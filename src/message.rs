@@ -217,10 +217,13 @@ mod tests {
     fn timestamp_matches_chrono_over_many_instants() {
         // Compare with chrono's parser: our text must parse back to the same instant.
         let mut t = Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).unwrap();
-        let step = chrono::Duration::seconds(86_400 * 37 + 3_661) + chrono::Duration::nanoseconds(7_654_321);
+        let step = chrono::Duration::seconds(86_400 * 37 + 3_661)
+            + chrono::Duration::nanoseconds(7_654_321);
         while t.year() < 9999 {
             let text = stamp(t);
-            let back = DateTime::parse_from_rfc3339(&text).unwrap().with_timezone(&Utc);
+            let back = DateTime::parse_from_rfc3339(&text)
+                .unwrap()
+                .with_timezone(&Utc);
             assert_eq!(back, t, "{text}");
             t += step;
         }

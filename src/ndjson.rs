@@ -184,7 +184,8 @@ impl Body for LogBody {
                 // Tokio's cooperative budget makes a channel look empty after ~128 items,
                 // which would cut frames short. The fill loop is bounded by FRAME_TARGET,
                 // so it can run outside the budget without starving other tasks.
-                let mut fill = tokio::task::unconstrained(std::future::poll_fn(|cx| s.poll_frame(cx)));
+                let mut fill =
+                    tokio::task::unconstrained(std::future::poll_fn(|cx| s.poll_frame(cx)));
                 Pin::new(&mut fill).poll(cx)
             }
         }
@@ -233,7 +234,12 @@ mod tests {
             follow: true,
             ..Request::new("f")
         };
-        let shaped = Shaped::new(Box::pin(backend), &request, Utc::now(), Duration::from_secs(1));
+        let shaped = Shaped::new(
+            Box::pin(backend),
+            &request,
+            Utc::now(),
+            Duration::from_secs(1),
+        );
         let never = tokio_util::sync::CancellationToken::new().cancelled_owned();
         let far = Instant::now() + Duration::from_secs(3600);
         (LogBody::streaming(shaped, true, far, never), tx)

@@ -114,7 +114,10 @@ impl Request {
             instance: instance.map_or(Ok(String::new()), |v| valid_name("instance", v))?,
             since: since.map(|v| parse_since(&v, now)).transpose()?,
             tail: tail.map(|v| parse_tail(&v)).transpose()?.flatten(),
-            follow: follow.map(|v| parse_follow(&v)).transpose()?.unwrap_or(false),
+            follow: follow
+                .map(|v| parse_follow(&v))
+                .transpose()?
+                .unwrap_or(false),
         })
     }
 }
@@ -192,7 +195,9 @@ fn parse_since(value: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Error> 
         return parse_unix(value).ok_or_else(bad);
     }
     let back = parse_duration(value).ok_or_else(bad)?;
-    Ok(now.checked_sub_signed(back).unwrap_or(DateTime::<Utc>::MIN_UTC))
+    Ok(now
+        .checked_sub_signed(back)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC))
 }
 
 fn parse_unix(value: &str) -> Option<DateTime<Utc>> {
@@ -241,7 +246,9 @@ fn parse_duration(value: &str) -> Option<chrono::Duration> {
         nanos += number * scale;
     }
     // Beyond ~292 years chrono cannot hold it; that far back is "everything" anyway.
-    Some(chrono::Duration::nanoseconds(nanos.min(i64::MAX as f64) as i64))
+    Some(chrono::Duration::nanoseconds(
+        nanos.min(i64::MAX as f64) as i64
+    ))
 }
 
 #[cfg(test)]
@@ -261,7 +268,10 @@ mod tests {
     fn since_accepts_rfc3339_unix_and_durations() {
         let t = |s: &str| DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc);
         assert_eq!(since("2024-01-02T15:04:05Z").unwrap(), now());
-        assert_eq!(since("2024-01-02T17:04:05.5+02:00").unwrap(), t("2024-01-02T15:04:05.5Z"));
+        assert_eq!(
+            since("2024-01-02T17:04:05.5+02:00").unwrap(),
+            t("2024-01-02T15:04:05.5Z")
+        );
         assert_eq!(since("2024-01-02T17:04:05 02:00").unwrap(), now());
         assert_eq!(since("1704207845").unwrap(), now());
         assert_eq!(
@@ -269,19 +279,43 @@ mod tests {
             now() + chrono::Duration::nanoseconds(1)
         );
         assert_eq!(since("5m").unwrap(), now() - chrono::Duration::minutes(5));
-        assert_eq!(since("1h30m").unwrap(), now() - chrono::Duration::minutes(90));
-        assert_eq!(since("1.5h").unwrap(), now() - chrono::Duration::minutes(90));
-        assert_eq!(since("250ms").unwrap(), now() - chrono::Duration::milliseconds(250));
-        assert_eq!(since("100000000h").unwrap(), now() - chrono::Duration::nanoseconds(i64::MAX));
-        for bad in ["", "yesterday", "5x", "-5m", "1.2.3", "1704207845.1234567891", "m5"] {
+        assert_eq!(
+            since("1h30m").unwrap(),
+            now() - chrono::Duration::minutes(90)
+        );
+        assert_eq!(
+            since("1.5h").unwrap(),
+            now() - chrono::Duration::minutes(90)
+        );
+        assert_eq!(
+            since("250ms").unwrap(),
+            now() - chrono::Duration::milliseconds(250)
+        );
+        assert_eq!(
+            since("100000000h").unwrap(),
+            now() - chrono::Duration::nanoseconds(i64::MAX)
+        );
+        for bad in [
+            "",
+            "yesterday",
+            "5x",
+            "-5m",
+            "1.2.3",
+            "1704207845.1234567891",
+            "m5",
+        ] {
             let e = since(bad).unwrap_err();
-            assert!(matches!(e, Error::InvalidRequest { ref param, .. } if param == "since"), "{bad}");
+            assert!(
+                matches!(e, Error::InvalidRequest { ref param, .. } if param == "since"),
+                "{bad}"
+            );
         }
     }
 
     #[test]
     fn repeated_keys_take_the_last_value() {
-        let r = Request::from_query_at("name=a&tail=5&name=b&tail=7&follow=1&follow=0", now()).unwrap();
+        let r =
+            Request::from_query_at("name=a&tail=5&name=b&tail=7&follow=1&follow=0", now()).unwrap();
         assert_eq!((r.name.as_str(), r.tail, r.follow), ("b", Some(7), false));
     }
 

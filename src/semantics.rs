@@ -283,13 +283,21 @@ mod tests {
             tail: Some(5),
             ..Request::new("f")
         };
-        let mut shaped = Shaped::new(Box::pin(backend), &request, Utc::now(), Duration::from_secs(1));
+        let mut shaped = Shaped::new(
+            Box::pin(backend),
+            &request,
+            Utc::now(),
+            Duration::from_secs(1),
+        );
         let mut got = Vec::new();
         while let Some(m) = shaped.next().await {
             assert!(shaped.history.heap.len() <= 5);
             got.push(m.unwrap());
         }
-        let seconds: Vec<i64> = got.iter().map(|m| m.timestamp.timestamp() - 1_700_000_000).collect();
+        let seconds: Vec<i64> = got
+            .iter()
+            .map(|m| m.timestamp.timestamp() - 1_700_000_000)
+            .collect();
         assert_eq!(seconds, (total - 5..total).collect::<Vec<_>>());
         assert!(got.iter().all(|m| !m.text.ends_with('\n')));
     }

@@ -22,7 +22,10 @@ async fn call(
     let response = conn.send(method, path, body).await;
     let status = response.status().as_u16();
     let headers = response.headers().clone();
-    let bytes = within(response.into_body().collect()).await.unwrap().to_bytes();
+    let bytes = within(response.into_body().collect())
+        .await
+        .unwrap()
+        .to_bytes();
     let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
     (status, headers, json)
 }
@@ -30,7 +33,11 @@ async fn call(
 #[tokio::test]
 async fn bad_parameters_get_422_naming_the_parameter_and_never_reach_the_backend() {
     let backend = Arc::new(Scripted::new(big_history(3)));
-    let addr = serve(LogHandler::from_arc(backend.clone(), Duration::from_secs(5))).await;
+    let addr = serve(LogHandler::from_arc(
+        backend.clone(),
+        Duration::from_secs(5),
+    ))
+    .await;
     let cases = [
         ("", "name"),
         ("namespace=x", "name"),
@@ -50,11 +57,15 @@ async fn bad_parameters_get_422_naming_the_parameter_and_never_reach_the_backend
         ("name=f&follow=true&follow=maybe", "follow"),
     ];
     for (query, param) in cases {
-        let (status, headers, json) = call(addr, "GET", &format!("/system/logs?{query}"), b"").await;
+        let (status, headers, json) =
+            call(addr, "GET", &format!("/system/logs?{query}"), b"").await;
         assert_eq!(status, 422, "{query}");
         assert_eq!(headers["content-type"], "application/json", "{query}");
         let error = json["error"].as_str().unwrap_or_default();
-        assert!(error.starts_with(&format!("invalid {param}:")), "{query}: {error}");
+        assert!(
+            error.starts_with(&format!("invalid {param}:")),
+            "{query}: {error}"
+        );
     }
     assert_eq!(backend.queries.load(Ordering::SeqCst), 0);
 }
@@ -62,8 +73,16 @@ async fn bad_parameters_get_422_naming_the_parameter_and_never_reach_the_backend
 #[tokio::test]
 async fn go_parsebool_values_are_all_accepted() {
     let (addr, _) = start(Scripted::new(vec![])).await;
-    for value in ["1", "t", "T", "TRUE", "true", "True", "0", "f", "F", "FALSE", "false", "False"] {
-        let (status, _, _) = call(addr, "GET", &format!("/system/logs?name=f&follow={value}"), b"").await;
+    for value in [
+        "1", "t", "T", "TRUE", "true", "True", "0", "f", "F", "FALSE", "false", "False",
+    ] {
+        let (status, _, _) = call(
+            addr,
+            "GET",
+            &format!("/system/logs?name=f&follow={value}"),
+            b"",
+        )
+        .await;
         assert_eq!(status, 200, "{value}");
     }
 }
@@ -72,7 +91,11 @@ async fn go_parsebool_values_are_all_accepted() {
 async fn the_last_repeated_key_wins_and_unknown_keys_are_ignored() {
     let history = big_history(20);
     let (addr, _) = start(Scripted::new(history.clone())).await;
-    let (_, mut lines) = get(addr, "/system/logs?name=nope&tail=1&name=f&tail=4&colour=blue").await;
+    let (_, mut lines) = get(
+        addr,
+        "/system/logs?name=nope&tail=1&name=f&tail=4&colour=blue",
+    )
+    .await;
     assert_eq!(lines.messages().await, newest(&history, 4));
 }
 
@@ -84,7 +107,10 @@ async fn other_methods_get_405_with_allow() {
         assert_eq!(status, 405, "{method}");
         assert_eq!(headers["allow"], "GET, POST");
         if method != "HEAD" {
-            assert!(json["error"].as_str().unwrap().contains("method not allowed"));
+            assert!(json["error"]
+                .as_str()
+                .unwrap()
+                .contains("method not allowed"));
         }
     }
 }
@@ -97,13 +123,20 @@ async fn post_takes_the_same_fields_as_a_json_body() {
     let mut conn = Connection::open(addr).await;
     let response = conn.send("POST", "/system/logs", body).await;
     assert_eq!(response.status(), 200);
-    let bytes = within(response.into_body().collect()).await.unwrap().to_bytes();
+    let bytes = within(response.into_body().collect())
+        .await
+        .unwrap()
+        .to_bytes();
     let got: Vec<Message> = bytes
         .split(|&b| b == b'\n')
         .filter(|l| !l.is_empty())
         .map(|l| serde_json::from_slice(l).unwrap())
         .collect();
-    let only_a: Vec<_> = history.iter().filter(|m| m.instance == "f-a").cloned().collect();
+    let only_a: Vec<_> = history
+        .iter()
+        .filter(|m| m.instance == "f-a")
+        .cloned()
+        .collect();
     assert_eq!(got, newest(&only_a, 5));
 }
 
@@ -113,23 +146,43 @@ async fn bad_post_bodies_are_refused_with_json_errors() {
     let (status, _, json) = call(addr, "POST", "/system/logs", b"name=f").await;
     assert_eq!(status, 422);
     assert!(json["error"].as_str().unwrap().starts_with("invalid body:"));
-    let (status, _, json) = call(addr, "POST", "/system/logs", br#"{"name":"f","follow":"yes"}"#).await;
+    let (status, _, json) = call(
+        addr,
+        "POST",
+        "/system/logs",
+        br#"{"name":"f","follow":"yes"}"#,
+    )
+    .await;
     assert_eq!(status, 422);
-    assert!(json["error"].as_str().unwrap().starts_with("invalid follow:"));
+    assert!(json["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("invalid follow:"));
     let (status, _, json) = call(addr, "POST", "/system/logs", br#"{"tail":1}"#).await;
     assert_eq!(status, 422);
     assert!(json["error"].as_str().unwrap().starts_with("invalid name:"));
 
-    let big = format!(r#"{{"name":"f","pad":"{}"}}"#, "x".repeat(faas_logs::MAX_BODY_BYTES));
+    let big = format!(
+        r#"{{"name":"f","pad":"{}"}}"#,
+        "x".repeat(faas_logs::MAX_BODY_BYTES)
+    );
     let (status, _, json) = call(addr, "POST", "/system/logs", big.as_bytes()).await;
     assert_eq!(status, 413);
-    assert!(json["error"].as_str().unwrap().contains("larger than 65536 bytes"));
+    assert!(json["error"]
+        .as_str()
+        .unwrap()
+        .contains("larger than 65536 bytes"));
 }
 
 #[tokio::test]
 async fn backend_errors_before_the_stream_map_to_statuses_with_json_bodies() {
-    let cases: [(fn() -> Error, u16, &str); 4] = [
-        (|| Error::not_found("function f not found"), 404, "function f not found"),
+    type Case = (fn() -> Error, u16, &'static str);
+    let cases: [Case; 4] = [
+        (
+            || Error::not_found("function f not found"),
+            404,
+            "function f not found",
+        ),
         (
             || {
                 Error::unavailable("log system unreachable")
@@ -139,7 +192,11 @@ async fn backend_errors_before_the_stream_map_to_statuses_with_json_bodies() {
             "log system unreachable",
         ),
         (|| Error::other("index corrupt"), 500, "index corrupt"),
-        (|| Error::invalid("instance", "no such replica"), 422, "invalid instance: no such replica"),
+        (
+            || Error::invalid("instance", "no such replica"),
+            422,
+            "invalid instance: no such replica",
+        ),
     ];
     for (make, want_status, want_error) in cases {
         let (addr, _) = start(Failing(make)).await;
@@ -162,7 +219,10 @@ async fn a_backend_that_never_answers_gets_503_at_the_deadline() {
     let addr = serve(LogHandler::new(Stuck, Duration::from_millis(200))).await;
     let (status, _, json) = call(addr, "GET", "/system/logs?name=f", b"").await;
     assert_eq!(status, 503);
-    assert!(json["error"].as_str().unwrap().contains("did not answer within"));
+    assert!(json["error"]
+        .as_str()
+        .unwrap()
+        .contains("did not answer within"));
 }
 
 /// Lines exactly as Go's `json.NewEncoder(w).Encode(msg)` writes them.
@@ -175,7 +235,10 @@ const GO_LINES: [&str; 4] = [
 
 #[tokio::test]
 async fn go_lines_round_trip_byte_for_byte_through_the_handler() {
-    let parsed: Vec<Message> = GO_LINES.iter().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let parsed: Vec<Message> = GO_LINES
+        .iter()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
     assert_eq!(parsed[2].text, "tab\there \"quoted\" back\\slash é ☃");
     assert_eq!(parsed[3].text, "bell\u{7} nul\u{0} esc\u{1b}");
     let backend = Scripted::new(parsed.clone());

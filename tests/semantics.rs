@@ -44,7 +44,11 @@ async fn since_drops_older_messages_in_every_accepted_form() {
     let history = big_history(1_000);
     let (addr, _) = start(Scripted::new(history.clone())).await;
     let cut = base() + chrono::Duration::milliseconds(1_500);
-    let want: Vec<_> = history.iter().filter(|m| m.timestamp >= cut).cloned().collect();
+    let want: Vec<_> = history
+        .iter()
+        .filter(|m| m.timestamp >= cut)
+        .cloned()
+        .collect();
     assert!(!want.is_empty() && want.len() < history.len());
     let plus_two = cut
         .with_timezone(&chrono::FixedOffset::east_opt(2 * 3600).unwrap())
@@ -86,7 +90,11 @@ async fn since_and_tail_intersect() {
     let history = big_history(1_000);
     let (addr, _) = start(Scripted::new(history.clone())).await;
     let cut = base() + chrono::Duration::milliseconds(2_000);
-    let after: Vec<_> = history.iter().filter(|m| m.timestamp >= cut).cloned().collect();
+    let after: Vec<_> = history
+        .iter()
+        .filter(|m| m.timestamp >= cut)
+        .cloned()
+        .collect();
     let since = cut.to_rfc3339_opts(SecondsFormat::AutoSi, true);
     let (_, mut lines) = get(addr, &format!("/system/logs?name=f&since={since}&tail=50")).await;
     assert_eq!(lines.messages().await, newest(&after, 50));
@@ -96,7 +104,11 @@ async fn since_and_tail_intersect() {
 async fn instance_sends_only_that_instances_messages() {
     let history = big_history(1_000);
     let (addr, _) = start(Scripted::new(history.clone())).await;
-    let only_b: Vec<_> = history.iter().filter(|m| m.instance == "f-b").cloned().collect();
+    let only_b: Vec<_> = history
+        .iter()
+        .filter(|m| m.instance == "f-b")
+        .cloned()
+        .collect();
     let (_, mut lines) = get(addr, "/system/logs?name=f&instance=f-b").await;
     assert_eq!(lines.messages().await, only_b);
     let (_, mut lines) = get(addr, "/system/logs?name=f&instance=f-b&tail=7").await;
@@ -108,7 +120,11 @@ async fn instance_sends_only_that_instances_messages() {
 #[tokio::test]
 async fn the_backend_receives_the_parsed_request() {
     let backend = std::sync::Arc::new(Scripted::new(vec![]));
-    let addr = serve(LogHandler::from_arc(backend.clone(), Duration::from_secs(30))).await;
+    let addr = serve(LogHandler::from_arc(
+        backend.clone(),
+        Duration::from_secs(30),
+    ))
+    .await;
     let (_, mut lines) = get(
         addr,
         "/system/logs?name=f&namespace=team-a&instance=f-1&tail=3&since=1700000000.5&follow=0&color=red",
@@ -133,7 +149,11 @@ async fn follow_sends_tail_of_history_then_live_messages_in_arrival_order() {
     let (backend, live) = Scripted::new(history.clone()).marked().live();
     let (addr, _) = start(backend).await;
     let since = base().to_rfc3339();
-    let (_, mut lines) = get(addr, &format!("/system/logs?name=f&follow=true&tail=3&since={since}")).await;
+    let (_, mut lines) = get(
+        addr,
+        &format!("/system/logs?name=f&follow=true&tail=3&since={since}"),
+    )
+    .await;
     for want in newest(&history, 3) {
         assert_eq!(lines.next_message().await, want);
     }
@@ -144,7 +164,8 @@ async fn follow_sends_tail_of_history_then_live_messages_in_arrival_order() {
         assert_eq!(lines.next_message().await, m);
     }
     // Live messages are filtered too.
-    live.send(Ok(Event::Message(message("f-c", -10, "before since")))).unwrap();
+    live.send(Ok(Event::Message(message("f-c", -10, "before since"))))
+        .unwrap();
     drop(live);
     // The backend ended: so does the response, cleanly.
     assert_eq!(lines.rest().await.unwrap(), Vec::<String>::new());
@@ -241,7 +262,10 @@ async fn a_backend_error_mid_stream_aborts_the_body() {
         assert_eq!(&lines.next_message().await, want);
     }
     live.send(Err(Error::other("disk on fire"))).unwrap();
-    assert!(lines.next().await.is_err(), "a broken stream must not end cleanly");
+    assert!(
+        lines.next().await.is_err(),
+        "a broken stream must not end cleanly"
+    );
 }
 
 #[tokio::test]
@@ -249,7 +273,8 @@ async fn lines_sent_before_an_error_still_arrive() {
     // Ready messages and the error come in one burst: the lines go out, then the abort.
     let (backend, live) = Scripted::new(vec![]).marked().live();
     for i in 0..5 {
-        live.send(Ok(Event::Message(message("f-a", i, &format!("{i}"))))).unwrap();
+        live.send(Ok(Event::Message(message("f-a", i, &format!("{i}")))))
+            .unwrap();
     }
     live.send(Err(Error::other("backend crashed"))).unwrap();
     let (addr, _) = start(backend).await;
@@ -293,7 +318,11 @@ async fn shutdown_ends_open_follow_streams_cleanly() {
 
 #[tokio::test]
 async fn text_is_one_line_without_its_newline() {
-    let history = vec![message("f-a", 0, "unix\n"), message("f-a", 1, "dos\r\n"), message("f-a", 2, "a\nb")];
+    let history = vec![
+        message("f-a", 0, "unix\n"),
+        message("f-a", 1, "dos\r\n"),
+        message("f-a", 2, "a\nb"),
+    ];
     let (addr, _) = start(Scripted::new(history)).await;
     let (_, mut lines) = get(addr, "/system/logs?name=f").await;
     assert_eq!(texts(&lines.messages().await), ["unix", "dos", "a\nb"]);
