@@ -134,15 +134,18 @@ fn valid_name(param: &'static str, value: Cow<'_, str>) -> Result<String, Error>
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
     if ok {
-        Ok(value.into_owned())
-    } else {
-        Err(Error::invalid(
-            param,
-            format!(
-                "{value:?} is not a valid name: use at most {MAX_NAME_LEN} of a-z, A-Z, 0-9, '-', '_' and '.'"
-            ),
-        ))
+        return Ok(value.into_owned());
     }
+    // Echo a short value back so the user sees the typo; not a 64 KiB one.
+    let shown = if value.chars().count() > 64 {
+        "the value".to_owned()
+    } else {
+        format!("{value:?}")
+    };
+    Err(Error::invalid(
+        param,
+        format!("{shown} is not a valid name: use at most {MAX_NAME_LEN} of a-z, A-Z, 0-9, '-', '_' and '.'"),
+    ))
 }
 
 fn parse_tail(value: &str) -> Result<Option<usize>, Error> {

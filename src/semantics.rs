@@ -98,10 +98,8 @@ impl History {
     fn take_sorted(&mut self) -> std::vec::IntoIter<Message> {
         let mut held = std::mem::take(&mut self.heap).into_vec();
         held.sort_unstable_by_key(|h| h.0.key());
-        held.into_iter()
-            .map(|h| h.0.message)
-            .collect::<Vec<_>>()
-            .into_iter()
+        let messages: Vec<Message> = held.into_iter().map(|h| h.0.message).collect();
+        messages.into_iter()
     }
 }
 

@@ -279,3 +279,31 @@ async fn axum_mounts_the_handler_with_route_service() {
     let (status, _, _) = call(addr, "GET", "/system/logs?name=f&tail=x", b"").await;
     assert_eq!(status, 422);
 }
+
+#[tokio::test]
+async fn a_backend_chosen_at_run_time_serves_as_a_boxed_trait_object() {
+    let history = big_history(5);
+    for broken in [false, true] {
+        let backend: Box<dyn faas_logs::Requester> = if broken {
+            Box::new(Failing(|| Error::unavailable("down")))
+        } else {
+            Box::new(Scripted::new(history.clone()))
+        };
+        let addr = serve(LogHandler::new(backend, Duration::from_secs(5))).await;
+        let (status, _, _) = call(addr, "GET", "/system/logs?name=f&tail=1", b"").await;
+        assert_eq!(status, if broken { 503 } else { 200 });
+    }
+}
+
+#[tokio::test]
+async fn a_huge_bad_name_is_refused_without_echoing_it() {
+    let (addr, _) = start(Scripted::new(vec![])).await;
+    let body = format!(r#"{{"name":"{}!"}}"#, "a".repeat(60_000));
+    let (status, _, json) = call(addr, "POST", "/system/logs", body.as_bytes()).await;
+    assert_eq!(status, 422);
+    let error = json["error"].as_str().unwrap();
+    assert!(
+        error.starts_with("invalid name: the value is not a valid name"),
+        "{error}"
+    );
+}

@@ -186,6 +186,38 @@ async fn follow_without_a_history_mark_ends_history_when_the_backend_goes_quiet(
 }
 
 #[tokio::test]
+async fn follow_without_a_history_mark_ends_history_at_the_first_message_stamped_after_the_request()
+{
+    let history = big_history(200);
+    let (backend, live) = Scripted::new(history.clone()).live();
+    let mut fresh = message("f-b", 0, "written after the request");
+    fresh.timestamp = Utc::now() + chrono::Duration::hours(1);
+    live.send(Ok(Event::Message(fresh.clone()))).unwrap();
+    // A quiet period that never comes: only the timestamp can end history here.
+    let handler = LogHandler::new(backend.open(), Duration::from_secs(30))
+        .history_quiet(Duration::from_secs(3600));
+    let addr = serve(handler).await;
+    let (_, mut lines) = get(addr, "/system/logs?name=f&follow=true&tail=3").await;
+    for want in newest(&history, 3) {
+        assert_eq!(lines.next_message().await, want);
+    }
+    assert_eq!(lines.next_message().await, fresh);
+}
+
+#[tokio::test]
+async fn a_history_message_after_the_quiet_guess_is_sent_as_live_not_lost() {
+    let history = big_history(10);
+    let (backend, live) = Scripted::new(history.clone()).live();
+    let (addr, _) = start(backend.open()).await;
+    let (_, mut lines) = get(addr, "/system/logs?name=f&follow=true&tail=1").await;
+    assert_eq!(lines.next_message().await, newest(&history, 1)[0]);
+    // The backend was quiet, so history was taken as complete; a late old line still comes.
+    let late = message("f-a", 5, "late history");
+    live.send(Ok(Event::Message(late.clone()))).unwrap();
+    assert_eq!(lines.next_message().await, late);
+}
+
+#[tokio::test]
 async fn without_follow_a_backend_that_streams_on_is_cut_at_its_first_live_message() {
     // This backend ignores follow=false: history, then a line written after the request,
     // then it stays open for ever. The response must still end, with history only.
