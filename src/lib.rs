@@ -105,6 +105,7 @@ mod ndjson;
 mod request;
 mod requester;
 mod semantics;
+mod store;
 
 pub use async_trait::async_trait;
 pub use error::{BoxError, Error};
@@ -113,6 +114,7 @@ pub use message::Message;
 pub use ndjson::LogBody;
 pub use request::Request;
 pub use requester::{Event, LogStream, Requester};
+pub use store::{LogStore, RingStats, StoreLimits, StoreReader};
 
 /// Compiles the README's Rust examples as doctests, so they stay true.
 #[cfg(doctest)]
