@@ -21,6 +21,10 @@
 //! once. Ready messages are coalesced into large frames, and a frame goes out as soon as
 //! the backend has nothing more ready.
 //!
+//! The embedded default backend is [`LogStore`], an in-memory ring per function that
+//! implements [`Requester`] natively, with [`capture_lines`] to fill it from a process's
+//! output and [`LogStore::ingest_ndjson`] from pushed logs.
+//!
 //! # Example
 //!
 //! A complete provider: a requester over a fixed list, served with hyper on 127.0.0.1.
@@ -100,6 +104,7 @@
 
 mod error;
 mod handler;
+mod ingest;
 mod message;
 mod ndjson;
 mod request;
@@ -110,6 +115,7 @@ mod store;
 pub use async_trait::async_trait;
 pub use error::{BoxError, Error};
 pub use handler::{LogHandler, MAX_BODY_BYTES};
+pub use ingest::{capture_lines, IngestReport, LineSplitter, RejectedLine, DEFAULT_MAX_LINE};
 pub use message::Message;
 pub use ndjson::LogBody;
 pub use request::Request;

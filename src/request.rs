@@ -128,7 +128,7 @@ fn is_known(key: &str) -> bool {
     KEYS.contains(&key)
 }
 
-fn valid_name(param: &'static str, value: Cow<'_, str>) -> Result<String, Error> {
+pub(crate) fn valid_name(param: &'static str, value: Cow<'_, str>) -> Result<String, Error> {
     let ok = value.len() <= MAX_NAME_LEN
         && value
             .bytes()

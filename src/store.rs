@@ -64,9 +64,10 @@ pub struct RingStats {
 ///   ring is full, appending evicts the oldest lines. That is the documented behaviour,
 ///   not a loss.
 /// - **Queries.** `tail` and `since` are answered from the ring's end and by binary search,
-///   so a query costs about what it returns, not the ring. (Should messages be appended
-///   out of timestamp order, the store answers from the whole ring and the handler sorts;
-///   the answer is the same, only slower.) `instance` is filtered in the store.
+///   so a query costs about what it returns, not the ring; `instance` is filtered in the
+///   store. Should lines be appended out of timestamp order (pushed logs can be), history
+///   is answered from a sorted copy of the ring's pointers instead: the same answer, in
+///   timestamp order, at the cost of one pass over the ring.
 /// - **Follow.** A reader is a position in the function's sequence of appends: history
 ///   ends at the position the query saw, live messages follow from there, so nothing is
 ///   lost or repeated at the switch however fast writers append.
@@ -150,13 +151,9 @@ impl RingState {
         self.disorder.is_none_or(|seq| seq < self.first)
     }
 
-    /// The sequence number a query starts reading at: the first message not older than
-    /// `since`, and no earlier than the `tail`-th newest matching message.
+    /// In a ring sorted by time, the sequence number a query starts reading at: the first
+    /// message not older than `since`, and no earlier than the `tail`-th newest match.
     fn start_for(&self, since: Option<DateTime<Utc>>, tail: Option<usize>, instance: &str) -> u64 {
-        if !self.sorted() {
-            // Read everything; the handler applies since and tail by timestamp.
-            return self.first;
-        }
         let from = since.map_or(0, |since| {
             self.messages.partition_point(|m| m.timestamp < since)
         });
@@ -340,14 +337,36 @@ impl LogStore {
                 self.namespace(&request.namespace)
             )));
         };
-        let (next, history_end) = {
-            let state = lock(&ring.state);
-            let start = state.start_for(request.since, request.tail, &request.instance);
-            (start, state.end())
+        let wanted = |m: &Message| {
+            request.since.is_none_or(|since| m.timestamp >= since)
+                && (request.instance.is_empty() || m.instance == request.instance)
         };
+        let (next, history_end, mut unsorted) = {
+            let state = lock(&ring.state);
+            let end = state.end();
+            if state.sorted() {
+                let start = state.start_for(request.since, request.tail, &request.instance);
+                (start, end, Vec::new())
+            } else {
+                // Lines were appended out of time order: sort a copy of the history (at
+                // most one ring of pointers) rather than answer in append order.
+                let copy = state
+                    .messages
+                    .iter()
+                    .filter(|m| wanted(m))
+                    .cloned()
+                    .collect();
+                (end, end, copy)
+            }
+        };
+        unsorted.sort_by_key(|m| m.timestamp);
+        if let Some(tail) = request.tail {
+            unsorted.drain(..unsorted.len().saturating_sub(tail));
+        }
         Ok(StoreReader {
             ring,
             id: self.inner.next_reader.fetch_add(1, Ordering::Relaxed),
+            sorted_history: unsorted.into_iter(),
             next,
             history_end: Some(history_end),
             follow: request.follow,
@@ -370,6 +389,8 @@ impl Requester for LogStore {
 pub struct StoreReader {
     ring: Arc<Ring>,
     id: u64,
+    /// History already copied and sorted, for a ring holding out-of-order lines.
+    sorted_history: std::vec::IntoIter<Arc<Message>>,
     /// Sequence number of the next message to read.
     next: u64,
     /// Where history ends, until the mark has been sent.
@@ -472,6 +493,9 @@ impl Stream for StoreReader {
         loop {
             if let Some(event) = self.batch.pop_front() {
                 return Poll::Ready(Some(Ok(event)));
+            }
+            if let Some(m) = self.sorted_history.next() {
+                return Poll::Ready(Some(Ok(Event::Message(Message::clone(&m)))));
             }
             if !self.refill(cx) {
                 return Poll::Ready(None);

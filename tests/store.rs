@@ -307,12 +307,17 @@ async fn tail_and_since_on_a_full_ring() {
 }
 
 #[tokio::test]
-async fn lines_appended_out_of_time_order_still_get_the_newest_by_timestamp() {
+async fn lines_appended_out_of_time_order_are_answered_in_timestamp_order() {
     let store = LogStore::new();
     for ms in [5, 1, 9, 3, 7, 2, 8] {
         store.append(message("f-a", ms, &ms.to_string())).unwrap();
     }
     let addr = serve_store(&store).await;
+    let (_, mut lines) = get(addr, "/system/logs?name=f").await;
+    assert_eq!(
+        texts(&lines.messages().await),
+        ["1", "2", "3", "5", "7", "8", "9"]
+    );
     let (_, mut lines) = get(addr, "/system/logs?name=f&tail=3").await;
     assert_eq!(texts(&lines.messages().await), ["7", "8", "9"]);
     let since =

@@ -323,3 +323,69 @@ pub fn newest(messages: &[Message], n: usize) -> Vec<Message> {
 pub fn texts(messages: &[Message]) -> Vec<String> {
     messages.iter().map(|m| m.text.clone()).collect()
 }
+
+/// An example binary running as a user would run it; killed when dropped.
+pub struct Example {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+    pub stdout: std::io::BufReader<std::process::ChildStdout>,
+}
+
+impl Example {
+    /// Starts `examples/NAME` (built by `cargo test`) with `args`, and reads the address
+    /// from its first line, `listening on http://ADDR/...`.
+    pub fn start(name: &str, args: &[&str]) -> Example {
+        use std::io::BufRead;
+        // cargo test builds the examples next to the test binaries' folder.
+        let exe = std::env::current_exe().unwrap();
+        let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
+        let mut child = std::process::Command::new(profile_dir.join("examples").join(name))
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("the example is built by cargo test");
+        let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        let mut first = String::new();
+        stdout.read_line(&mut first).unwrap();
+        let addr = first
+            .trim()
+            .strip_prefix("listening on http://")
+            .and_then(|rest| rest.split('/').next())
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
+        Example {
+            child,
+            addr,
+            stdout,
+        }
+    }
+
+    /// Sends SIGINT, as Ctrl-C does.
+    pub fn interrupt(&self) {
+        let pid = self.child.id().to_string();
+        let status = std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit by itself and returns whether it succeeded.
+    pub async fn exits_cleanly(mut self) -> bool {
+        let waited = within(tokio::task::spawn_blocking(move || {
+            let status = self.child.wait();
+            (self, status)
+        }))
+        .await;
+        let (_, status) = waited.unwrap();
+        status.unwrap().success()
+    }
+}
+
+impl Drop for Example {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
