@@ -225,6 +225,7 @@ fn run_demo(store: &LogStore, namespace: &str) {
             instance: "demo-1".into(),
             timestamp: Utc::now(),
             text,
+            stream: None,
         };
         for text in [
             "demo function started",

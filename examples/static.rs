@@ -57,6 +57,7 @@ impl StaticLogs {
                 instance: instance.into(),
                 timestamp: now + chrono::Duration::seconds(seconds),
                 text: text.into(),
+                stream: None,
             })
             .collect();
         StaticLogs { messages }

@@ -144,7 +144,14 @@ impl<R: Requester + ?Sized> LogHandler<R> {
                 )))
             }
         };
-        let shaped = Shaped::new(stream, &request, arrived, self.history_quiet);
+        let filter_instance = !self.requester.selects_instance();
+        let shaped = Shaped::new(
+            stream,
+            &request,
+            arrived,
+            self.history_quiet,
+            filter_instance,
+        );
         let body = LogBody::streaming(
             shaped,
             request.follow,

@@ -120,6 +120,7 @@ pub async fn capture_lines<R: AsyncRead + Unpin>(
             instance: instance.to_owned(),
             timestamp: Utc::now(),
             text,
+            stream: None,
         };
         match store.append(message) {
             Ok(()) => appended += 1,
@@ -217,6 +218,7 @@ impl LogStore {
             instance: check("instance", pushed.instance)?,
             timestamp,
             text,
+            stream: None,
         };
         self.append(message).map_err(|e| e.to_string())
     }

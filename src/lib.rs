@@ -52,6 +52,7 @@
 //!                 instance: "hello-1".into(),
 //!                 timestamp: Utc::now(),
 //!                 text: text.into(),
+//!                 stream: None,
 //!             }))
 //!         });
 //!         // The handler applies tail, since and instance; this backend ignores them.
@@ -116,7 +117,7 @@ pub use async_trait::async_trait;
 pub use error::{BoxError, Error};
 pub use handler::{LogHandler, MAX_BODY_BYTES};
 pub use ingest::{capture_lines, IngestReport, LineSplitter, RejectedLine, DEFAULT_MAX_LINE};
-pub use message::Message;
+pub use message::{Message, OutputStream};
 pub use ndjson::LogBody;
 pub use request::Request;
 pub use requester::{Event, LogStream, Requester};

@@ -12,7 +12,8 @@ use serde::{Deserialize, Serialize};
 /// It serializes exactly as Go's `faas-provider/logs.Message` does: the fields `name`,
 /// `namespace`, `instance`, `timestamp` and `text`, in that order, every one present, with
 /// the timestamp in UTC RFC 3339 with nanoseconds and trailing zeros trimmed
-/// (`2023-07-04T16:32:22.223912519Z`, `2019-11-10T23:00:00Z`). It deserializes whatever
+/// (`2023-07-04T16:32:22.223912519Z`, `2019-11-10T23:00:00Z`), and then `stream` only
+/// when it is set. It deserializes whatever
 /// Go writes: any offset, any fraction, missing fields as Go's zero values, and unknown
 /// fields ignored.
 ///
@@ -26,6 +27,7 @@ use serde::{Deserialize, Serialize};
 ///     instance: "hello-1".into(),
 ///     timestamp: Utc.with_ymd_and_hms(2019, 11, 10, 23, 0, 0).unwrap(),
 ///     text: "Forking - node index.js".into(),
+///     stream: None,
 /// };
 /// assert_eq!(
 ///     serde_json::to_string(&message).unwrap(),
@@ -53,16 +55,49 @@ pub struct Message {
     /// The line itself, without its trailing newline.
     #[serde(default)]
     pub text: String,
+    /// Which output the line was written to, where the backend knows. Serialized as an
+    /// extra `"stream"` field only when set, which Go decoders ignore.
+    #[serde(default)]
+    pub stream: Option<OutputStream>,
+}
+
+/// The output a line was written to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputStream {
+    /// Standard output (and a TTY's merged output).
+    Stdout,
+    /// Standard error.
+    Stderr,
+}
+
+/// Go's zero values: empty strings and the time `0001-01-01T00:00:00Z`, so that
+/// `Message { text, ..Default::default() }` reads as Go's `logs.Message{Text: text}`.
+impl Default for Message {
+    fn default() -> Self {
+        Message {
+            name: String::new(),
+            namespace: String::new(),
+            instance: String::new(),
+            timestamp: go_zero_time(),
+            text: String::new(),
+            stream: None,
+        }
+    }
 }
 
 impl Serialize for Message {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut s = serializer.serialize_struct("Message", 5)?;
+        let fields = 5 + usize::from(self.stream.is_some());
+        let mut s = serializer.serialize_struct("Message", fields)?;
         s.serialize_field("name", &self.name)?;
         s.serialize_field("namespace", &self.namespace)?;
         s.serialize_field("instance", &self.instance)?;
         s.serialize_field("timestamp", Rfc3339::new(&self.timestamp).as_str())?;
         s.serialize_field("text", &self.text)?;
+        if let Some(stream) = &self.stream {
+            s.serialize_field("stream", stream)?;
+        }
         s.end()
     }
 }

@@ -223,6 +223,7 @@ mod tests {
             instance: "f-1".into(),
             timestamp: Utc.timestamp_opt(1_700_000_000 + i as i64, 0).unwrap(),
             text: format!("line {i}"),
+            stream: None,
         }
     }
 
@@ -239,6 +240,7 @@ mod tests {
             &request,
             Utc::now(),
             Duration::from_secs(1),
+            true,
         );
         let never = tokio_util::sync::CancellationToken::new().cancelled_owned();
         let far = Instant::now() + Duration::from_secs(3600);

@@ -85,6 +85,15 @@ pub trait Requester: Send + Sync + 'static {
     /// An error here becomes the response's status (see [`Error`]); an error inside the
     /// stream aborts a response that has already started.
     async fn query(&self, request: Request) -> Result<LogStream, Error>;
+
+    /// Whether this backend selects [`Request::instance`] itself, by a rule wider than the
+    /// handler's exact match on [`Message::instance`] (Docker accepts a container name or
+    /// an ID prefix). When true, the handler leaves instance filtering to the backend.
+    /// The default is false: the handler keeps only messages whose instance is the one
+    /// asked for.
+    fn selects_instance(&self) -> bool {
+        false
+    }
 }
 
 #[async_trait::async_trait]
@@ -92,11 +101,19 @@ impl<R: Requester + ?Sized> Requester for Box<R> {
     async fn query(&self, request: Request) -> Result<LogStream, Error> {
         (**self).query(request).await
     }
+
+    fn selects_instance(&self) -> bool {
+        (**self).selects_instance()
+    }
 }
 
 #[async_trait::async_trait]
 impl<R: Requester + ?Sized> Requester for Arc<R> {
     async fn query(&self, request: Request) -> Result<LogStream, Error> {
         (**self).query(request).await
+    }
+
+    fn selects_instance(&self) -> bool {
+        (**self).selects_instance()
     }
 }

@@ -109,11 +109,14 @@ impl Shaped {
         request: &Request,
         arrived: DateTime<Utc>,
         quiet_period: Duration,
+        filter_instance: bool,
     ) -> Self {
+        let instance =
+            (filter_instance && !request.instance.is_empty()).then(|| request.instance.clone());
         Shaped {
             backend: Some(backend),
             since: request.since,
-            instance: (!request.instance.is_empty()).then(|| request.instance.clone()),
+            instance,
             follow: request.follow,
             arrived,
             phase: Phase::History,
@@ -266,6 +269,7 @@ mod tests {
             instance: instance.into(),
             timestamp: Utc.timestamp_opt(1_700_000_000 + second, 0).unwrap(),
             text: format!("{instance} {second}\n"),
+            stream: None,
         }
     }
 
@@ -286,6 +290,7 @@ mod tests {
             &request,
             Utc::now(),
             Duration::from_secs(1),
+            true,
         );
         let mut got = Vec::new();
         while let Some(m) = shaped.next().await {

@@ -92,6 +92,7 @@ pub struct RingStats {
 ///     instance: "hello-1".into(),
 ///     timestamp: Utc::now(),
 ///     text: "ready".into(),
+///     stream: None,
 /// }).unwrap();
 /// assert_eq!(store.stats("", "hello").unwrap().messages, 1);
 /// ```
@@ -482,6 +483,7 @@ impl StoreReader {
             instance: self.instance.clone(),
             timestamp: self.since.map_or(timestamp, |since| timestamp.max(since)),
             text: format!("[faas-logs] {lost} lines lost here: this reader fell behind the store"),
+            stream: None,
         }
     }
 }

@@ -255,14 +255,17 @@ async fn go_lines_round_trip_byte_for_byte_through_the_handler() {
 fn go_html_escapes_offsets_and_extra_fields_are_read() {
     // Go escapes <, > and & by default, writes local offsets, and newer providers may add
     // fields; all must decode.
-    let line = r#"{"name":"web","namespace":"ns","instance":"web-1","timestamp":"2024-05-01T14:00:00.5+02:00","text":"\u003ch1\u003e \u0026 done","stream":"stderr"}"#;
+    let line = r#"{"name":"web","namespace":"ns","instance":"web-1","timestamp":"2024-05-01T14:00:00.5+02:00","text":"\u003ch1\u003e \u0026 done","stream":"stderr","node":"n1"}"#;
     let m: Message = serde_json::from_str(line).unwrap();
     assert_eq!(m.text, "<h1> & done");
     assert_eq!(m.timestamp.to_rfc3339(), "2024-05-01T12:00:00.500+00:00");
     assert_eq!(
         serde_json::to_string(&m).unwrap(),
-        r#"{"name":"web","namespace":"ns","instance":"web-1","timestamp":"2024-05-01T12:00:00.5Z","text":"<h1> & done"}"#
+        r#"{"name":"web","namespace":"ns","instance":"web-1","timestamp":"2024-05-01T12:00:00.5Z","text":"<h1> & done","stream":"stderr"}"#
     );
+    // Without a stream, exactly Go's five fields.
+    let plain = Message { stream: None, ..m };
+    assert!(serde_json::to_string(&plain).unwrap().ends_with(r#""text":"<h1> & done"}"#));
 }
 
 #[tokio::test]

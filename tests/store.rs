@@ -32,6 +32,7 @@ fn written(w: usize, i: usize) -> Message {
         instance: format!("f-{w}"),
         timestamp: Utc::now(),
         text: format!("{w}:{i}"),
+        stream: None,
     }
 }
 

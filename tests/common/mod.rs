@@ -160,6 +160,7 @@ pub fn message(instance: &str, ms: i64, text: &str) -> Message {
         instance: instance.into(),
         timestamp: base() + chrono::Duration::milliseconds(ms),
         text: text.into(),
+        stream: None,
     }
 }
 
