@@ -15,20 +15,18 @@
 //! (NDJSON of messages into the store), `GET /healthz`. Ctrl-C or SIGTERM end open follow
 //! streams cleanly, stop the server and the commands it runs.
 
-use std::convert::Infallible;
+mod common;
+
 use std::process::Stdio;
 use std::time::Duration;
 
-use bytes::Bytes;
 use chrono::Utc;
 use clap::Parser;
-use faas_logs::{capture_lines, LogBody, LogHandler, LogStore, Message, StoreLimits};
-use http_body_util::{BodyExt, Either, Full, Limited};
+use common::{error, json, Body};
+use faas_logs::{capture_lines, LogHandler, LogStore, Message, StoreLimits};
+use http_body_util::{BodyExt, Either, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
 
 /// A log provider on the in-memory store: runs commands as functions, captures their
 /// output, accepts pushed logs, and serves GET /system/logs.
@@ -80,23 +78,6 @@ fn parse_run(value: &str) -> Result<(String, String), String> {
         return Err(format!("no command given for {name}"));
     }
     Ok((name.to_owned(), command.to_owned()))
-}
-
-type Body = Either<LogBody, Full<Bytes>>;
-
-fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
-    let text = serde_json::to_vec(value).unwrap_or_default();
-    let mut response = Response::new(Either::Right(Full::new(Bytes::from(text))));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    response
-}
-
-fn error(status: StatusCode, message: &str) -> Response<Body> {
-    json(status, &serde_json::json!({ "error": message }))
 }
 
 /// `POST /system/logs/push`: every good line is stored; 422 lists the bad ones.
@@ -243,29 +224,9 @@ fn run_demo(store: &LogStore, namespace: &str) {
     });
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = ctrl_c => {}
-                _ = term.recv() => {}
-            }
-        }
-        Err(_) => {
-            let _ = ctrl_c.await;
-        }
-    }
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    common::init_tracing();
     let args = Args::parse();
     let store = LogStore::with_limits(StoreLimits {
         max_messages: args.max_lines,
@@ -294,43 +255,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )?);
     }
 
-    let server = auto::Builder::new(TokioExecutor::new());
-    let graceful = GracefulShutdown::new();
-    let signal = shutdown_signal();
-    tokio::pin!(signal);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let tcp = match accepted {
-                    Ok((tcp, _)) => tcp,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        continue;
-                    }
-                };
-                let (handler, store, limit) = (handler.clone(), store.clone(), args.max_push_bytes);
-                let service = hyper::service::service_fn(move |req| {
-                    let (handler, store) = (handler.clone(), store.clone());
-                    async move { Ok::<_, Infallible>(route(req, handler, store, limit).await) }
-                });
-                let connection = graceful.watch(server.serve_connection(TokioIo::new(tcp), service).into_owned());
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                });
-            }
-            _ = &mut signal => break,
-        }
-    }
-    tracing::info!("shutting down");
-    stop_functions(&groups);
-    handler.shutdown();
-    if tokio::time::timeout(Duration::from_secs(5), graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("some connections did not close within 5 s");
-    }
+    let limit = args.max_push_bytes;
+    let route = {
+        let handler = handler.clone();
+        move |req| route(req, handler.clone(), store.clone(), limit)
+    };
+    common::serve(listener, route, || {
+        stop_functions(&groups);
+        handler.shutdown();
+    })
+    .await;
     Ok(())
 }

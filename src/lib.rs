@@ -103,6 +103,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "docker")]
+mod docker;
 mod error;
 mod handler;
 mod ingest;
@@ -114,6 +116,8 @@ mod semantics;
 mod store;
 
 pub use async_trait::async_trait;
+#[cfg(feature = "docker")]
+pub use docker::{DockerRequester, DEFAULT_DOCKER_HOST};
 pub use error::{BoxError, Error};
 pub use handler::{LogHandler, MAX_BODY_BYTES};
 pub use ingest::{capture_lines, IngestReport, LineSplitter, RejectedLine, DEFAULT_MAX_LINE};

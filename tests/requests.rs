@@ -265,7 +265,9 @@ fn go_html_escapes_offsets_and_extra_fields_are_read() {
     );
     // Without a stream, exactly Go's five fields.
     let plain = Message { stream: None, ..m };
-    assert!(serde_json::to_string(&plain).unwrap().ends_with(r#""text":"<h1> & done"}"#));
+    assert!(serde_json::to_string(&plain)
+        .unwrap()
+        .ends_with(r#""text":"<h1> & done"}"#));
 }
 
 #[tokio::test]

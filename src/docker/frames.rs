@@ -1,0 +1,436 @@
+//! Docker's log streams turned into lines: the multiplexed framing of non-TTY containers,
+//! the raw stream of TTY containers, `timestamps=1` prefixes, and the 16 KiB pieces that
+//! the json-file and local drivers split long lines into.
+
+use bytes::{Buf, BytesMut};
+use chrono::{DateTime, Utc};
+
+use crate::{Error, OutputStream};
+
+/// The size of the pieces Docker's log drivers cut a long line into.
+const PIECE: usize = 16 * 1024;
+
+/// The longest line kept whole after joining pieces; the rest is dropped with a marker.
+pub(crate) const MAX_JOINED: usize = 1 << 20;
+
+/// A frame larger than this is taken for a corrupt stream rather than allocated.
+const MAX_FRAME: usize = 16 << 20;
+
+/// One complete log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Line {
+    pub timestamp: DateTime<Utc>,
+    pub stream: OutputStream,
+    pub text: String,
+}
+
+/// Splits `TIMESTAMP SP rest`; `None` when the prefix is not an RFC 3339 time.
+fn split_timestamp(bytes: &[u8]) -> Option<(DateTime<Utc>, &[u8])> {
+    let space = bytes.iter().take(40).position(|&b| b == b' ')?;
+    let text = std::str::from_utf8(&bytes[..space]).ok()?;
+    let ts = DateTime::parse_from_rfc3339(text).ok()?.with_timezone(&Utc);
+    Some((ts, &bytes[space + 1..]))
+}
+
+/// A line being put together from pieces.
+struct Partial {
+    timestamp: DateTime<Utc>,
+    bytes: Vec<u8>,
+    cut: bool,
+}
+
+impl Partial {
+    fn new(timestamp: DateTime<Utc>) -> Self {
+        Partial {
+            timestamp,
+            bytes: Vec::new(),
+            cut: false,
+        }
+    }
+
+    fn extend(&mut self, more: &[u8]) {
+        let room = MAX_JOINED.saturating_sub(self.bytes.len());
+        if more.len() > room {
+            self.cut = true;
+        }
+        self.bytes.extend_from_slice(&more[..more.len().min(room)]);
+    }
+
+    fn into_line(mut self, stream: OutputStream) -> Line {
+        if self.bytes.last() == Some(&b'\r') {
+            self.bytes.pop();
+        }
+        let mut text = String::from_utf8_lossy(&self.bytes).into_owned();
+        if self.cut {
+            text.push_str(&format!(" [faas-logs: line cut at {MAX_JOINED} bytes]"));
+        }
+        Line {
+            timestamp: self.timestamp,
+            stream,
+            text,
+        }
+    }
+}
+
+/// Lines of one output of a multiplexed stream, one frame (one log entry) at a time.
+struct FramedLines {
+    stream: OutputStream,
+    partial: Option<Partial>,
+}
+
+impl FramedLines {
+    fn frame(&mut self, payload: &[u8], out: &mut Vec<Line>) {
+        let (timestamp, content) = match split_timestamp(payload) {
+            Some(split) => split,
+            None => {
+                tracing::debug!("a Docker log entry without a timestamp");
+                let ts = self.partial.as_ref().map_or_else(Utc::now, |p| p.timestamp);
+                (ts, payload)
+            }
+        };
+        let mut segments = content.split(|&b| b == b'\n').peekable();
+        while let Some(segment) = segments.next() {
+            let last = segments.peek().is_none();
+            if last && segment.is_empty() {
+                break; // the entry ended with its newline
+            }
+            let partial = self.partial.get_or_insert_with(|| Partial::new(timestamp));
+            partial.extend(segment);
+            if !last {
+                if let Some(done) = self.partial.take() {
+                    out.push(done.into_line(self.stream));
+                }
+            }
+        }
+    }
+
+    fn finish(&mut self, out: &mut Vec<Line>) {
+        if let Some(partial) = self.partial.take() {
+            out.push(partial.into_line(self.stream));
+        }
+    }
+}
+
+/// Lines of a non-TTY container's multiplexed stream: 8-byte headers (type, three zero
+/// bytes, big-endian length) and payloads. Never split on newlines: a length byte can be
+/// one.
+pub(crate) struct Multiplexed {
+    buf: BytesMut,
+    stdout: FramedLines,
+    stderr: FramedLines,
+}
+
+impl Multiplexed {
+    pub(crate) fn new() -> Self {
+        Multiplexed {
+            buf: BytesMut::new(),
+            stdout: FramedLines {
+                stream: OutputStream::Stdout,
+                partial: None,
+            },
+            stderr: FramedLines {
+                stream: OutputStream::Stderr,
+                partial: None,
+            },
+        }
+    }
+
+    /// Feeds bytes of the stream; complete lines are appended to `out`.
+    pub(crate) fn push(&mut self, bytes: &[u8], out: &mut Vec<Line>) -> Result<(), Error> {
+        self.buf.extend_from_slice(bytes);
+        while self.buf.len() >= 8 {
+            let header = &self.buf[..8];
+            if header[1..4] != [0, 0, 0] {
+                return Err(Error::other(
+                    "malformed Docker log stream: a frame header's padding is not zero",
+                ));
+            }
+            let kind = header[0];
+            let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+            if len > MAX_FRAME {
+                return Err(Error::other(format!(
+                    "malformed Docker log stream: a frame of {len} bytes"
+                )));
+            }
+            if self.buf.len() < 8 + len {
+                self.buf.reserve(8 + len - self.buf.len());
+                break;
+            }
+            self.buf.advance(8);
+            let payload = self.buf.split_to(len);
+            match kind {
+                0 | 1 => self.stdout.frame(&payload, out),
+                2 => self.stderr.frame(&payload, out),
+                3 => {
+                    let text = String::from_utf8_lossy(&payload);
+                    return Err(Error::other(format!(
+                        "the Docker daemon reported an error in the log stream: {}",
+                        text.trim_end()
+                    )));
+                }
+                other => {
+                    return Err(Error::other(format!(
+                        "malformed Docker log stream: unknown stream type {other}"
+                    )))
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The stream ended: what is left of a line is a line; half a frame is an error.
+    pub(crate) fn finish(&mut self, out: &mut Vec<Line>) -> Result<(), Error> {
+        self.stdout.finish(out);
+        self.stderr.finish(out);
+        if self.buf.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::other(format!(
+                "the Docker log stream ended inside a frame ({} bytes left)",
+                self.buf.len()
+            )))
+        }
+    }
+}
+
+/// Lines of a TTY container's raw stream: `TIMESTAMP SP text\r\n` entries back to back. A
+/// line longer than 16 KiB arrives as pieces of exactly 16 KiB, each behind its own
+/// timestamp; those timestamps are recognised only at those exact offsets.
+pub(crate) struct Raw {
+    buf: BytesMut,
+    partial: Option<Partial>,
+    /// Bytes of the current piece; `None` once a piece boundary turned out not to be one.
+    piece: Option<usize>,
+}
+
+impl Raw {
+    pub(crate) fn new() -> Self {
+        Raw {
+            buf: BytesMut::new(),
+            partial: None,
+            piece: Some(0),
+        }
+    }
+
+    pub(crate) fn push(&mut self, bytes: &[u8], out: &mut Vec<Line>) {
+        self.buf.extend_from_slice(bytes);
+        loop {
+            let Some(partial) = self.partial.as_mut() else {
+                // At the start of an entry: its timestamp first.
+                let Some(space) = self.buf.iter().take(40).position(|&b| b == b' ') else {
+                    if self.buf.len() < 40 {
+                        return; // wait for the rest of the timestamp
+                    }
+                    self.partial = Some(Partial::new(Utc::now()));
+                    continue;
+                };
+                let ts = split_timestamp(&self.buf).map(|(ts, _)| ts);
+                if ts.is_some() {
+                    self.buf.advance(space + 1);
+                }
+                self.partial = Some(Partial::new(ts.unwrap_or_else(Utc::now)));
+                self.piece = Some(0);
+                continue;
+            };
+            let room = match self.piece {
+                Some(n) if n < PIECE => PIECE - n,
+                Some(_) => {
+                    // At a piece boundary: another timestamp here means the line goes on.
+                    match self.buf.iter().take(40).position(|&b| b == b' ') {
+                        None if self.buf.len() < 40 => return,
+                        Some(space) if split_timestamp(&self.buf).is_some() => {
+                            self.buf.advance(space + 1);
+                            self.piece = Some(0);
+                        }
+                        _ => self.piece = None,
+                    }
+                    continue;
+                }
+                None => usize::MAX,
+            };
+            let window = &self.buf[..self.buf.len().min(room)];
+            if let Some(i) = window.iter().position(|&b| b == b'\n') {
+                partial.extend(&self.buf[..i]);
+                self.buf.advance(i + 1);
+                if let Some(done) = self.partial.take() {
+                    out.push(done.into_line(OutputStream::Stdout));
+                }
+                continue;
+            }
+            let n = window.len();
+            if n == 0 {
+                return;
+            }
+            partial.extend(&self.buf[..n]);
+            self.buf.advance(n);
+            if let Some(piece) = self.piece.as_mut() {
+                *piece += n;
+            }
+        }
+    }
+
+    pub(crate) fn finish(&mut self, out: &mut Vec<Line>) {
+        if !self.buf.is_empty() {
+            let rest = self.buf.split();
+            let partial = self.partial.get_or_insert_with(|| Partial::new(Utc::now()));
+            partial.extend(&rest);
+        }
+        if let Some(partial) = self.partial.take() {
+            out.push(partial.into_line(OutputStream::Stdout));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![kind, 0, 0, 0];
+        f.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        f.extend_from_slice(payload);
+        f
+    }
+
+    const TS: &str = "2024-03-01T12:00:00.123456789Z";
+
+    fn texts(lines: &[Line]) -> Vec<&str> {
+        lines.iter().map(|l| l.text.as_str()).collect()
+    }
+
+    #[test]
+    fn frames_are_parsed_by_length_even_when_a_length_byte_is_a_newline() {
+        let mut stream = frame(1, format!("{TS} abcdefghi\n").as_bytes());
+        // 266 = 0x010a bytes: the length's last byte is b'\n'.
+        let newline_byte = frame(
+            2,
+            format!("{TS} {}\n", "e".repeat(266 - TS.len() - 2)).as_bytes(),
+        );
+        assert_eq!(newline_byte[7], b'\n');
+        stream.extend_from_slice(&newline_byte);
+        let long = format!("{TS} {}\n", "y".repeat(0x0a0a - TS.len() - 2));
+        let newline_len = frame(1, long.as_bytes());
+        assert_eq!(&newline_len[6..8], b"\n\n");
+        stream.extend_from_slice(&newline_len);
+        // Fed one byte at a time, so that every boundary is crossed.
+        let mut demux = Multiplexed::new();
+        let mut out = Vec::new();
+        for b in &stream {
+            demux.push(std::slice::from_ref(b), &mut out).unwrap();
+        }
+        demux.finish(&mut out).unwrap();
+        assert_eq!(out.len(), 3);
+        assert_eq!(out[0].text, "abcdefghi");
+        assert_eq!(out[1].stream, OutputStream::Stderr);
+        assert_eq!(out[1].text.len(), 266 - TS.len() - 2);
+        assert_eq!(out[2].text.len(), 0x0a0a - TS.len() - 2);
+        assert_eq!(out[0].timestamp.timestamp_subsec_nanos(), 123_456_789);
+    }
+
+    #[test]
+    fn pieces_of_a_long_line_are_joined_under_the_first_timestamp() {
+        let later = "2024-03-01T12:00:01Z";
+        let mut stream = frame(1, format!("{TS} {}", "a".repeat(PIECE)).as_bytes());
+        stream.extend(frame(2, format!("{TS} interleaved\n").as_bytes()));
+        stream.extend(frame(
+            1,
+            format!("{later} {}", "b".repeat(PIECE)).as_bytes(),
+        ));
+        stream.extend(frame(1, format!("{later} tail\r\n").as_bytes()));
+        let mut demux = Multiplexed::new();
+        let mut out = Vec::new();
+        demux.push(&stream, &mut out).unwrap();
+        demux.finish(&mut out).unwrap();
+        assert_eq!(out.len(), 2);
+        assert_eq!(out[0].text, "interleaved");
+        let joined = &out[1];
+        assert_eq!(joined.text.len(), 2 * PIECE + 4);
+        assert!(joined.text.ends_with("bbtail"));
+        assert_eq!(joined.timestamp, DateTime::parse_from_rfc3339(TS).unwrap());
+    }
+
+    #[test]
+    fn an_error_frame_is_an_error_never_text() {
+        let mut stream = frame(1, format!("{TS} fine\n").as_bytes());
+        stream.extend(frame(3, b"log driver failed\n"));
+        let mut out = Vec::new();
+        let e = Multiplexed::new().push(&stream, &mut out).unwrap_err();
+        assert_eq!(texts(&out), ["fine"]);
+        assert!(e.to_string().ends_with("log driver failed"), "{e}");
+    }
+
+    #[test]
+    fn malformed_streams_are_errors_not_panics() {
+        let mut out = Vec::new();
+        assert!(Multiplexed::new()
+            .push(&[1, 9, 0, 0, 0, 0, 0, 1, b'x'], &mut out)
+            .is_err());
+        assert!(Multiplexed::new()
+            .push(&[7, 0, 0, 0, 0, 0, 0, 1, b'x'], &mut out)
+            .is_err());
+        assert!(Multiplexed::new()
+            .push(&[1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff], &mut out)
+            .is_err());
+        let mut demux = Multiplexed::new();
+        demux
+            .push(&[1, 0, 0, 0, 0, 0, 0, 9, b'x'], &mut out)
+            .unwrap();
+        assert!(demux.finish(&mut out).is_err());
+        // Any bytes at all: no panic.
+        let mut seed = 7u32;
+        for _ in 0..2_000 {
+            let junk: Vec<u8> = (0..64)
+                .map(|_| {
+                    seed = seed.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                    (seed >> 16) as u8 % 4
+                })
+                .collect();
+            let _ = Multiplexed::new().push(&junk, &mut out);
+            let mut raw = Raw::new();
+            raw.push(&junk, &mut out);
+            raw.finish(&mut out);
+        }
+    }
+
+    #[test]
+    fn tty_entries_split_on_newlines_and_pieces_rejoin_at_exact_offsets() {
+        let piece = "c".repeat(PIECE);
+        let stream = format!(
+            "{TS} one\r\n{TS} {piece}{TS} {piece}{TS} end\r\n{TS} has {TS} inside\r\n{TS} last"
+        );
+        for chunk in [1, 7, 4096, stream.len()] {
+            let mut raw = Raw::new();
+            let mut out = Vec::new();
+            for part in stream.as_bytes().chunks(chunk) {
+                raw.push(part, &mut out);
+            }
+            raw.finish(&mut out);
+            assert_eq!(out.len(), 4, "chunk {chunk}");
+            assert_eq!(out[0].text, "one");
+            assert_eq!(out[1].text, format!("{piece}{piece}end"));
+            assert_eq!(out[2].text, format!("has {TS} inside"));
+            assert_eq!(out[3].text, "last");
+        }
+    }
+
+    #[test]
+    fn joined_lines_are_bounded() {
+        let mut demux = Multiplexed::new();
+        let mut out = Vec::new();
+        for _ in 0..(MAX_JOINED / PIECE + 2) {
+            demux
+                .push(
+                    &frame(1, format!("{TS} {}", "z".repeat(PIECE)).as_bytes()),
+                    &mut out,
+                )
+                .unwrap();
+        }
+        demux
+            .push(&frame(1, format!("{TS} end\n").as_bytes()), &mut out)
+            .unwrap();
+        assert_eq!(out.len(), 1);
+        assert!(out[0]
+            .text
+            .ends_with(&format!(" [faas-logs: line cut at {MAX_JOINED} bytes]")));
+    }
+}

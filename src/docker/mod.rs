@@ -1,0 +1,668 @@
+//! [`DockerRequester`]: functions that run as Docker containers, their logs read from the
+//! Docker Engine API.
+
+mod client;
+mod frames;
+
+use std::collections::{HashMap, HashSet};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use chrono::{DateTime, Utc};
+use futures_core::Stream;
+use futures_util::stream::{SelectAll, StreamExt};
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use self::client::{Client, Host};
+use self::frames::{Line, Multiplexed, Raw};
+use crate::{Error, Event, LogStream, Message, Request, Requester};
+
+/// The socket a local Docker daemon listens on.
+pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
+
+/// Reads function logs from Docker.
+///
+/// A function's instances are the containers that carry its label (by default
+/// `com.openfaas.function=<name>`) and, when a request names a namespace, the namespace
+/// label (`com.openfaas.namespace=<namespace>`). An instance is named by its container
+/// name; `instance` in a request selects by that name or by a container ID prefix.
+///
+/// - History: each container's log, `since` to the nanosecond and `tail` passed to Docker,
+///   merged across containers by timestamp (the handler keeps the newest `tail`).
+/// - Lines: stdout and stderr (recorded in [`Message::stream`]), TTY containers, the
+///   16 KiB pieces of long lines joined into one message (up to 1 MiB), invalid UTF-8
+///   replaced. A daemon error inside the stream aborts the response.
+/// - Follow: every running container, from exactly where its history ended; replicas
+///   that start while the stream is open are attached from their first line (Docker's
+///   events are watched from before the containers are listed); a container that stops
+///   ends only its own part. Dropping the stream closes every connection to the daemon.
+/// - Errors: an unreachable daemon is a 503; no container for the function (or the
+///   instance) is a 404.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), faas_logs::Error> {
+/// use std::time::Duration;
+/// use faas_logs::{DockerRequester, LogHandler};
+///
+/// let docker = DockerRequester::from_env()?.function_label("com.openfaas.function");
+/// let handler = LogHandler::new(docker, Duration::from_secs(30));
+/// # Ok(()) }
+/// ```
+pub struct DockerRequester {
+    client: Arc<Client>,
+    function_label: String,
+    namespace_label: String,
+}
+
+impl std::fmt::Debug for DockerRequester {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DockerRequester")
+            .field("host", &self.client.host.to_string())
+            .field("function_label", &self.function_label)
+            .field("namespace_label", &self.namespace_label)
+            .finish()
+    }
+}
+
+impl DockerRequester {
+    /// A requester for the daemon named by `DOCKER_HOST`, or the local socket when it is
+    /// unset or empty.
+    pub fn from_env() -> Result<Self, Error> {
+        let host = std::env::var("DOCKER_HOST")
+            .ok()
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| DEFAULT_DOCKER_HOST.to_owned());
+        Self::with_host(&host)
+    }
+
+    /// A requester for the daemon at `host`: `unix:///path` or `tcp://host:port`.
+    pub fn with_host(host: &str) -> Result<Self, Error> {
+        Ok(DockerRequester {
+            client: Arc::new(Client::new(Host::parse(host)?)),
+            function_label: "com.openfaas.function".into(),
+            namespace_label: "com.openfaas.namespace".into(),
+        })
+    }
+
+    /// The label key whose value is the function's name.
+    pub fn function_label(mut self, key: impl Into<String>) -> Self {
+        self.function_label = key.into();
+        self
+    }
+
+    /// The label key whose value is the function's namespace.
+    pub fn namespace_label(mut self, key: impl Into<String>) -> Self {
+        self.namespace_label = key.into();
+        self
+    }
+
+    /// The daemon's address, as `unix://...` or `tcp://...`.
+    pub fn host(&self) -> String {
+        self.client.host.to_string()
+    }
+
+    fn labels(&self, request: &Request) -> Vec<String> {
+        let mut labels = vec![format!("{}={}", self.function_label, request.name)];
+        if !request.namespace.is_empty() {
+            labels.push(format!("{}={}", self.namespace_label, request.namespace));
+        }
+        labels
+    }
+
+    fn describe(&self, request: &Request) -> String {
+        let mut what = format!(
+            "no container found for function {:?} (label {}={}",
+            request.name, self.function_label, request.name
+        );
+        if !request.namespace.is_empty() {
+            what.push_str(&format!(", {}={}", self.namespace_label, request.namespace));
+        }
+        what.push(')');
+        if !request.instance.is_empty() {
+            what.push_str(&format!(
+                " with the name or ID prefix {:?}",
+                request.instance
+            ));
+        }
+        what
+    }
+}
+
+/// `filters=` for the API: a JSON map of lists, percent-encoded.
+fn filters(pairs: &[(&str, &[String])]) -> String {
+    let map: HashMap<&str, &[String]> = pairs.iter().copied().collect();
+    let json = serde_json::to_string(&map).unwrap_or_default();
+    form_urlencoded::byte_serialize(json.as_bytes()).collect()
+}
+
+fn matches_instance(instance: &str, id: &str, name: &str) -> bool {
+    instance.is_empty() || name == instance || id.starts_with(instance)
+}
+
+/// A container of the function, as the logs need it.
+#[derive(Debug, Clone)]
+struct Container {
+    id: String,
+    name: String,
+    running: bool,
+    tty: bool,
+}
+
+#[derive(Deserialize)]
+struct Summary {
+    #[serde(rename = "Id")]
+    id: String,
+    #[serde(rename = "Names", default)]
+    names: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct Inspect {
+    #[serde(rename = "Name", default)]
+    name: String,
+    #[serde(rename = "Config")]
+    config: InspectConfig,
+    #[serde(rename = "State")]
+    state: InspectState,
+}
+
+#[derive(Deserialize)]
+struct InspectConfig {
+    #[serde(rename = "Tty", default)]
+    tty: bool,
+}
+
+#[derive(Deserialize)]
+struct InspectState {
+    #[serde(rename = "Running", default)]
+    running: bool,
+}
+
+/// Where a container's lines have been read up to: the newest timestamp sent and how many
+/// lines carried exactly that timestamp (Docker's `since` includes it).
+#[derive(Debug, Clone, Copy)]
+struct Cursor {
+    last: DateTime<Utc>,
+    at_last: usize,
+}
+
+impl Cursor {
+    fn advance(cursor: &mut Option<Cursor>, ts: DateTime<Utc>) {
+        match cursor {
+            Some(c) if c.last == ts => c.at_last += 1,
+            Some(c) if c.last > ts => {}
+            _ => {
+                *cursor = Some(Cursor {
+                    last: ts,
+                    at_last: 1,
+                })
+            }
+        }
+    }
+}
+
+/// What a query needs once the stream runs: shared by its task.
+struct Query {
+    client: Arc<Client>,
+    prefix: String,
+    request: Request,
+}
+
+impl Query {
+    async fn inspect(&self, id: &str) -> Result<Container, Error> {
+        let info: Inspect = self
+            .client
+            .get_json(&format!("{}/containers/{id}/json", self.prefix))
+            .await?;
+        Ok(Container {
+            id: id.to_owned(),
+            name: info.name.trim_start_matches('/').to_owned(),
+            running: info.state.running,
+            tty: info.config.tty,
+        })
+    }
+
+    /// Opens a container's log: `follow` from `cursor` (or the request's `since`), or
+    /// history with the request's `tail`.
+    async fn open(
+        &self,
+        container: &Container,
+        follow: bool,
+        cursor: Option<Cursor>,
+    ) -> Result<Lines, Error> {
+        let mut query = format!(
+            "{}/containers/{}/logs?stdout=1&stderr=1&timestamps=1&follow={}",
+            self.prefix,
+            container.id,
+            u8::from(follow)
+        );
+        let since = cursor.map(|c| c.last).or(self.request.since);
+        if let Some(since) = since {
+            query.push_str(&format!(
+                "&since={}.{:09}",
+                since.timestamp(),
+                since.timestamp_subsec_nanos()
+            ));
+        }
+        match (follow, self.request.tail) {
+            // Live lines only: history was already sent (or not wanted).
+            (true, Some(0)) if cursor.is_none() => query.push_str("&tail=0"),
+            (false, Some(n)) => query.push_str(&format!("&tail={n}")),
+            _ => query.push_str("&tail=all"),
+        }
+        let response = self.client.get(&query).await?.ok().await?;
+        Ok(Lines {
+            response,
+            framing: if container.tty {
+                Framing::Raw(Raw::new())
+            } else {
+                Framing::Multiplexed(Multiplexed::new())
+            },
+            ready: std::collections::VecDeque::new(),
+            skip: cursor.map_or(0, |c| c.at_last),
+            skip_at: cursor.map(|c| c.last),
+            ended: false,
+        })
+    }
+
+    fn message(&self, container: &Container, line: Line) -> Message {
+        Message {
+            name: self.request.name.clone(),
+            namespace: self.request.namespace.clone(),
+            instance: container.name.clone(),
+            timestamp: line.timestamp,
+            text: line.text,
+            stream: Some(line.stream),
+        }
+    }
+}
+
+enum Framing {
+    Multiplexed(Multiplexed),
+    Raw(Raw),
+}
+
+/// One container's log as lines.
+struct Lines {
+    response: client::Response,
+    framing: Framing,
+    ready: std::collections::VecDeque<Line>,
+    /// Lines at `skip_at` still to drop: already sent before a re-attach.
+    skip: usize,
+    skip_at: Option<DateTime<Utc>>,
+    ended: bool,
+}
+
+impl Lines {
+    async fn next(&mut self) -> Option<Result<Line, Error>> {
+        loop {
+            if let Some(line) = self.ready.pop_front() {
+                if self.skip > 0 && Some(line.timestamp) == self.skip_at {
+                    self.skip -= 1;
+                    continue;
+                }
+                self.skip = 0;
+                return Some(Ok(line));
+            }
+            if self.ended {
+                return None;
+            }
+            let mut out = Vec::new();
+            let fed = match self.response.chunk().await {
+                Some(Ok(bytes)) => match &mut self.framing {
+                    Framing::Multiplexed(m) => m.push(&bytes, &mut out),
+                    Framing::Raw(r) => {
+                        r.push(&bytes, &mut out);
+                        Ok(())
+                    }
+                },
+                Some(Err(e)) => Err(e),
+                None => {
+                    self.ended = true;
+                    match &mut self.framing {
+                        Framing::Multiplexed(m) => m.finish(&mut out),
+                        Framing::Raw(r) => {
+                            r.finish(&mut out);
+                            Ok(())
+                        }
+                    }
+                }
+            };
+            self.ready.extend(out);
+            if let Err(e) = fed {
+                self.ended = true;
+                self.ready.clear();
+                return Some(Err(e));
+            }
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Requester for DockerRequester {
+    async fn query(&self, request: Request) -> Result<LogStream, Error> {
+        let prefix = self.client.prefix().await?;
+        let labels = self.labels(&request);
+        // Subscribe to starts before listing, so that no replica falls in between.
+        let events = if request.follow {
+            let filter = filters(&[
+                ("type", &["container".to_owned()]),
+                ("event", &["start".to_owned()]),
+                ("label", &labels),
+            ]);
+            let response = self
+                .client
+                .get(&format!("{prefix}/events?filters={filter}"))
+                .await?
+                .ok()
+                .await?;
+            Some(Events {
+                response,
+                buf: Vec::new(),
+            })
+        } else {
+            None
+        };
+        let summaries: Vec<Summary> = self
+            .client
+            .get_json(&format!(
+                "{prefix}/containers/json?all=1&filters={}",
+                filters(&[("label", &labels)])
+            ))
+            .await?;
+        let query = Arc::new(Query {
+            client: Arc::clone(&self.client),
+            prefix,
+            request,
+        });
+        let mut containers = Vec::new();
+        for s in summaries {
+            let name = s
+                .names
+                .first()
+                .map(|n| n.trim_start_matches('/'))
+                .unwrap_or("");
+            if !matches_instance(&query.request.instance, &s.id, name) {
+                continue;
+            }
+            match query.inspect(&s.id).await {
+                Ok(c) => containers.push(c),
+                Err(Error::NotFound(_)) => {} // removed since the listing
+                Err(e) => return Err(e),
+            }
+        }
+        if containers.is_empty() {
+            return Err(Error::not_found(self.describe(&query.request)));
+        }
+        let (tx, rx) = mpsc::channel(256);
+        let task = tokio::spawn(stream_logs(query, containers, events, tx));
+        Ok(Box::pin(TaskStream { rx, task }))
+    }
+
+    fn selects_instance(&self) -> bool {
+        true
+    }
+}
+
+/// The receiving end of a query's task; dropping it ends the task and so every
+/// connection the task holds.
+struct TaskStream {
+    rx: mpsc::Receiver<Result<Event, Error>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Stream for TaskStream {
+    type Item = Result<Event, Error>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.rx.poll_recv(cx)
+    }
+}
+
+impl Drop for TaskStream {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The daemon's event stream: one JSON object per line.
+struct Events {
+    response: client::Response,
+    buf: Vec<u8>,
+}
+
+#[derive(Deserialize)]
+struct StartEvent {
+    /// Older API versions name the container here...
+    #[serde(default)]
+    id: String,
+    /// ...newer ones only here.
+    #[serde(rename = "Actor", default)]
+    actor: Option<Actor>,
+}
+
+#[derive(Deserialize)]
+struct Actor {
+    #[serde(rename = "ID", default)]
+    id: String,
+}
+
+impl Events {
+    /// The ID of the next container that started; `None` when the stream ends.
+    async fn next_start(&mut self) -> Option<Result<String, Error>> {
+        loop {
+            if let Some(i) = self.buf.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = self.buf.drain(..=i).collect();
+                match serde_json::from_slice::<StartEvent>(&line) {
+                    Ok(event) => {
+                        let id = event.actor.map(|a| a.id).filter(|id| !id.is_empty());
+                        match id.or((!event.id.is_empty()).then_some(event.id)) {
+                            Some(id) => return Some(Ok(id)),
+                            None => continue,
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(error = %e, "an unreadable Docker event");
+                        continue;
+                    }
+                }
+            }
+            match self.response.chunk().await? {
+                Ok(bytes) => self.buf.extend_from_slice(&bytes),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
+}
+
+/// A line of one container in the live phase, or the end of that container's part.
+enum Live {
+    Line(usize, Line),
+    Ended(usize),
+    Failed(Error),
+}
+
+type LiveStream = Pin<Box<dyn Stream<Item = Live> + Send>>;
+
+/// A container's follow stream as [`Live`] items, ending with [`Live::Ended`].
+fn follow(
+    query: Arc<Query>,
+    index: usize,
+    container: Container,
+    cursor: Option<Cursor>,
+) -> LiveStream {
+    let opened = async move {
+        match query.open(&container, true, cursor).await {
+            Ok(lines) => Some(lines),
+            Err(Error::NotFound(_)) => None, // removed meanwhile: its part is over
+            Err(e) => {
+                tracing::warn!(error = %e.chain(), container = %container.name, "cannot follow a container");
+                None
+            }
+        }
+    };
+    let lines = futures_util::stream::once(opened).flat_map(move |lines| {
+        futures_util::stream::unfold(lines, move |lines| async move {
+            let mut lines = lines?;
+            match lines.next().await {
+                Some(Ok(line)) => Some((Live::Line(index, line), Some(lines))),
+                Some(Err(e @ Error::Other { .. })) => Some((Live::Failed(e), None)),
+                Some(Err(e)) => {
+                    // The connection went (the container was removed): end this part only.
+                    tracing::debug!(error = %e.chain(), "a container's follow stream ended");
+                    None
+                }
+                None => None,
+            }
+        })
+    });
+    Box::pin(lines.chain(futures_util::stream::iter([Live::Ended(index)])))
+}
+
+/// The task behind a query: history merged by time, the mark, then live lines.
+async fn stream_logs(
+    query: Arc<Query>,
+    mut containers: Vec<Container>,
+    events: Option<Events>,
+    tx: mpsc::Sender<Result<Event, Error>>,
+) {
+    let send = |item| {
+        let tx = tx.clone();
+        async move { tx.send(item).await.is_ok() }
+    };
+    let mut cursors: Vec<Option<Cursor>> = vec![None; containers.len()];
+    match merge_history(&query, &containers, &mut cursors, &tx).await {
+        Ok(true) => {}
+        Ok(false) => return, // the reader left
+        Err(e) => {
+            send(Err(e)).await;
+            return;
+        }
+    }
+    if !send(Ok(Event::HistoryEnd)).await || !query.request.follow {
+        return;
+    }
+    let mut live: SelectAll<LiveStream> = SelectAll::new();
+    let mut attached: HashSet<usize> = HashSet::new();
+    for (i, c) in containers.iter().enumerate() {
+        if c.running {
+            attached.insert(i);
+            live.push(follow(Arc::clone(&query), i, c.clone(), cursors[i]));
+        }
+    }
+    let mut events = events;
+    loop {
+        tokio::select! {
+            started = next_start(&mut events) => {
+                let id = match started {
+                    Some(Ok(id)) => id,
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e.chain(), "Docker events broke off: replicas that start now are not followed");
+                        events = None;
+                        continue;
+                    }
+                    None => {
+                        events = None;
+                        continue;
+                    }
+                };
+                let known = containers.iter().position(|c| c.id == id);
+                if known.is_some_and(|i| attached.contains(&i)) {
+                    continue;
+                }
+                let container = match query.inspect(&id).await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::debug!(error = %e.chain(), "a started container could not be inspected");
+                        continue;
+                    }
+                };
+                if !matches_instance(&query.request.instance, &container.id, &container.name) {
+                    continue;
+                }
+                let index = match known {
+                    Some(i) => i,
+                    None => {
+                        containers.push(container.clone());
+                        cursors.push(None);
+                        containers.len() - 1
+                    }
+                };
+                tracing::debug!(container = %container.name, "following a container that started");
+                attached.insert(index);
+                live.push(follow(Arc::clone(&query), index, container, cursors[index]));
+            }
+            item = live.next(), if !live.is_empty() => match item {
+                Some(Live::Line(i, line)) => {
+                    Cursor::advance(&mut cursors[i], line.timestamp);
+                    let message = query.message(&containers[i], line);
+                    if !send(Ok(Event::Message(message))).await {
+                        return;
+                    }
+                }
+                Some(Live::Ended(i)) => {
+                    attached.remove(&i);
+                }
+                Some(Live::Failed(e)) => {
+                    send(Err(e)).await;
+                    return;
+                }
+                None => {}
+            },
+            _ = tx.closed() => return,
+        }
+    }
+}
+
+/// Waits for the next start event, or for ever once there is no event stream.
+async fn next_start(events: &mut Option<Events>) -> Option<Result<String, Error>> {
+    match events {
+        Some(events) => events.next_start().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Sends every container's history merged by timestamp; false when the reader left.
+async fn merge_history(
+    query: &Query,
+    containers: &[Container],
+    cursors: &mut [Option<Cursor>],
+    tx: &mpsc::Sender<Result<Event, Error>>,
+) -> Result<bool, Error> {
+    if query.request.tail == Some(0) {
+        return Ok(true);
+    }
+    let mut sources = Vec::new();
+    for (i, c) in containers.iter().enumerate() {
+        match query.open(c, false, None).await {
+            Ok(lines) => sources.push((i, lines)),
+            Err(Error::NotFound(_)) => {} // removed since the listing
+            Err(e) => return Err(e),
+        }
+    }
+    let mut heads: Vec<Option<Line>> = Vec::with_capacity(sources.len());
+    for (_, lines) in sources.iter_mut() {
+        heads.push(lines.next().await.transpose()?);
+    }
+    loop {
+        let oldest = heads
+            .iter()
+            .enumerate()
+            .filter_map(|(k, h)| h.as_ref().map(|l| (l.timestamp, k)))
+            .min();
+        let Some((_, k)) = oldest else {
+            return Ok(true);
+        };
+        let next = sources[k].1.next().await.transpose()?;
+        let Some(line) = std::mem::replace(&mut heads[k], next) else {
+            continue;
+        };
+        let i = sources[k].0;
+        Cursor::advance(&mut cursors[i], line.timestamp);
+        let message = query.message(&containers[i], line);
+        if tx.send(Ok(Event::Message(message))).await.is_err() {
+            return Ok(false);
+        }
+    }
+}
