@@ -1,0 +1,549 @@
+//! The Docker backend against a real Docker engine: our answers compared with
+//! `docker logs --timestamps`, replicas, long lines, TTY, streams, instances, follow with
+//! replicas coming and going, errors, and the provider binary.
+//!
+//! Needs a running engine and the image `faas-logs-busybox:test` (built here from busybox
+//! when missing). In CI (`CI` set) a missing engine fails; elsewhere these tests print
+//! that they were skipped.
+#![cfg(feature = "docker")]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::Duration;
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use common::*;
+use faas_logs::{DockerRequester, LogHandler, Message, OutputStream};
+
+const IMAGE: &str = "faas-logs-busybox:1";
+
+/// Whether an engine answers; builds the test image when it is missing. Without an
+/// engine: a failure in CI, a clear skip elsewhere.
+fn engine(test: &str) -> bool {
+    let up = Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !up {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "no Docker engine answers, and CI needs one for {test}"
+        );
+        // Straight to stderr, past the test harness's capture, so that the skip shows.
+        let note = format!("SKIPPED {test}: no Docker engine answers (start dockerd to run it)\n");
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), note.as_bytes());
+        return false;
+    }
+    ensure_image();
+    true
+}
+
+fn ensure_image() {
+    let present = Command::new("docker")
+        .args(["image", "inspect", IMAGE])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if present {
+        return;
+    }
+    let busybox = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .expect("busybox (busybox-static) is needed to build the test image");
+    let dir = std::env::temp_dir().join(format!("faas-logs-image-{}", std::process::id()));
+    std::fs::create_dir_all(dir.join("bin")).unwrap();
+    std::fs::copy(busybox, dir.join("bin/busybox")).unwrap();
+    for applet in run(busybox, &["--list"]).lines() {
+        let _ = std::os::unix::fs::symlink("busybox", dir.join("bin").join(applet));
+    }
+    let tar = dir.with_extension("tar");
+    run(
+        "tar",
+        &[
+            "-C",
+            dir.to_str().unwrap(),
+            "-cf",
+            tar.to_str().unwrap(),
+            ".",
+        ],
+    );
+    // Two tests may race to build it; either import is as good.
+    let _ = Command::new("docker")
+        .args(["import", tar.to_str().unwrap(), IMAGE])
+        .output();
+    let _ = std::fs::remove_dir_all(&dir);
+    let _ = std::fs::remove_file(&tar);
+}
+
+fn run(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A container of a test function, removed when dropped.
+struct Container {
+    name: String,
+    id: String,
+}
+
+impl Container {
+    /// Starts `sh -c script` as an instance of `function`.
+    fn start(function: &str, name: &str, tty: bool, script: &str) -> Container {
+        let name = format!("{name}-{}", std::process::id());
+        let label = format!("com.openfaas.function={function}");
+        let mut args = vec![
+            "run",
+            "-d",
+            "--network",
+            "none",
+            "--name",
+            &name,
+            "-l",
+            &label,
+        ];
+        if tty {
+            args.push("-t");
+        }
+        args.extend([IMAGE, "sh", "-c", script]);
+        let id = run("docker", &args).trim().to_owned();
+        Container { name, id }
+    }
+
+    /// Waits for the container to exit.
+    fn wait(&self) {
+        run("docker", &["wait", &self.id]);
+    }
+
+    /// `docker logs --timestamps` as (timestamp, stream, text), in timestamp order.
+    fn docker_logs(&self, extra: &[&str]) -> Vec<(DateTime<Utc>, OutputStream, String)> {
+        let mut args = vec!["logs", "--timestamps"];
+        args.extend_from_slice(extra);
+        args.push(&self.id);
+        let out = Command::new("docker").args(&args).output().unwrap();
+        assert!(out.status.success());
+        let mut lines = Vec::new();
+        for (bytes, stream) in [
+            (&out.stdout, OutputStream::Stdout),
+            (&out.stderr, OutputStream::Stderr),
+        ] {
+            for line in String::from_utf8_lossy(bytes).lines() {
+                let (ts, text) = line.split_once(' ').unwrap_or((line, ""));
+                let ts = DateTime::parse_from_rfc3339(ts)
+                    .unwrap()
+                    .with_timezone(&Utc);
+                lines.push((ts, stream, text.trim_end_matches('\r').to_owned()));
+            }
+        }
+        lines.sort_by_key(|l| l.0);
+        lines
+    }
+}
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rm", "-f", &self.id]).output();
+    }
+}
+
+/// A function name unique to this test run.
+fn function(name: &str) -> String {
+    format!("{name}-{}", std::process::id())
+}
+
+async fn provider() -> std::net::SocketAddr {
+    let docker = DockerRequester::from_env().unwrap();
+    serve(LogHandler::new(docker, Duration::from_secs(30))).await
+}
+
+fn as_triples(messages: &[Message]) -> Vec<(DateTime<Utc>, OutputStream, String)> {
+    messages
+        .iter()
+        .map(|m| {
+            (
+                m.timestamp,
+                m.stream.expect("Docker records the stream"),
+                m.text.clone(),
+            )
+        })
+        .collect()
+}
+
+fn rfc3339(ts: DateTime<Utc>) -> String {
+    ts.to_rfc3339_opts(SecondsFormat::Nanos, true)
+}
+
+#[tokio::test]
+async fn our_answers_equal_docker_logs_with_no_parameters_tail_since_and_both() {
+    if !engine("equal_docker_logs") {
+        return;
+    }
+    let f = function("equal");
+    let c = Container::start(
+        &f,
+        "equal",
+        false,
+        "for i in $(seq 1 60); do echo \"line $i\"; done",
+    );
+    c.wait();
+    let addr = provider().await;
+    let all = c.docker_logs(&[]);
+    assert_eq!(all.len(), 60);
+    let since = all[25].0;
+    let cases: [(String, Vec<String>); 4] = [
+        (String::new(), vec![]),
+        ("&tail=7".into(), vec!["--tail".into(), "7".into()]),
+        (
+            format!("&since={}", rfc3339(since)),
+            vec!["--since".into(), rfc3339(since)],
+        ),
+        (
+            format!("&since={}&tail=5", rfc3339(since)),
+            vec![
+                "--since".into(),
+                rfc3339(since),
+                "--tail".into(),
+                "5".into(),
+            ],
+        ),
+    ];
+    for (query, args) in cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let want = c.docker_logs(&args);
+        let (response, mut lines) = get(addr, &format!("/system/logs?name={f}{query}")).await;
+        assert_eq!(response.status(), 200);
+        let got = lines.messages().await;
+        assert_eq!(as_triples(&got), want, "{query}");
+        assert!(got.iter().all(|m| m.instance == c.name && m.name == f));
+    }
+}
+
+#[tokio::test]
+async fn two_replicas_are_merged_by_timestamp_under_one_tail() {
+    if !engine("replicas_merged") {
+        return;
+    }
+    let f = function("merged");
+    let script =
+        |who: &str| format!("for i in $(seq 1 12); do echo \"{who} $i\"; sleep 0.02; done");
+    let a = Container::start(&f, "merged-a", false, &script("a"));
+    let b = Container::start(&f, "merged-b", false, &script("b"));
+    a.wait();
+    b.wait();
+    let mut union = a.docker_logs(&[]);
+    union.extend(b.docker_logs(&[]));
+    union.sort_by_key(|l| l.0);
+    let addr = provider().await;
+    let (_, mut lines) = get(addr, &format!("/system/logs?name={f}")).await;
+    assert_eq!(as_triples(&lines.messages().await), union);
+    let (_, mut lines) = get(addr, &format!("/system/logs?name={f}&tail=9")).await;
+    assert_eq!(
+        as_triples(&lines.messages().await),
+        union[union.len() - 9..]
+    );
+}
+
+#[tokio::test]
+async fn a_100_kib_line_comes_back_as_one_message() {
+    if !engine("long_line") {
+        return;
+    }
+    let f = function("long");
+    let c = Container::start(
+        &f,
+        "long",
+        false,
+        "head -c 102400 /dev/zero | tr '\\0' x; echo; echo after",
+    );
+    c.wait();
+    let addr = provider().await;
+    let (_, mut lines) = get(addr, &format!("/system/logs?name={f}")).await;
+    let got = lines.messages().await;
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].text.len(), 102_400);
+    assert!(got[0].text.bytes().all(|b| b == b'x'));
+    assert_eq!(got[1].text, "after");
+}
+
+#[tokio::test]
+async fn a_tty_container_and_its_long_lines() {
+    if !engine("tty") {
+        return;
+    }
+    let f = function("tty");
+    let c = Container::start(
+        &f,
+        "tty",
+        true,
+        "echo one; head -c 40000 /dev/zero | tr '\\0' t; echo; echo three",
+    );
+    c.wait();
+    let addr = provider().await;
+    let (_, mut lines) = get(addr, &format!("/system/logs?name={f}")).await;
+    let got = lines.messages().await;
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[0].text, "one");
+    assert_eq!(got[1].text, "t".repeat(40_000));
+    assert_eq!(got[2].text, "three");
+    assert!(got.iter().all(|m| m.stream == Some(OutputStream::Stdout)));
+}
+
+#[tokio::test]
+async fn stdout_and_stderr_are_told_apart() {
+    if !engine("streams") {
+        return;
+    }
+    let f = function("streams");
+    let c = Container::start(
+        &f,
+        "streams",
+        false,
+        "echo to-out; echo to-err >&2; echo out-again",
+    );
+    c.wait();
+    let addr = provider().await;
+    let (_, mut lines) = get(addr, &format!("/system/logs?name={f}")).await;
+    let got = lines.messages().await;
+    assert_eq!(as_triples(&got), c.docker_logs(&[]));
+    let streams: BTreeSet<(OutputStream, String)> = got
+        .iter()
+        .map(|m| (m.stream.unwrap(), m.text.clone()))
+        .collect();
+    assert_eq!(
+        streams,
+        BTreeSet::from([
+            (OutputStream::Stdout, "to-out".into()),
+            (OutputStream::Stderr, "to-err".into()),
+            (OutputStream::Stdout, "out-again".into()),
+        ])
+    );
+}
+
+#[tokio::test]
+async fn instance_selects_by_container_name_or_id_prefix() {
+    if !engine("instance") {
+        return;
+    }
+    let f = function("inst");
+    let a = Container::start(&f, "inst-a", false, "echo from a");
+    let b = Container::start(&f, "inst-b", false, "echo from b");
+    a.wait();
+    b.wait();
+    let addr = provider().await;
+    let (_, mut lines) = get(addr, &format!("/system/logs?name={f}&instance={}", b.name)).await;
+    assert_eq!(texts(&lines.messages().await), ["from b"]);
+    let (_, mut lines) = get(
+        addr,
+        &format!("/system/logs?name={f}&instance={}", &a.id[..12]),
+    )
+    .await;
+    let got = lines.messages().await;
+    assert_eq!(texts(&got), ["from a"]);
+    assert_eq!(got[0].instance, a.name);
+    let (response, _) = get(addr, &format!("/system/logs?name={f}&instance=nobody")).await;
+    assert_eq!(response.status(), 404);
+}
+
+/// Reads messages until `done` says so.
+async fn read_until(lines: &mut Lines, mut done: impl FnMut(&Message) -> bool) -> Vec<Message> {
+    let mut got = Vec::new();
+    loop {
+        let m = lines.next_message().await;
+        let stop = done(&m);
+        got.push(m);
+        if stop {
+            return got;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_replica_started_during_a_follow_shows_up_once() {
+    if !engine("replica_joins") {
+        return;
+    }
+    let f = function("joins");
+    let a = Container::start(
+        &f,
+        "joins-a",
+        false,
+        "i=0; while true; do i=$((i+1)); echo \"a $i\"; sleep 0.2; done",
+    );
+    let addr = provider().await;
+    let (_, mut lines) = get(addr, &format!("/system/logs?name={f}&follow=true&tail=1")).await;
+    read_until(&mut lines, |m| m.text.starts_with("a ")).await;
+    let b = Container::start(&f, "joins-b", false, "echo b one; echo b two; echo b three");
+    let got = read_until(&mut lines, |m| m.text == "b three").await;
+    let from_b: Vec<_> = got
+        .iter()
+        .filter(|m| m.instance == b.name)
+        .map(|m| m.text.as_str())
+        .collect();
+    assert_eq!(from_b, ["b one", "b two", "b three"]);
+    // b has exited; three more ticks of a, and no line of b again.
+    let mut ticks = 0;
+    let after = read_until(&mut lines, |m| {
+        ticks += usize::from(m.instance == a.name);
+        ticks == 3
+    })
+    .await;
+    assert!(
+        after.iter().all(|m| m.instance == a.name),
+        "a line of b came twice: {after:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_container_removed_during_a_follow_ends_only_its_part() {
+    if !engine("replica_leaves") {
+        return;
+    }
+    let f = function("leaves");
+    let tick =
+        |who: &str| format!("i=0; while true; do i=$((i+1)); echo \"{who} $i\"; sleep 0.2; done");
+    let a = Container::start(&f, "leaves-a", false, &tick("a"));
+    let b = Container::start(&f, "leaves-b", false, &tick("b"));
+    let addr = provider().await;
+    let (_, mut lines) = get(addr, &format!("/system/logs?name={f}&follow=true&tail=1")).await;
+    let mut seen = BTreeSet::new();
+    read_until(&mut lines, |m| {
+        seen.insert(m.instance.clone());
+        seen.len() == 2
+    })
+    .await;
+    let b_name = b.name.clone();
+    drop(b); // docker rm -f
+    let removed_at = Utc::now();
+    // The stream goes on with a's lines; b's part is over.
+    let mut ticks = 0;
+    let after = read_until(&mut lines, |m| {
+        ticks += usize::from(m.instance == a.name);
+        ticks == 5
+    })
+    .await;
+    for m in after.iter().filter(|m| m.instance == b_name) {
+        assert!(
+            m.timestamp < removed_at,
+            "a line of b written after its removal: {m:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_function_is_404_with_a_message_to_act_on() {
+    use http_body_util::BodyExt;
+    if !engine("unknown") {
+        return;
+    }
+    let addr = provider().await;
+    let ghost = function("ghost");
+    let mut conn = Connection::open(addr).await;
+    let response = conn
+        .send("GET", &format!("/system/logs?name={ghost}"), b"")
+        .await;
+    assert_eq!(response.status(), 404);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        json["error"],
+        format!(
+            "no container found for function \"{ghost}\" (label com.openfaas.function={ghost})"
+        )
+    );
+}
+
+#[tokio::test]
+async fn a_docker_host_where_nothing_listens_is_503() {
+    // No engine needed: nothing listens there by construction.
+    let dir = std::env::temp_dir().join(format!("faas-logs-nothing-{}.sock", std::process::id()));
+    let docker = DockerRequester::with_host(&format!("unix://{}", dir.display())).unwrap();
+    let addr = serve(LogHandler::new(docker, Duration::from_secs(5))).await;
+    let mut conn = Connection::open(addr).await;
+    let response = conn.send("GET", "/system/logs?name=f", b"").await;
+    assert_eq!(response.status(), 503);
+    let tcp = DockerRequester::with_host("tcp://127.0.0.1:1").unwrap();
+    let addr = serve(LogHandler::new(tcp, Duration::from_secs(5))).await;
+    let mut conn = Connection::open(addr).await;
+    let response = conn.send("GET", "/system/logs?name=f", b"").await;
+    assert_eq!(response.status(), 503);
+}
+
+#[tokio::test]
+async fn the_provider_binary_serves_docker_logs_with_and_without_basic_auth() {
+    use http_body_util::BodyExt;
+    if !engine("binary") {
+        return;
+    }
+    let f = function("binary");
+    let c = Container::start(&f, "binary", false, "echo served by the binary");
+    c.wait();
+
+    let open = Example::start("docker", &["--listen", "127.0.0.1:0"]);
+    let (response, mut lines) = get(open.addr, &format!("/system/logs?name={f}")).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(texts(&lines.messages().await), ["served by the binary"]);
+    let mut conn = Connection::open(open.addr).await;
+    let missing = conn
+        .send("GET", "/system/logs?name=no-such-function", b"")
+        .await;
+    assert_eq!(missing.status(), 404);
+    let body = missing.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&body).contains("no container found for function"));
+    assert_eq!(conn.send("GET", "/healthz", b"").await.status(), 200);
+
+    let secrets = std::env::temp_dir().join(format!("faas-logs-secrets-{}", std::process::id()));
+    std::fs::create_dir_all(&secrets).unwrap();
+    std::fs::write(secrets.join("basic-auth-user"), "admin\n").unwrap();
+    std::fs::write(secrets.join("basic-auth-password"), "s3cret\n").unwrap();
+    let guarded = Example::start(
+        "docker",
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--basic-auth",
+            "--secret-mount-path",
+            secrets.to_str().unwrap(),
+        ],
+    );
+    let path = format!("/system/logs?name={f}");
+    for (auth, want) in [
+        (None, 401),
+        (Some("Basic YWRtaW46d3Jvbmc="), 401), // admin:wrong
+        (Some("Basic YWRtaW46czNjcmV0"), 200), // admin:s3cret
+        (Some("Bearer YWRtaW46czNjcmV0"), 401),
+    ] {
+        let tcp = tokio::net::TcpStream::connect(guarded.addr).await.unwrap();
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tcp))
+                .await
+                .unwrap();
+        tokio::spawn(conn);
+        let mut req = hyper::Request::get(&path).header("host", "127.0.0.1");
+        if let Some(auth) = auth {
+            req = req.header("authorization", auth);
+        }
+        let response = sender
+            .send_request(
+                req.body(http_body_util::Empty::<bytes::Bytes>::new())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(response.status(), want, "{auth:?}");
+        if want == 401 {
+            assert_eq!(
+                response.headers()["www-authenticate"],
+                "Basic realm=\"faas-logs\""
+            );
+        }
+    }
+    let mut conn = Connection::open(guarded.addr).await;
+    assert_eq!(conn.send("GET", "/healthz", b"").await.status(), 200);
+    let _ = std::fs::remove_dir_all(&secrets);
+}
