@@ -259,16 +259,20 @@ async fn a_100_kib_line_comes_back_as_one_message() {
         &f,
         "long",
         false,
-        "head -c 102400 /dev/zero | tr '\\0' x; echo; echo after",
+        "head -c 102400 /dev/zero | tr '\\0' x; echo; echo after; printf '\\377\\376ok\\n'",
     );
     c.wait();
     let addr = provider().await;
     let (_, mut lines) = get(addr, &format!("/system/logs?name={f}")).await;
     let got = lines.messages().await;
-    assert_eq!(got.len(), 2);
+    assert_eq!(got.len(), 3);
     assert_eq!(got[0].text.len(), 102_400);
     assert!(got[0].text.bytes().all(|b| b == b'x'));
     assert_eq!(got[1].text, "after");
+    assert_eq!(
+        got[2].text, "\u{fffd}\u{fffd}ok",
+        "invalid UTF-8 is replaced"
+    );
 }
 
 #[tokio::test]
@@ -435,6 +439,91 @@ async fn a_container_removed_during_a_follow_ends_only_its_part() {
     }
 }
 
+/// A Unix-socket proxy in front of the daemon that counts the connections open through it.
+struct CountingProxy {
+    path: std::path::PathBuf,
+    open: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    changed: std::sync::Arc<tokio::sync::Notify>,
+}
+
+impl CountingProxy {
+    fn start() -> CountingProxy {
+        use std::sync::atomic::Ordering;
+        let path =
+            std::env::temp_dir().join(format!("faas-logs-proxy-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let listener = tokio::net::UnixListener::bind(&path).unwrap();
+        let open = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let changed = std::sync::Arc::new(tokio::sync::Notify::new());
+        let (count, notify) = (open.clone(), changed.clone());
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                let (count, notify) = (count.clone(), notify.clone());
+                count.fetch_add(1, Ordering::SeqCst);
+                notify.notify_waiters();
+                tokio::spawn(async move {
+                    if let Ok(mut daemon) =
+                        tokio::net::UnixStream::connect("/var/run/docker.sock").await
+                    {
+                        let _ = tokio::io::copy_bidirectional(&mut client, &mut daemon).await;
+                    }
+                    count.fetch_sub(1, Ordering::SeqCst);
+                    notify.notify_waiters();
+                });
+            }
+        });
+        CountingProxy {
+            path,
+            open,
+            changed,
+        }
+    }
+
+    fn open(&self) -> usize {
+        self.open.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    async fn wait_until_none_open(&self) {
+        within(async {
+            loop {
+                let changed = self.changed.notified();
+                if self.open() == 0 {
+                    return;
+                }
+                changed.await;
+            }
+        })
+        .await
+    }
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_closes_every_connection_to_the_daemon() {
+    if !engine("connections") {
+        return;
+    }
+    let f = function("conns");
+    let tick =
+        |who: &str| format!("i=0; while true; do i=$((i+1)); echo \"{who} $i\"; sleep 0.2; done");
+    let _a = Container::start(&f, "conns-a", false, &tick("a"));
+    let _b = Container::start(&f, "conns-b", false, &tick("b"));
+    let proxy = CountingProxy::start();
+    let docker = DockerRequester::with_host(&format!("unix://{}", proxy.path.display())).unwrap();
+    let addr = serve(LogHandler::new(docker, Duration::from_secs(30))).await;
+    let (_, mut lines) = get(addr, &format!("/system/logs?name={f}&follow=true&tail=1")).await;
+    let mut seen = BTreeSet::new();
+    read_until(&mut lines, |m| {
+        seen.insert(m.instance.clone());
+        seen.len() == 2
+    })
+    .await;
+    // Two follow streams and the event stream, at least.
+    assert!(proxy.open() >= 3, "{} connections open", proxy.open());
+    drop(lines);
+    proxy.wait_until_none_open().await;
+    let _ = std::fs::remove_file(&proxy.path);
+}
+
 #[tokio::test]
 async fn an_unknown_function_is_404_with_a_message_to_act_on() {
     use http_body_util::BodyExt;
@@ -546,4 +635,21 @@ async fn the_provider_binary_serves_docker_logs_with_and_without_basic_auth() {
     let mut conn = Connection::open(guarded.addr).await;
     assert_eq!(conn.send("GET", "/healthz", b"").await.status(), 200);
     let _ = std::fs::remove_dir_all(&secrets);
+
+    // SIGINT with a follow stream open: the stream ends cleanly, the process exits.
+    let runner = Container::start(
+        &f,
+        "binary-follow",
+        false,
+        "while true; do echo still here; sleep 0.2; done",
+    );
+    let (_, mut follow) = get(
+        open.addr,
+        &format!("/system/logs?name={f}&follow=true&instance={}", runner.name),
+    )
+    .await;
+    follow.next_message().await;
+    open.interrupt();
+    follow.rest().await.expect("a clean end");
+    assert!(open.exits_cleanly().await);
 }
