@@ -151,6 +151,7 @@ impl<R: Requester + ?Sized> LogHandler<R> {
             arrived,
             self.history_quiet,
             filter_instance,
+            !self.requester.marks_history_end(),
         );
         let body = LogBody::streaming(
             shaped,

@@ -241,6 +241,7 @@ mod tests {
             Utc::now(),
             Duration::from_secs(1),
             true,
+            true,
         );
         let never = tokio_util::sync::CancellationToken::new().cancelled_owned();
         let far = Instant::now() + Duration::from_secs(3600);

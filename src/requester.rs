@@ -48,8 +48,10 @@ pub type LogStream = Pin<Box<dyn Stream<Item = Result<Event, Error>> + Send + 's
 /// though honouring them saves work.
 ///
 /// **Where history ends.** The stream should send [`Event::HistoryEnd`] once it has sent
-/// every message written before the query. A stream that never sends it is read this way:
-/// history ends at the first message stamped at or after the moment the request arrived,
+/// every message written before the query; a backend whose streams always do should say
+/// so with [`marks_history_end`](Requester::marks_history_end), and the handler then
+/// relies on the mark alone. Otherwise the handler also guesses: history ends at the
+/// first message stamped at or after the moment the request arrived,
 /// or when the stream ends; in a follow request with a `tail`, also when the stream has
 /// been quiet for [`LogHandler::history_quiet`](crate::LogHandler::history_quiet)
 /// (100 ms by default). Without the mark, a backend's clock that runs ahead of the
@@ -94,6 +96,15 @@ pub trait Requester: Send + Sync + 'static {
     fn selects_instance(&self) -> bool {
         false
     }
+
+    /// Whether every stream of this backend sends [`Event::HistoryEnd`]. When true the
+    /// handler trusts the mark alone; when false (the default) it also guesses where
+    /// history ends, as the trait's documentation says. Say true only if it holds: a
+    /// non-follow response of a stream that never sends the mark then lasts until the
+    /// stream ends or the timeout.
+    fn marks_history_end(&self) -> bool {
+        false
+    }
 }
 
 #[async_trait::async_trait]
@@ -105,6 +116,10 @@ impl<R: Requester + ?Sized> Requester for Box<R> {
     fn selects_instance(&self) -> bool {
         (**self).selects_instance()
     }
+
+    fn marks_history_end(&self) -> bool {
+        (**self).marks_history_end()
+    }
 }
 
 #[async_trait::async_trait]
@@ -115,5 +130,9 @@ impl<R: Requester + ?Sized> Requester for Arc<R> {
 
     fn selects_instance(&self) -> bool {
         (**self).selects_instance()
+    }
+
+    fn marks_history_end(&self) -> bool {
+        (**self).marks_history_end()
     }
 }

@@ -26,6 +26,9 @@ pub(crate) struct Shaped {
     history: History,
     quiet_period: Duration,
     quiet: Option<Pin<Box<Sleep>>>,
+    /// False for a backend that always marks where history ends: then its mark is
+    /// trusted and nothing is guessed from timestamps or pauses.
+    guess_history_end: bool,
 }
 
 enum Phase {
@@ -110,6 +113,7 @@ impl Shaped {
         arrived: DateTime<Utc>,
         quiet_period: Duration,
         filter_instance: bool,
+        guess_history_end: bool,
     ) -> Self {
         let instance =
             (filter_instance && !request.instance.is_empty()).then(|| request.instance.clone());
@@ -127,6 +131,7 @@ impl Shaped {
             },
             quiet_period,
             quiet: None,
+            guess_history_end,
         }
     }
 
@@ -148,7 +153,7 @@ impl Shaped {
     /// In a follow request with a tail, a marker-less backend's history also ends when the
     /// stream has been quiet for a while; returns whether that time has come.
     fn quiet_elapsed(&mut self, cx: &mut Context<'_>) -> bool {
-        if !(self.follow && self.history.tail.is_some()) {
+        if !(self.guess_history_end && self.follow && self.history.tail.is_some()) {
             return false;
         }
         let period = self.quiet_period;
@@ -167,7 +172,7 @@ impl Shaped {
         if !matches!(self.phase, Phase::History) {
             return Some(m);
         }
-        if m.timestamp >= self.arrived {
+        if self.guess_history_end && m.timestamp >= self.arrived {
             self.end_history(Some(m));
             return None;
         }
@@ -290,6 +295,7 @@ mod tests {
             &request,
             Utc::now(),
             Duration::from_secs(1),
+            true,
             true,
         );
         let mut got = Vec::new();

@@ -383,6 +383,10 @@ impl Requester for LogStore {
     async fn query(&self, request: Request) -> Result<LogStream, Error> {
         Ok(Box::pin(self.read(&request)?))
     }
+
+    fn marks_history_end(&self) -> bool {
+        true
+    }
 }
 
 /// A reader of one function's ring: history from where the query started, then

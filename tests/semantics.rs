@@ -246,6 +246,23 @@ async fn without_follow_the_history_mark_ends_the_response() {
 }
 
 #[tokio::test]
+async fn a_backend_that_always_marks_history_is_trusted_over_timestamps() {
+    // A line stamped after the request (a clock ahead of ours) inside the history: a
+    // guess would end history there; the trusted mark keeps all of it.
+    let mut history = big_history(5);
+    let mut ahead = message("f-a", 0, "stamped by a clock that runs ahead");
+    ahead.timestamp = Utc::now() + chrono::Duration::seconds(5);
+    history.insert(7, ahead);
+    let (addr, _) = start(Scripted::new(history.clone()).trusted().open()).await;
+    let (_, mut lines) = get(addr, "/system/logs?name=f").await;
+    assert_eq!(lines.messages().await, history);
+    // The same backend without the promise is cut at that line.
+    let (addr, _) = start(Scripted::new(history.clone()).marked().open()).await;
+    let (_, mut lines) = get(addr, "/system/logs?name=f").await;
+    assert_eq!(lines.messages().await, history[..7]);
+}
+
+#[tokio::test]
 async fn the_deadline_ends_a_follow_stream_cleanly_and_drops_the_backend() {
     let history = big_history(100);
     let backend = Scripted::new(history.clone()).marked().open();

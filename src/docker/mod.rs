@@ -396,12 +396,28 @@ impl Requester for DockerRequester {
         if containers.is_empty() {
             return Err(Error::not_found(self.describe(&query.request)));
         }
+        // Open every history now, so that a daemon that refuses (a log driver that cannot
+        // be read, say) is answered with a status rather than a broken stream.
+        let mut histories = Vec::new();
+        if query.request.tail != Some(0) {
+            for (i, c) in containers.iter().enumerate() {
+                match query.open(c, false, None).await {
+                    Ok(lines) => histories.push((i, lines)),
+                    Err(Error::NotFound(_)) => {} // removed since the listing
+                    Err(e) => return Err(e),
+                }
+            }
+        }
         let (tx, rx) = mpsc::channel(256);
-        let task = tokio::spawn(stream_logs(query, containers, events, tx));
+        let task = tokio::spawn(stream_logs(query, containers, histories, events, tx));
         Ok(Box::pin(TaskStream { rx, task }))
     }
 
     fn selects_instance(&self) -> bool {
+        true
+    }
+
+    fn marks_history_end(&self) -> bool {
         true
     }
 }
@@ -524,6 +540,7 @@ fn follow(
 async fn stream_logs(
     query: Arc<Query>,
     mut containers: Vec<Container>,
+    histories: Vec<(usize, Lines)>,
     events: Option<Events>,
     tx: mpsc::Sender<Result<Event, Error>>,
 ) {
@@ -532,7 +549,7 @@ async fn stream_logs(
         async move { tx.send(item).await.is_ok() }
     };
     let mut cursors: Vec<Option<Cursor>> = vec![None; containers.len()];
-    match merge_history(&query, &containers, &mut cursors, &tx).await {
+    match merge_history(&query, &containers, histories, &mut cursors, &tx).await {
         Ok(true) => {}
         Ok(false) => return, // the reader left
         Err(e) => {
@@ -627,20 +644,10 @@ async fn next_start(events: &mut Option<Events>) -> Option<Result<String, Error>
 async fn merge_history(
     query: &Query,
     containers: &[Container],
+    mut sources: Vec<(usize, Lines)>,
     cursors: &mut [Option<Cursor>],
     tx: &mpsc::Sender<Result<Event, Error>>,
 ) -> Result<bool, Error> {
-    if query.request.tail == Some(0) {
-        return Ok(true);
-    }
-    let mut sources = Vec::new();
-    for (i, c) in containers.iter().enumerate() {
-        match query.open(c, false, None).await {
-            Ok(lines) => sources.push((i, lines)),
-            Err(Error::NotFound(_)) => {} // removed since the listing
-            Err(e) => return Err(e),
-        }
-    }
     let mut heads: Vec<Option<Line>> = Vec::with_capacity(sources.len());
     for (_, lines) in sources.iter_mut() {
         heads.push(lines.next().await.transpose()?);

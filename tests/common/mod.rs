@@ -214,6 +214,8 @@ impl Dropped {
 pub struct Scripted {
     pub history: Vec<Message>,
     pub mark: bool,
+    /// Whether it tells the handler that it always marks history's end.
+    pub trusted_mark: bool,
     pub open: bool,
     pub live: Mutex<Option<mpsc::UnboundedReceiver<Result<Event, Error>>>>,
     pub queries: AtomicUsize,
@@ -226,6 +228,7 @@ impl Scripted {
         Scripted {
             history,
             mark: false,
+            trusted_mark: false,
             open: false,
             live: Mutex::new(None),
             queries: AtomicUsize::new(0),
@@ -236,6 +239,13 @@ impl Scripted {
 
     pub fn marked(mut self) -> Self {
         self.mark = true;
+        self
+    }
+
+    /// Marks history's end and says so to the handler.
+    pub fn trusted(mut self) -> Self {
+        self.mark = true;
+        self.trusted_mark = true;
         self
     }
 
@@ -275,6 +285,10 @@ impl Requester for Scripted {
             inner: Box::pin(history.chain(mark).chain(live).chain(tail)),
             dropped: Arc::clone(&self.dropped),
         }))
+    }
+
+    fn marks_history_end(&self) -> bool {
+        self.trusted_mark
     }
 }
 
