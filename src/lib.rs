@@ -127,6 +127,30 @@ pub use request::Request;
 pub use requester::{Event, LogStream, Requester};
 pub use store::{LogStore, RingStats, StoreLimits, StoreReader};
 
+/// Internals the benches measure directly. Not part of the API: no stability promised.
+#[doc(hidden)]
+pub mod __bench {
+    use bytes::BytesMut;
+    use chrono::{DateTime, Utc};
+
+    /// Appends one message as an NDJSON line, as the response body does.
+    pub fn encode(message: &crate::Message, buf: &mut BytesMut) {
+        crate::ndjson::encode(message, buf)
+    }
+
+    /// Writes a timestamp as Go does and returns its length.
+    pub fn timestamp_len(ts: &DateTime<Utc>) -> usize {
+        crate::message::Rfc3339::new(ts).as_str().len()
+    }
+
+    /// Parses a recorded multiplexed Docker log stream fed in `chunk`-byte reads;
+    /// returns the number of lines.
+    #[cfg(feature = "docker")]
+    pub fn demux(stream: &[u8], chunk: usize) -> usize {
+        crate::docker::demux_count(stream, chunk)
+    }
+}
+
 /// Compiles the README's Rust examples as doctests, so they stay true.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

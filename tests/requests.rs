@@ -225,12 +225,13 @@ async fn a_backend_that_never_answers_gets_503_at_the_deadline() {
         .contains("did not answer within"));
 }
 
-/// Lines exactly as Go's `json.NewEncoder(w).Encode(msg)` writes them.
-const GO_LINES: [&str; 4] = [
+/// Lines exactly as Go's `json.NewEncoder(w).Encode(msg)` writes them (Go 1.22+).
+const GO_LINES: [&str; 5] = [
     r#"{"name":"nodeinfo","namespace":"openfaas-fn","instance":"nodeinfo-6b5d5c7f9d-x2vqz","timestamp":"2023-07-04T16:32:22.223912519Z","text":"Forking - node [index.js]"}"#,
     r#"{"name":"hello","namespace":"","instance":"hello","timestamp":"2019-11-10T23:00:00Z","text":"2019/11/10 23:00:00 Started logging stderr from function."}"#,
     r#"{"name":"env","namespace":"dev","instance":"env-1","timestamp":"2024-02-29T00:00:00.1Z","text":"tab\there \"quoted\" back\\slash é ☃"}"#,
     r#"{"name":"ctl","namespace":"dev","instance":"ctl-1","timestamp":"2024-02-29T00:00:00.000001Z","text":"bell\u0007 nul\u0000 esc\u001b"}"#,
+    r#"{"name":"web","namespace":"ns","instance":"web-1","timestamp":"2024-05-01T12:00:00.5Z","text":"\u003ch1\u003e \u0026 \b\f \u2028"}"#,
 ];
 
 #[tokio::test]
@@ -245,8 +246,8 @@ async fn go_lines_round_trip_byte_for_byte_through_the_handler() {
     let (addr, _) = start(backend).await;
     let (_, mut lines) = get(addr, "/system/logs?name=any").await;
     assert_eq!(lines.rest().await.unwrap(), GO_LINES);
-    // And what we write, Go's decoder reads back to the same values (serde here).
-    for (line, message) in GO_LINES.iter().zip(&parsed) {
+    // serde_json's own writer agrees for the lines without characters Go escapes for HTML.
+    for (line, message) in GO_LINES.iter().zip(&parsed).take(4) {
         assert_eq!(&serde_json::to_string(message).unwrap(), line);
     }
 }

@@ -19,6 +19,22 @@ use self::client::{Client, Host};
 use self::frames::{Line, Multiplexed, Raw};
 use crate::{Error, Event, LogStream, Message, Request, Requester};
 
+/// For the benches: lines of a multiplexed stream read in `chunk`-byte pieces.
+pub(crate) fn demux_count(stream: &[u8], chunk: usize) -> usize {
+    let mut demux = Multiplexed::new();
+    let mut out = Vec::with_capacity(1024);
+    let mut lines = 0;
+    for piece in stream.chunks(chunk.max(1)) {
+        if demux.push(piece, &mut out).is_err() {
+            break;
+        }
+        lines += out.len();
+        out.clear();
+    }
+    let _ = demux.finish(&mut out);
+    lines + out.len()
+}
+
 /// The socket a local Docker daemon listens on.
 pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
 

@@ -1,0 +1,117 @@
+//! Encoding cost: NDJSON lines of short (100 B), typical (200 B) and long (16 KiB, with
+//! characters that need escaping) messages, and the timestamp alone.
+//!
+//! `cargo bench --bench encoding`
+
+use bytes::BytesMut;
+use chrono::{TimeZone, Utc};
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use faas_logs::{__bench, Message};
+use std::hint::black_box;
+
+/// A message whose encoded line is about `line_len` bytes; short ones have short names.
+fn message(line_len: usize, escaping: bool) -> Message {
+    let short = line_len <= 100;
+    let mut m = Message {
+        name: if short { "env" } else { "nodeinfo" }.into(),
+        namespace: if short { "" } else { "openfaas-fn" }.into(),
+        instance: if short {
+            "env-1"
+        } else {
+            "nodeinfo-6b5d5c7f9d-x2vqz"
+        }
+        .into(),
+        timestamp: Utc.with_ymd_and_hms(2024, 3, 1, 12, 0, 0).unwrap()
+            + chrono::Duration::nanoseconds(223_912_519),
+        text: String::new(),
+        stream: None,
+    };
+    let mut empty = BytesMut::new();
+    __bench::encode(&m, &mut empty);
+    let room = line_len.saturating_sub(empty.len());
+    m.text = if escaping {
+        // Quotes, backslashes, tabs and a control character: a quarter of the text escaped.
+        "say \"hi\"\tC:\\path\u{1}"
+            .chars()
+            .cycle()
+            .take(room * 3 / 4)
+            .collect()
+    } else {
+        "GET /function/nodeinfo 200 OK - "
+            .chars()
+            .cycle()
+            .take(room)
+            .collect()
+    };
+    m
+}
+
+fn encode(c: &mut Criterion) {
+    const BATCH: usize = 1_000;
+    let cases = [
+        ("short 100 B", message(100, false)),
+        ("typical 200 B", message(200, false)),
+        ("long 16 KiB escaped", message(16 * 1024, true)),
+    ];
+    for (label, m) in &cases {
+        let mut line = BytesMut::new();
+        __bench::encode(m, &mut line);
+        let mut group = c.benchmark_group("encode");
+        group.throughput(Throughput::Elements(BATCH as u64));
+        group.bench_function(format!("{label} (messages)"), |b| {
+            let mut buf = BytesMut::with_capacity(line.len() * BATCH);
+            b.iter(|| {
+                buf.clear();
+                for _ in 0..BATCH {
+                    __bench::encode(black_box(m), &mut buf);
+                }
+                black_box(buf.len())
+            })
+        });
+        group.throughput(Throughput::Bytes((line.len() * BATCH) as u64));
+        group.bench_function(format!("{label} (bytes, line = {} B)", line.len()), |b| {
+            let mut buf = BytesMut::with_capacity(line.len() * BATCH);
+            b.iter(|| {
+                buf.clear();
+                for _ in 0..BATCH {
+                    __bench::encode(black_box(m), &mut buf);
+                }
+                black_box(buf.len())
+            })
+        });
+        group.finish();
+    }
+}
+
+fn timestamp(c: &mut Criterion) {
+    let base = Utc.with_ymd_and_hms(2024, 3, 1, 12, 0, 0).unwrap();
+    let stamps: Vec<_> = (0..1_000i64)
+        .map(|i| base + chrono::Duration::nanoseconds(i * 1_234_567_891))
+        .collect();
+    let mut group = c.benchmark_group("timestamp");
+    group.throughput(Throughput::Elements(stamps.len() as u64));
+    group.bench_function("ours (Go's RFC 3339 nano)", |b| {
+        b.iter(|| {
+            stamps
+                .iter()
+                .map(|t| __bench::timestamp_len(black_box(t)))
+                .sum::<usize>()
+        })
+    });
+    group.bench_function("chrono to_rfc3339_opts, for comparison", |b| {
+        b.iter(|| {
+            stamps
+                .iter()
+                .map(|t| {
+                    black_box(t)
+                        .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+                        .len()
+                })
+                .sum::<usize>()
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, encode, timestamp);
+criterion_main!(benches);
