@@ -1,1 +1,417 @@
-fn main() {}
+//! End to end over loopback TCP, with the server in a child process of its own so that
+//! its memory can be read apart from the client's:
+//!
+//! - a non-follow dump of 1,000,000 messages from a requester that ignores every
+//!   parameter, read by a client that only counts bytes (messages per second, server
+//!   peak memory);
+//! - `tail=100` over a backend that returns 10,000,000 messages and ignores `tail` (time,
+//!   server peak memory growth);
+//! - follow latency from `LogStore::append` to the line at the client (p50, p99): 1
+//!   follower at 10,000 messages/s; 1,000 followers of 1,000 functions at 1,000
+//!   messages/s in all; 1,000 followers of one function at 1 message/s; and the server's
+//!   memory with 1,000 idle followers.
+//!
+//! `cargo bench --bench serve` (criterion times the dumps; the latency figures are
+//! printed as `follow ...` lines).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use criterion::{Criterion, Throughput};
+
+const SERVER_MODE: &str = "FAAS_LOGS_BENCH_SERVER";
+
+fn main() {
+    if let Ok(mode) = std::env::var(SERVER_MODE) {
+        server::run(&mode);
+        return;
+    }
+    let mut c = Criterion::default().configure_from_args();
+    dump(&mut c);
+    tail(&mut c);
+    follow();
+    c.final_summary();
+}
+
+/// The bench binary again, as a server in `mode`.
+struct Server {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<std::process::ChildStdout>,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(mode: &str) -> Server {
+        let mut child = Command::new(std::env::current_exe().unwrap())
+            .env(SERVER_MODE, mode)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let addr = line
+            .trim()
+            .strip_prefix("listening ")
+            .unwrap()
+            .parse()
+            .unwrap();
+        Server {
+            child,
+            stdin,
+            stdout,
+            addr,
+        }
+    }
+
+    /// A figure from /proc/PID/status, in KiB (`VmRSS`, `VmHWM`).
+    fn kib(&self, field: &str) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        status
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(field)?
+                    .trim_start_matches(':')
+                    .trim()
+                    .strip_suffix(" kB")?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0)
+    }
+
+    /// Resets the peak (VmHWM) to the current size.
+    fn reset_peak(&self) {
+        let _ = std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5");
+    }
+
+    /// Sends a command to the server and waits for its answer line.
+    fn command(&mut self, command: &str) -> String {
+        writeln!(self.stdin, "{command}").unwrap();
+        self.stdin.flush().unwrap();
+        let mut answer = String::new();
+        self.stdout.read_line(&mut answer).unwrap();
+        answer
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `GET path` on a fresh connection, reading to the end; returns the bytes received.
+fn read_all(addr: SocketAddr, path: &str) -> usize {
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    write!(
+        tcp,
+        "GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0;
+    loop {
+        match tcp.read(&mut buf) {
+            Ok(0) => return total,
+            Ok(n) => total += n,
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+const DUMP: u64 = 1_000_000;
+const HUGE: u64 = 10_000_000;
+
+fn dump(c: &mut Criterion) {
+    let server = Server::start(&format!("generated {DUMP}"));
+    let idle = server.kib("VmRSS");
+    server.reset_peak();
+    let bytes = read_all(server.addr, "/system/logs?name=bench");
+    let peak = server.kib("VmHWM");
+    println!(
+        "dump: {DUMP} messages, {} bytes on the wire; server memory {idle} KiB idle, peak {peak} KiB (+{} KiB)",
+        bytes,
+        peak.saturating_sub(idle)
+    );
+    let mut group = c.benchmark_group("serve");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(15));
+    group.throughput(Throughput::Elements(DUMP));
+    group.bench_function("non-follow dump of 1,000,000 messages", |b| {
+        b.iter(|| read_all(server.addr, "/system/logs?name=bench"))
+    });
+    group.finish();
+}
+
+fn tail(c: &mut Criterion) {
+    let server = Server::start(&format!("generated {HUGE}"));
+    let idle = server.kib("VmRSS");
+    server.reset_peak();
+    let started = Instant::now();
+    let bytes = read_all(server.addr, "/system/logs?name=bench&tail=100");
+    let took = started.elapsed();
+    let peak = server.kib("VmHWM");
+    println!(
+        "tail=100 over {HUGE} messages: {took:.2?}, {bytes} bytes; server memory {idle} KiB idle, peak {peak} KiB (+{} KiB)",
+        peak.saturating_sub(idle)
+    );
+    let mut group = c.benchmark_group("serve");
+    group.sample_size(10);
+    group.measurement_time(Duration::from_secs(30));
+    group.throughput(Throughput::Elements(HUGE));
+    group.bench_function("tail=100 over 10,000,000 messages", |b| {
+        b.iter(|| read_all(server.addr, "/system/logs?name=bench&tail=100"))
+    });
+    group.finish();
+}
+
+/// Latencies of the lines that arrive on one follow connection, measured from each
+/// message's timestamp (stamped at append, in the server) to its arrival here.
+async fn follower(
+    addr: SocketAddr,
+    function: String,
+    expect: usize,
+    ready: tokio::sync::mpsc::Sender<()>,
+) -> Vec<Duration> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request =
+        format!("GET /system/logs?name={function}&follow=true HTTP/1.1\r\nHost: bench\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut pending: Vec<u8> = Vec::new();
+    let mut latencies = Vec::with_capacity(expect);
+    let mut head_seen = false;
+    while latencies.len() < expect {
+        let n = tcp.read(&mut buf).await.unwrap();
+        assert!(n > 0, "the server closed a follow stream early");
+        let arrived = Utc::now();
+        pending.extend_from_slice(&buf[..n]);
+        if !head_seen {
+            if let Some(i) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
+                pending.drain(..i + 4);
+                head_seen = true;
+                let _ = ready.send(()).await;
+            } else {
+                continue;
+            }
+        }
+        // Lines are found by their timestamps; chunk sizes between them are skipped.
+        let text = String::from_utf8_lossy(&pending);
+        let mut consumed = 0;
+        for (i, _) in text.match_indices("\"timestamp\":\"") {
+            let start = i + 13;
+            let Some(len) = text[start..].find('"') else {
+                break;
+            };
+            if let Ok(ts) = DateTime::parse_from_rfc3339(&text[start..start + len]) {
+                let ts = ts.with_timezone(&Utc);
+                latencies.push((arrived - ts).to_std().unwrap_or_default());
+            }
+            consumed = start + len;
+        }
+        pending.drain(..consumed);
+    }
+    latencies
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// Opens `followers` follow streams (round-robin over `functions` functions), has the
+/// server write `count` lines at `rate` per second, and prints the latencies.
+fn follow_case(label: &str, followers: usize, functions: usize, rate: u64, count: u64) {
+    let mut server = Server::start(&format!("store {functions}"));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let before = server.kib("VmRSS");
+    let per_follower = if functions == 1 {
+        count as usize
+    } else {
+        (count as usize) / functions
+    };
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(followers);
+    let tasks: Vec<_> = (0..followers)
+        .map(|i| {
+            runtime.spawn(follower(
+                server.addr,
+                format!("f{}", i % functions),
+                per_follower,
+                ready_tx.clone(),
+            ))
+        })
+        .collect();
+    runtime.block_on(async {
+        for _ in 0..followers {
+            ready_rx.recv().await.unwrap();
+        }
+    });
+    let idle = server.kib("VmRSS");
+    let answer = server.command(&format!("write {functions} {rate} {count}"));
+    assert_eq!(answer.trim(), "written");
+    let mut all: Vec<Duration> = runtime.block_on(async {
+        let mut all = Vec::new();
+        for t in tasks {
+            all.extend(
+                tokio::time::timeout(Duration::from_secs(60), t)
+                    .await
+                    .unwrap()
+                    .unwrap(),
+            );
+        }
+        all
+    });
+    let after = server.kib("VmRSS");
+    all.sort();
+    println!(
+        "follow {label}: {} lines, p50 {:.3?}, p99 {:.3?}, max {:.3?}; server memory {before} KiB before, {idle} KiB with {followers} idle followers, {after} KiB after",
+        all.len(),
+        percentile(&all, 0.50),
+        percentile(&all, 0.99),
+        all.last().copied().unwrap_or_default(),
+    );
+}
+
+fn follow() {
+    follow_case("1 follower at 10,000/s", 1, 1, 10_000, 30_000);
+    follow_case(
+        "1,000 followers of 1,000 functions at 1,000/s in all",
+        1_000,
+        1_000,
+        1_000,
+        5_000,
+    );
+    follow_case("1,000 followers of one function at 1/s", 1_000, 1, 1, 5);
+}
+
+/// The child process: a server on 127.0.0.1 in one of two modes.
+mod server {
+    use std::io::BufRead;
+    use std::time::{Duration, Instant};
+
+    use chrono::Utc;
+    use faas_logs::{
+        async_trait, Error, Event, LogHandler, LogStore, LogStream, Message, Request, Requester,
+        StoreLimits,
+    };
+    use hyper_util::rt::TokioIo;
+
+    /// Ignores every parameter and answers with `n` messages of 200 bytes' line.
+    struct Generated(u64);
+
+    #[async_trait]
+    impl Requester for Generated {
+        async fn query(&self, _: Request) -> Result<LogStream, Error> {
+            let start = Utc::now() - chrono::Duration::hours(1);
+            let proto = Message {
+                name: "bench".into(),
+                namespace: "openfaas-fn".into(),
+                instance: "bench-7d9f8c6b5-x2vqz".into(),
+                timestamp: start,
+                text: "GET /function/bench 200 OK - ".repeat(3),
+                stream: None,
+            };
+            let messages = (0..self.0).map(move |i| {
+                let mut m = proto.clone();
+                m.timestamp = start + chrono::Duration::microseconds(i as i64);
+                Ok(Event::Message(m))
+            });
+            Ok(Box::pin(futures_util::stream::iter(messages)))
+        }
+    }
+
+    pub fn run(mode: &str) {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .unwrap();
+        let (kind, arg) = mode.split_once(' ').unwrap_or((mode, "0"));
+        let n: u64 = arg.parse().unwrap();
+        match kind {
+            "generated" => runtime.block_on(serve(LogHandler::new(
+                Generated(n),
+                Duration::from_secs(600),
+            ))),
+            "store" => {
+                let store = LogStore::with_limits(StoreLimits {
+                    max_messages: 10_000,
+                    max_functions: 10_000,
+                    ..StoreLimits::default()
+                });
+                for f in 0..n {
+                    store.register("", &format!("f{f}")).unwrap();
+                }
+                let handler = LogHandler::new(store.clone(), Duration::from_secs(600));
+                std::thread::spawn(move || commands(store));
+                runtime.block_on(serve(handler));
+            }
+            other => panic!("unknown server mode {other}"),
+        }
+    }
+
+    async fn serve<R: Requester>(handler: LogHandler<R>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!("listening {}", listener.local_addr().unwrap());
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tcp), handler)
+                    .await;
+            });
+        }
+    }
+
+    /// `write FUNCTIONS RATE COUNT`: appends COUNT lines round-robin over the functions at
+    /// RATE per second, then answers `written`.
+    fn commands(store: LogStore) {
+        for line in std::io::stdin().lock().lines() {
+            let line = line.unwrap();
+            let parts: Vec<u64> = line
+                .split(' ')
+                .skip(1)
+                .map(|p| p.parse().unwrap())
+                .collect();
+            let [functions, rate, count] = parts[..] else {
+                panic!("bad command {line:?}");
+            };
+            let interval = Duration::from_secs_f64(1.0 / rate as f64);
+            let start = Instant::now();
+            for i in 0..count {
+                let due = start + interval * i as u32;
+                let now = Instant::now();
+                if due > now {
+                    std::thread::sleep(due - now);
+                }
+                let f = i % functions;
+                store
+                    .append(Message {
+                        name: format!("f{f}"),
+                        namespace: String::new(),
+                        instance: format!("f{f}-1"),
+                        timestamp: Utc::now(),
+                        text: format!("GET /function/f{f} 200 OK - request {i} served"),
+                        stream: None,
+                    })
+                    .unwrap();
+            }
+            println!("written");
+        }
+    }
+}

@@ -228,6 +228,15 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
+    #[test]
+    fn a_leap_second_is_second_60() {
+        let leap = NaiveDate::from_ymd_opt(2016, 12, 31)
+            .and_then(|d| d.and_hms_nano_opt(23, 59, 59, 1_500_000_000))
+            .unwrap()
+            .and_utc();
+        assert_eq!(stamp(leap), "2016-12-31T23:59:60.5Z");
+    }
+
     fn stamp(ts: DateTime<Utc>) -> String {
         Rfc3339::new(&ts).as_str().to_owned()
     }
