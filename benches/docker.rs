@@ -1,1 +1,186 @@
-fn main() {}
+//! The Docker backend: the demultiplexer's throughput on a stream recorded in Docker's
+//! exact format, and, where an engine answers, 200,000 lines of one container read
+//! through the provider against `docker logs` reading the same container, in one run.
+//!
+//! `cargo bench --features docker --bench docker`
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput};
+use faas_logs::{__bench, DockerRequester, LogHandler};
+use hyper_util::rt::TokioIo;
+
+const LINES: usize = 200_000;
+const IMAGE: &str = "faas-logs-busybox:1";
+
+/// What the daemon sends for `timestamps=1` on a non-TTY container: one frame per line,
+/// stdout and stderr mixed, a long line in 16 KiB pieces now and then.
+fn recorded_stream() -> Vec<u8> {
+    let mut stream = Vec::new();
+    let mut frame = |kind: u8, payload: &[u8]| {
+        stream.extend_from_slice(&[kind, 0, 0, 0]);
+        stream.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        stream.extend_from_slice(payload);
+    };
+    for i in 0..LINES {
+        let ts = format!(
+            "2024-03-01T12:{:02}:{:02}.{:09}Z",
+            i / 60_000 % 60,
+            i / 1_000 % 60,
+            i * 1_000 % 1_000_000_000
+        );
+        let kind = if i % 10 == 0 { 2 } else { 1 };
+        frame(
+            kind,
+            format!("{ts} GET /function/bench 200 OK - request {i} served in 1.2 ms\n").as_bytes(),
+        );
+        if i % 10_000 == 0 {
+            frame(1, format!("{ts} {}", "x".repeat(16 * 1024)).as_bytes());
+            frame(1, format!("{ts} end of a long line\n").as_bytes());
+        }
+    }
+    stream
+}
+
+fn demux(c: &mut Criterion) {
+    let stream = recorded_stream();
+    let mut group = c.benchmark_group("docker demux");
+    group.throughput(Throughput::Bytes(stream.len() as u64));
+    for chunk in [4 * 1024, 64 * 1024] {
+        group.bench_function(
+            format!("{LINES} lines in {} KiB reads (bytes)", chunk / 1024),
+            |b| b.iter(|| __bench::demux(&stream, chunk)),
+        );
+    }
+    group.throughput(Throughput::Elements(LINES as u64));
+    group.bench_function(format!("{LINES} lines in 64 KiB reads (lines)"), |b| {
+        b.iter(|| __bench::demux(&stream, 64 * 1024))
+    });
+    group.finish();
+}
+
+fn docker(args: &[&str]) -> Option<String> {
+    let out = Command::new("docker").args(args).output().ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// Our provider against `docker logs` on one container of 200,000 lines.
+fn against_docker_logs() {
+    if docker(&["version", "--format", "{{.Server.Version}}"]).is_none() {
+        println!("docker logs comparison: SKIPPED, no Docker engine answers");
+        return;
+    }
+    if docker(&["image", "inspect", IMAGE]).is_none() {
+        println!("docker logs comparison: SKIPPED, no image {IMAGE} (bash .ci/run builds it)");
+        return;
+    }
+    let function = format!("bench-{}", std::process::id());
+    let script = format!("awk 'BEGIN {{ for (i = 1; i <= {LINES}; i++) print \"GET /function/bench 200 OK - request \" i \" served in 1.2 ms\" }}'");
+    let id = docker(&[
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "-l",
+        &format!("com.openfaas.function={function}"),
+        IMAGE,
+        "sh",
+        "-c",
+        &script,
+    ])
+    .expect("docker run");
+    docker(&["wait", &id]);
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let addr = runtime.block_on(async {
+        let handler = LogHandler::new(
+            DockerRequester::from_env().unwrap(),
+            Duration::from_secs(600),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let handler = handler.clone();
+                tokio::spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(tcp), handler)
+                        .await;
+                });
+            }
+        });
+        addr
+    });
+    let ours = || {
+        let started = Instant::now();
+        let mut tcp = TcpStream::connect(addr).unwrap();
+        write!(
+            tcp,
+            "GET /system/logs?name={function} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut lines = 0;
+        loop {
+            let n = tcp.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            lines += buf[..n].iter().filter(|&&b| b == b'\n').count();
+        }
+        assert!(lines >= LINES, "only {lines} lines");
+        started.elapsed()
+    };
+    let theirs = |timestamps: bool| {
+        let started = Instant::now();
+        let mut args = vec!["logs"];
+        if timestamps {
+            args.push("--timestamps");
+        }
+        args.push(&id);
+        let status = Command::new("docker")
+            .args(&args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        started.elapsed()
+    };
+    let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..7 {
+        a.push(ours());
+        b.push(theirs(true));
+        c.push(theirs(false));
+    }
+    let (a, b, c) = (median(a), median(b), median(c));
+    println!(
+        "docker logs comparison, {LINES} lines, median of 7: provider {a:.3?} ({:.0} lines/s); `docker logs --timestamps` {b:.3?} (ratio {:.2}); `docker logs` {c:.3?} (ratio {:.2})",
+        LINES as f64 / a.as_secs_f64(),
+        a.as_secs_f64() / b.as_secs_f64(),
+        a.as_secs_f64() / c.as_secs_f64(),
+    );
+    docker(&["rm", "-f", &id]);
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    demux(&mut c);
+    against_docker_logs();
+    c.final_summary();
+}

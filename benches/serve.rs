@@ -12,7 +12,8 @@
 //!   memory with 1,000 idle followers.
 //!
 //! `cargo bench --bench serve` (criterion times the dumps; the latency figures are
-//! printed as `follow ...` lines).
+//! printed as `follow ...` lines). `FAAS_LOGS_BENCH_ONLY=dump`, `tail` or `follow` runs
+//! one part.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -29,10 +30,19 @@ fn main() {
         server::run(&mode);
         return;
     }
+    // FAAS_LOGS_BENCH_ONLY=dump|tail|follow runs one part.
+    let only = std::env::var("FAAS_LOGS_BENCH_ONLY").unwrap_or_default();
+    let run = |part: &str| only.is_empty() || only == part;
     let mut c = Criterion::default().configure_from_args();
-    dump(&mut c);
-    tail(&mut c);
-    follow();
+    if run("dump") {
+        dump(&mut c);
+    }
+    if run("tail") {
+        tail(&mut c);
+    }
+    if run("follow") {
+        follow();
+    }
     c.final_summary();
 }
 
@@ -335,8 +345,12 @@ mod server {
     }
 
     pub fn run(mode: &str) {
+        let workers = std::env::var("FAAS_LOGS_BENCH_WORKERS")
+            .ok()
+            .and_then(|w| w.parse().ok())
+            .unwrap_or(2);
         let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
+            .worker_threads(workers)
             .enable_all()
             .build()
             .unwrap();

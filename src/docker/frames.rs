@@ -27,9 +27,45 @@ pub(crate) struct Line {
 /// Splits `TIMESTAMP SP rest`; `None` when the prefix is not an RFC 3339 time.
 fn split_timestamp(bytes: &[u8]) -> Option<(DateTime<Utc>, &[u8])> {
     let space = bytes.iter().take(40).position(|&b| b == b' ')?;
-    let text = std::str::from_utf8(&bytes[..space]).ok()?;
-    let ts = DateTime::parse_from_rfc3339(text).ok()?.with_timezone(&Utc);
+    let stamp = &bytes[..space];
+    let ts = match docker_timestamp(stamp) {
+        Some(ts) => ts,
+        None => {
+            let text = std::str::from_utf8(stamp).ok()?;
+            DateTime::parse_from_rfc3339(text).ok()?.with_timezone(&Utc)
+        }
+    };
     Some((ts, &bytes[space + 1..]))
+}
+
+/// The daemon's own form, `2006-01-02T15:04:05.000000000Z` (always nine digits, always
+/// UTC), read directly: it comes once per line. Anything else is left to chrono.
+fn docker_timestamp(s: &[u8]) -> Option<DateTime<Utc>> {
+    if s.len() != 30
+        || s[4] != b'-'
+        || s[7] != b'-'
+        || s[10] != b'T'
+        || s[13] != b':'
+        || s[16] != b':'
+        || s[19] != b'.'
+        || s[29] != b'Z'
+    {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<u32> {
+        s[range].iter().try_fold(0u32, |n, &b| {
+            b.is_ascii_digit().then(|| n * 10 + u32::from(b - b'0'))
+        })
+    };
+    let date =
+        chrono::NaiveDate::from_ymd_opt(number(0..4)? as i32, number(5..7)?, number(8..10)?)?;
+    let time = chrono::NaiveTime::from_hms_nano_opt(
+        number(11..13)?,
+        number(14..16)?,
+        number(17..19)?,
+        number(20..29)?,
+    )?;
+    Some(date.and_time(time).and_utc())
 }
 
 /// A line being put together from pieces.
@@ -60,7 +96,9 @@ impl Partial {
         if self.bytes.last() == Some(&b'\r') {
             self.bytes.pop();
         }
-        let mut text = String::from_utf8_lossy(&self.bytes).into_owned();
+        // Valid UTF-8 (nearly every line) becomes the text without a copy.
+        let mut text = String::from_utf8(self.bytes)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
         if self.cut {
             text.push_str(&format!(" [faas-logs: line cut at {MAX_JOINED} bytes]"));
         }
@@ -325,6 +363,32 @@ mod tests {
         assert_eq!(out[1].text.len(), 266 - TS.len() - 2);
         assert_eq!(out[2].text.len(), 0x0a0a - TS.len() - 2);
         assert_eq!(out[0].timestamp.timestamp_subsec_nanos(), 123_456_789);
+    }
+
+    #[test]
+    fn the_daemons_timestamps_read_fast_agree_with_chrono() {
+        for text in [
+            TS,
+            "1999-12-31T23:59:59.000000000Z",
+            "2024-02-29T00:00:00.999999999Z",
+        ] {
+            let fast = docker_timestamp(text.as_bytes()).unwrap();
+            assert_eq!(fast, DateTime::parse_from_rfc3339(text).unwrap());
+        }
+        // Not the daemon's exact form: left to chrono (offsets, short fractions) or refused.
+        for text in [
+            "2024-03-01T12:00:00.5Z",
+            "2024-03-01T14:00:00.000000000+02:00",
+            "2024-02-30T00:00:00.000000000Z",
+            "2024-03-01T12:00:00.00000000xZ",
+        ] {
+            assert!(docker_timestamp(text.as_bytes()).is_none(), "{text}");
+        }
+        let (ts, rest) = split_timestamp(b"2024-03-01T14:00:00.5+02:00 hi").unwrap();
+        assert_eq!(
+            (ts.to_rfc3339(), rest),
+            ("2024-03-01T12:00:00.500+00:00".to_owned(), &b"hi"[..])
+        );
     }
 
     #[test]

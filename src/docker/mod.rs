@@ -424,9 +424,17 @@ impl Requester for DockerRequester {
                 }
             }
         }
-        let (tx, rx) = mpsc::channel(256);
-        let task = tokio::spawn(stream_logs(query, containers, histories, events, tx));
-        Ok(Box::pin(TaskStream { rx, task }))
+        let (tx, rx) = mpsc::channel(OUTBOX_BATCHES);
+        let outbox = Outbox {
+            tx,
+            batch: Vec::new(),
+        };
+        let task = tokio::spawn(stream_logs(query, containers, histories, events, outbox));
+        Ok(Box::pin(TaskStream {
+            rx,
+            ready: Vec::new().into_iter(),
+            task,
+        }))
     }
 
     fn selects_instance(&self) -> bool {
@@ -438,17 +446,63 @@ impl Requester for DockerRequester {
     }
 }
 
+type Batch = Vec<Result<Event, Error>>;
+
+/// The most events in one batch, and the most batches between the task and the response:
+/// at most about a thousand lines are in flight whatever the client's speed.
+const OUTBOX_BATCH: usize = 256;
+const OUTBOX_BATCHES: usize = 4;
+
+/// Events on their way from a query's task to the response, in batches: one channel
+/// operation (and at most one wake-up) per batch rather than per line. History goes when
+/// a batch is full or history ends; live lines go whenever the task is about to wait, so
+/// a live line is never held back.
+struct Outbox {
+    tx: mpsc::Sender<Batch>,
+    batch: Batch,
+}
+
+impl Outbox {
+    /// Queues an event; false once the reader has left.
+    async fn push(&mut self, event: Result<Event, Error>) -> bool {
+        self.batch.push(event);
+        if self.batch.len() >= OUTBOX_BATCH {
+            return self.flush().await;
+        }
+        true
+    }
+
+    /// Sends what is queued; false once the reader has left.
+    async fn flush(&mut self) -> bool {
+        if self.batch.is_empty() {
+            return !self.tx.is_closed();
+        }
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(OUTBOX_BATCH));
+        self.tx.send(batch).await.is_ok()
+    }
+}
+
 /// The receiving end of a query's task; dropping it ends the task and so every
 /// connection the task holds.
 struct TaskStream {
-    rx: mpsc::Receiver<Result<Event, Error>>,
+    rx: mpsc::Receiver<Batch>,
+    ready: std::vec::IntoIter<Result<Event, Error>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Stream for TaskStream {
     type Item = Result<Event, Error>;
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.rx.poll_recv(cx)
+        loop {
+            if let Some(event) = self.ready.next() {
+                return Poll::Ready(Some(event));
+            }
+            match self.rx.poll_recv(cx) {
+                Poll::Ready(Some(batch)) => self.ready = batch.into_iter(),
+                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Pending => return Poll::Pending,
+            }
+        }
     }
 }
 
@@ -558,22 +612,20 @@ async fn stream_logs(
     mut containers: Vec<Container>,
     histories: Vec<(usize, Lines)>,
     events: Option<Events>,
-    tx: mpsc::Sender<Result<Event, Error>>,
+    mut out: Outbox,
 ) {
-    let send = |item| {
-        let tx = tx.clone();
-        async move { tx.send(item).await.is_ok() }
-    };
     let mut cursors: Vec<Option<Cursor>> = vec![None; containers.len()];
-    match merge_history(&query, &containers, histories, &mut cursors, &tx).await {
+    match merge_history(&query, &containers, histories, &mut cursors, &mut out).await {
         Ok(true) => {}
         Ok(false) => return, // the reader left
         Err(e) => {
-            send(Err(e)).await;
+            out.push(Err(e)).await;
+            out.flush().await;
             return;
         }
     }
-    if !send(Ok(Event::HistoryEnd)).await || !query.request.follow {
+    if !out.push(Ok(Event::HistoryEnd)).await || !query.request.follow {
+        out.flush().await;
         return;
     }
     let mut live: SelectAll<LiveStream> = SelectAll::new();
@@ -586,66 +638,92 @@ async fn stream_logs(
     }
     let mut events = events;
     loop {
-        tokio::select! {
-            started = next_start(&mut events) => {
-                let id = match started {
-                    Some(Ok(id)) => id,
-                    Some(Err(e)) => {
-                        tracing::warn!(error = %e.chain(), "Docker events broke off: replicas that start now are not followed");
-                        events = None;
-                        continue;
-                    }
-                    None => {
-                        events = None;
-                        continue;
-                    }
-                };
-                let known = containers.iter().position(|c| c.id == id);
-                if known.is_some_and(|i| attached.contains(&i)) {
-                    continue;
-                }
-                let container = match query.inspect(&id).await {
-                    Ok(c) => c,
-                    Err(e) => {
-                        tracing::debug!(error = %e.chain(), "a started container could not be inspected");
-                        continue;
-                    }
-                };
-                if !matches_instance(&query.request.instance, &container.id, &container.name) {
-                    continue;
-                }
-                let index = match known {
-                    Some(i) => i,
-                    None => {
-                        containers.push(container.clone());
-                        cursors.push(None);
-                        containers.len() - 1
-                    }
-                };
-                tracing::debug!(container = %container.name, "following a container that started");
-                attached.insert(index);
-                live.push(follow(Arc::clone(&query), index, container, cursors[index]));
-            }
-            item = live.next(), if !live.is_empty() => match item {
-                Some(Live::Line(i, line)) => {
-                    Cursor::advance(&mut cursors[i], line.timestamp);
-                    let message = query.message(&containers[i], line);
-                    if !send(Ok(Event::Message(message))).await {
-                        return;
-                    }
-                }
-                Some(Live::Ended(i)) => {
-                    attached.remove(&i);
-                }
-                Some(Live::Failed(e)) => {
-                    send(Err(e)).await;
+        // Lines that are ready join the batch; the batch goes before any wait.
+        let ready = match live.is_empty() {
+            true => None,
+            false => futures_util::FutureExt::now_or_never(live.next()),
+        };
+        let item = match ready {
+            Some(item) => item,
+            None => {
+                if !out.flush().await {
                     return;
                 }
-                None => {}
-            },
-            _ = tx.closed() => return,
+                tokio::select! {
+                    started = next_start(&mut events) => {
+                        match started {
+                            Some(Ok(id)) => {
+                                attach(&query, &id, &mut containers, &mut cursors, &mut attached, &mut live).await;
+                            }
+                            Some(Err(e)) => {
+                                tracing::warn!(error = %e.chain(), "Docker events broke off: replicas that start now are not followed");
+                                events = None;
+                            }
+                            None => events = None,
+                        }
+                        continue;
+                    }
+                    item = live.next(), if !live.is_empty() => item,
+                    _ = out.tx.closed() => return,
+                }
+            }
+        };
+        match item {
+            Some(Live::Line(i, line)) => {
+                Cursor::advance(&mut cursors[i], line.timestamp);
+                let message = query.message(&containers[i], line);
+                if !out.push(Ok(Event::Message(message))).await {
+                    return;
+                }
+            }
+            Some(Live::Ended(i)) => {
+                attached.remove(&i);
+            }
+            Some(Live::Failed(e)) => {
+                out.push(Err(e)).await;
+                out.flush().await;
+                return;
+            }
+            None => {}
         }
     }
+}
+
+/// Follows a container that has just started, unless it is already followed or is not
+/// the instance asked for.
+async fn attach(
+    query: &Arc<Query>,
+    id: &str,
+    containers: &mut Vec<Container>,
+    cursors: &mut Vec<Option<Cursor>>,
+    attached: &mut HashSet<usize>,
+    live: &mut SelectAll<LiveStream>,
+) {
+    let known = containers.iter().position(|c| c.id == id);
+    if known.is_some_and(|i| attached.contains(&i)) {
+        return;
+    }
+    let container = match query.inspect(id).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!(error = %e.chain(), "a started container could not be inspected");
+            return;
+        }
+    };
+    if !matches_instance(&query.request.instance, &container.id, &container.name) {
+        return;
+    }
+    let index = match known {
+        Some(i) => i,
+        None => {
+            containers.push(container.clone());
+            cursors.push(None);
+            containers.len() - 1
+        }
+    };
+    tracing::debug!(container = %container.name, "following a container that started");
+    attached.insert(index);
+    live.push(follow(Arc::clone(query), index, container, cursors[index]));
 }
 
 /// Waits for the next start event, or for ever once there is no event stream.
@@ -662,8 +740,10 @@ async fn merge_history(
     containers: &[Container],
     mut sources: Vec<(usize, Lines)>,
     cursors: &mut [Option<Cursor>],
-    tx: &mpsc::Sender<Result<Event, Error>>,
+    out: &mut Outbox,
 ) -> Result<bool, Error> {
+    // History goes out in full batches (and at its end), not a line at a time as the
+    // daemon trickles it: a dump then costs one write per batch, not per line.
     let mut heads: Vec<Option<Line>> = Vec::with_capacity(sources.len());
     for (_, lines) in sources.iter_mut() {
         heads.push(lines.next().await.transpose()?);
@@ -684,7 +764,7 @@ async fn merge_history(
         let i = sources[k].0;
         Cursor::advance(&mut cursors[i], line.timestamp);
         let message = query.message(&containers[i], line);
-        if tx.send(Ok(Event::Message(message))).await.is_err() {
+        if !out.push(Ok(Event::Message(message))).await {
             return Ok(false);
         }
     }
