@@ -57,28 +57,29 @@ fn encode(c: &mut Criterion) {
         let mut line = BytesMut::new();
         __bench::encode(m, &mut line);
         let mut group = c.benchmark_group("encode");
-        group.throughput(Throughput::Elements(BATCH as u64));
-        group.bench_function(format!("{label} (messages)"), |b| {
-            let mut buf = BytesMut::with_capacity(line.len() * BATCH);
-            b.iter(|| {
-                buf.clear();
-                for _ in 0..BATCH {
-                    __bench::encode(black_box(m), &mut buf);
-                }
-                black_box(buf.len())
-            })
-        });
-        group.throughput(Throughput::Bytes((line.len() * BATCH) as u64));
-        group.bench_function(format!("{label} (bytes, line = {} B)", line.len()), |b| {
-            let mut buf = BytesMut::with_capacity(line.len() * BATCH);
-            b.iter(|| {
-                buf.clear();
-                for _ in 0..BATCH {
-                    __bench::encode(black_box(m), &mut buf);
-                }
-                black_box(buf.len())
-            })
-        });
+        let throughputs = [
+            (
+                format!("{label} (messages)"),
+                Throughput::Elements(BATCH as u64),
+            ),
+            (
+                format!("{label} (bytes, line = {} B)", line.len()),
+                Throughput::Bytes((line.len() * BATCH) as u64),
+            ),
+        ];
+        for (name, throughput) in throughputs {
+            group.throughput(throughput);
+            group.bench_function(name, |b| {
+                let mut buf = BytesMut::with_capacity(line.len() * BATCH);
+                b.iter(|| {
+                    buf.clear();
+                    for _ in 0..BATCH {
+                        __bench::encode(black_box(m), &mut buf);
+                    }
+                    black_box(buf.len())
+                })
+            });
+        }
         group.finish();
     }
 }

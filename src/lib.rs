@@ -23,7 +23,8 @@
 //!
 //! The embedded default backend is [`LogStore`], an in-memory ring per function that
 //! implements [`Requester`] natively, with [`capture_lines`] to fill it from a process's
-//! output and [`LogStore::ingest_ndjson`] from pushed logs.
+//! output and [`LogStore::ingest_ndjson`] from pushed logs. The cargo feature `docker`
+//! adds `DockerRequester`, for functions that run as Docker containers.
 //!
 //! # Example
 //!

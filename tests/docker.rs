@@ -162,6 +162,23 @@ async fn provider() -> std::net::SocketAddr {
     serve(LogHandler::new(docker, Duration::from_secs(30))).await
 }
 
+/// Runs `script` as an instance of a new function to its end, and returns the function,
+/// the container and our answer to `query` (appended to `name=<function>`).
+async fn finished(
+    name: &str,
+    tty: bool,
+    script: &str,
+    query: &str,
+) -> (String, Container, Vec<Message>) {
+    let f = function(name);
+    let c = Container::start(&f, name, tty, script);
+    c.wait();
+    let addr = provider().await;
+    let (_, mut lines) = get(addr, &format!("/system/logs?name={f}{query}")).await;
+    let got = lines.messages().await;
+    (f, c, got)
+}
+
 fn as_triples(messages: &[Message]) -> Vec<(DateTime<Utc>, OutputStream, String)> {
     messages
         .iter()
@@ -254,17 +271,9 @@ async fn a_100_kib_line_comes_back_as_one_message() {
     if !engine("long_line") {
         return;
     }
-    let f = function("long");
-    let c = Container::start(
-        &f,
-        "long",
-        false,
-        "head -c 102400 /dev/zero | tr '\\0' x; echo; echo after; printf '\\377\\376ok\\n'",
-    );
-    c.wait();
-    let addr = provider().await;
-    let (_, mut lines) = get(addr, &format!("/system/logs?name={f}")).await;
-    let got = lines.messages().await;
+    let script =
+        "head -c 102400 /dev/zero | tr '\\0' x; echo; echo after; printf '\\377\\376ok\\n'";
+    let (_, _c, got) = finished("long", false, script, "").await;
     assert_eq!(got.len(), 3);
     assert_eq!(got[0].text.len(), 102_400);
     assert!(got[0].text.bytes().all(|b| b == b'x'));
@@ -280,17 +289,8 @@ async fn a_tty_container_and_its_long_lines() {
     if !engine("tty") {
         return;
     }
-    let f = function("tty");
-    let c = Container::start(
-        &f,
-        "tty",
-        true,
-        "echo one; head -c 40000 /dev/zero | tr '\\0' t; echo; echo three",
-    );
-    c.wait();
-    let addr = provider().await;
-    let (_, mut lines) = get(addr, &format!("/system/logs?name={f}")).await;
-    let got = lines.messages().await;
+    let script = "echo one; head -c 40000 /dev/zero | tr '\\0' t; echo; echo three";
+    let (_, _c, got) = finished("tty", true, script, "").await;
     assert_eq!(got.len(), 3);
     assert_eq!(got[0].text, "one");
     assert_eq!(got[1].text, "t".repeat(40_000));
@@ -303,17 +303,13 @@ async fn stdout_and_stderr_are_told_apart() {
     if !engine("streams") {
         return;
     }
-    let f = function("streams");
-    let c = Container::start(
-        &f,
+    let (_, c, got) = finished(
         "streams",
         false,
         "echo to-out; echo to-err >&2; echo out-again",
-    );
-    c.wait();
-    let addr = provider().await;
-    let (_, mut lines) = get(addr, &format!("/system/logs?name={f}")).await;
-    let got = lines.messages().await;
+        "",
+    )
+    .await;
     assert_eq!(as_triples(&got), c.docker_logs(&[]));
     let streams: BTreeSet<(OutputStream, String)> = got
         .iter()
