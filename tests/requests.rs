@@ -313,3 +313,52 @@ async fn a_huge_bad_name_is_refused_without_echoing_it() {
         "{error}"
     );
 }
+
+#[tokio::test]
+async fn the_handler_serves_http2_streams_too() {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let history = big_history(50);
+    let (backend, live) = Scripted::new(history.clone()).marked().live();
+    let handler = LogHandler::new(backend, Duration::from_secs(5));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let (tcp, _) = listener.accept().await.unwrap();
+        let _ = hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+            .serve_connection(TokioIo::new(tcp), handler)
+            .await;
+    });
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let request = hyper::Request::get("http://127.0.0.1/system/logs?name=f&tail=5&follow=true")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let response = within(sender.send_request(request)).await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/x-ndjson");
+    let mut body = response.into_body();
+    let mut text = String::new();
+    while text.lines().count() < 5 {
+        let frame = within(body.frame()).await.unwrap().unwrap();
+        text.push_str(std::str::from_utf8(&frame.into_data().unwrap()).unwrap());
+    }
+    let got: Vec<Message> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(got, newest(&history, 5));
+    // A live line, then the backend ends: the stream ends cleanly.
+    let m = message("f-a", 99_000, "over http/2");
+    live.send(Ok(faas_logs::Event::Message(m.clone()))).unwrap();
+    drop(live);
+    let mut rest = Vec::new();
+    while let Some(frame) = within(body.frame()).await {
+        rest.extend_from_slice(&frame.unwrap().into_data().unwrap_or_default());
+    }
+    let line: Message = serde_json::from_slice(rest.strip_suffix(b"\n").unwrap()).unwrap();
+    assert_eq!(line, m);
+}
