@@ -112,7 +112,13 @@ impl Container {
             args.push("-t");
         }
         args.extend([IMAGE, "sh", "-c", script]);
-        let id = run("docker", &args).trim().to_owned();
+        let out = Command::new("docker").args(&args).output().unwrap();
+        if !out.status.success() {
+            // A container can be created and then fail to start: leave nothing behind.
+            let _ = Command::new("docker").args(["rm", "-f", &name]).output();
+            panic!("docker {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        let id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
         Container { name, id }
     }
 
