@@ -15,11 +15,34 @@ use tokio::time::Sleep;
 
 use crate::{Error, Event, LogStream, Message, Request};
 
+/// A request's `since` and `instance` conditions on a message.
+#[derive(Debug, Clone)]
+pub(crate) struct Filter {
+    pub(crate) since: Option<DateTime<Utc>>,
+    /// `None` when every instance is wanted.
+    pub(crate) instance: Option<String>,
+}
+
+impl Filter {
+    /// The request's conditions; `by_instance` false leaves instances to the backend.
+    pub(crate) fn new(request: &Request, by_instance: bool) -> Self {
+        Filter {
+            since: request.since,
+            instance: (by_instance && !request.instance.is_empty())
+                .then(|| request.instance.clone()),
+        }
+    }
+
+    pub(crate) fn wanted(&self, m: &Message) -> bool {
+        self.since.is_none_or(|since| m.timestamp >= since)
+            && self.instance.as_deref().is_none_or(|i| m.instance == i)
+    }
+}
+
 /// Wraps a backend stream so that it yields exactly what the request asked for.
 pub(crate) struct Shaped {
     backend: Option<LogStream>,
-    since: Option<DateTime<Utc>>,
-    instance: Option<String>,
+    filter: Filter,
     follow: bool,
     arrived: DateTime<Utc>,
     phase: Phase,
@@ -115,12 +138,9 @@ impl Shaped {
         filter_instance: bool,
         guess_history_end: bool,
     ) -> Self {
-        let instance =
-            (filter_instance && !request.instance.is_empty()).then(|| request.instance.clone());
         Shaped {
             backend: Some(backend),
-            since: request.since,
-            instance,
+            filter: Filter::new(request, filter_instance),
             follow: request.follow,
             arrived,
             phase: Phase::History,
@@ -133,12 +153,6 @@ impl Shaped {
             quiet: None,
             guess_history_end,
         }
-    }
-
-    /// Whether the message passes the `since` and `instance` filters.
-    fn wanted(&self, m: &Message) -> bool {
-        self.since.is_none_or(|since| m.timestamp >= since)
-            && self.instance.as_deref().is_none_or(|i| m.instance == i)
     }
 
     fn end_history(&mut self, first_live: Option<Message>) {
@@ -165,7 +179,7 @@ impl Shaped {
 
     /// Applies the phase rules to one backend item; returns a message to emit, if any.
     fn on_message(&mut self, mut m: Message) -> Option<Message> {
-        if !self.wanted(&m) {
+        if !self.filter.wanted(&m) {
             return None;
         }
         trim_line_end(&mut m.text);

@@ -10,6 +10,7 @@ use std::task::{Context, Poll, Waker};
 use chrono::{DateTime, Utc};
 use futures_core::Stream;
 
+use crate::semantics::Filter;
 use crate::{Error, Event, LogStream, Message, Request, Requester};
 
 /// How much one reader copies out of a ring per lock: bounds both the lock's hold time and
@@ -338,10 +339,7 @@ impl LogStore {
                 self.namespace(&request.namespace)
             )));
         };
-        let wanted = |m: &Message| {
-            request.since.is_none_or(|since| m.timestamp >= since)
-                && (request.instance.is_empty() || m.instance == request.instance)
-        };
+        let filter = Filter::new(request, true);
         let (next, history_end, mut unsorted) = {
             let state = lock(&ring.state);
             let end = state.end();
@@ -354,7 +352,7 @@ impl LogStore {
                 let copy = state
                     .messages
                     .iter()
-                    .filter(|m| wanted(m))
+                    .filter(|m| filter.wanted(m))
                     .cloned()
                     .collect();
                 (end, end, copy)
@@ -371,8 +369,7 @@ impl LogStore {
             next,
             history_end: Some(history_end),
             follow: request.follow,
-            since: request.since,
-            instance: request.instance.clone(),
+            filter,
             batch: VecDeque::new(),
         })
     }
@@ -401,8 +398,7 @@ pub struct StoreReader {
     /// Where history ends, until the mark has been sent.
     history_end: Option<u64>,
     follow: bool,
-    since: Option<DateTime<Utc>>,
-    instance: String,
+    filter: Filter,
     batch: VecDeque<Event>,
 }
 
@@ -417,11 +413,6 @@ impl std::fmt::Debug for StoreReader {
 }
 
 impl StoreReader {
-    fn wanted(&self, m: &Message) -> bool {
-        self.since.is_none_or(|since| m.timestamp >= since)
-            && (self.instance.is_empty() || m.instance == self.instance)
-    }
-
     /// Copies the next batch out of the ring; registers the task's waker when there is
     /// nothing to read. Returns false once the reader has nothing more to give.
     fn refill(&mut self, cx: &mut Context<'_>) -> bool {
@@ -442,7 +433,7 @@ impl StoreReader {
         let mut scanned = 0;
         for m in state.messages.range(offset..offset + span) {
             scanned += 1;
-            if self.wanted(m) {
+            if self.filter.wanted(m) {
                 copied.push(Arc::clone(m));
                 if copied.len() == READ_BATCH {
                     break;
@@ -484,8 +475,11 @@ impl StoreReader {
         Message {
             name,
             namespace,
-            instance: self.instance.clone(),
-            timestamp: self.since.map_or(timestamp, |since| timestamp.max(since)),
+            instance: self.filter.instance.clone().unwrap_or_default(),
+            timestamp: self
+                .filter
+                .since
+                .map_or(timestamp, |since| timestamp.max(since)),
             text: format!("[faas-logs] {lost} lines lost here: this reader fell behind the store"),
             stream: None,
         }

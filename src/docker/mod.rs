@@ -46,7 +46,9 @@ pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
 /// name; `instance` in a request selects by that name or by a container ID prefix.
 ///
 /// - History: each container's log, `since` to the nanosecond and `tail` passed to Docker,
-///   merged across containers by timestamp (the handler keeps the newest `tail`).
+///   put in timestamp order (Docker's log file can hold a stderr line before an older
+///   stdout line; a window of 256 lines per container puts them back) and merged across
+///   containers by timestamp (the handler keeps the newest `tail`).
 /// - Lines: stdout and stderr (recorded in [`Message::stream`]), TTY containers, the
 ///   16 KiB pieces of long lines joined into one message (up to 1 MiB), invalid UTF-8
 ///   replaced. A daemon error inside the stream aborts the response.
@@ -745,32 +747,110 @@ async fn next_start(events: &mut Option<Events>) -> Option<Result<String, Error>
     }
 }
 
+/// How many lines of one container's history are held to put them in timestamp order.
+const REORDER: usize = 256;
+
+/// A container's history in timestamp order. Docker writes stdout and stderr to its log
+/// in the order its two copiers get there, which can put a line before an older one; a
+/// window of the next [`REORDER`] lines, taken oldest first, puts such lines back in order
+/// in bounded memory.
+struct Ordered {
+    index: usize,
+    lines: Lines,
+    window: std::collections::BinaryHeap<std::cmp::Reverse<Pending>>,
+    arrivals: u64,
+    done: bool,
+}
+
+/// A line in the window, ordered by timestamp, then by arrival.
+struct Pending {
+    arrival: u64,
+    line: Line,
+}
+
+impl Pending {
+    fn key(&self) -> (DateTime<Utc>, u64) {
+        (self.line.timestamp, self.arrival)
+    }
+}
+
+impl PartialEq for Pending {
+    fn eq(&self, other: &Self) -> bool {
+        self.key() == other.key()
+    }
+}
+impl Eq for Pending {}
+impl PartialOrd for Pending {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Pending {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.key().cmp(&other.key())
+    }
+}
+
+impl Ordered {
+    /// Reads until the window is full or the history ends.
+    async fn fill(&mut self, out: &mut Outbox) -> Result<(), Error> {
+        while !self.done && self.window.len() < REORDER {
+            match next_line(&mut self.lines, out).await {
+                Some(Ok(line)) => {
+                    self.window.push(std::cmp::Reverse(Pending {
+                        arrival: self.arrivals,
+                        line,
+                    }));
+                    self.arrivals += 1;
+                }
+                Some(Err(e)) => return Err(e),
+                None => self.done = true,
+            }
+        }
+        Ok(())
+    }
+
+    fn oldest(&self) -> Option<DateTime<Utc>> {
+        self.window.peek().map(|p| p.0.line.timestamp)
+    }
+}
+
 /// Sends every container's history merged by timestamp; false when the reader left.
 async fn merge_history(
     query: &Query,
     containers: &[Container],
-    mut sources: Vec<(usize, Lines)>,
+    sources: Vec<(usize, Lines)>,
     cursors: &mut [Option<Cursor>],
     out: &mut Outbox,
 ) -> Result<bool, Error> {
-    let mut heads: Vec<Option<Line>> = Vec::with_capacity(sources.len());
-    for (_, lines) in sources.iter_mut() {
-        heads.push(next_line(lines, out).await.transpose()?);
+    let mut sources: Vec<Ordered> = sources
+        .into_iter()
+        .map(|(index, lines)| Ordered {
+            index,
+            lines,
+            window: std::collections::BinaryHeap::new(),
+            arrivals: 0,
+            done: false,
+        })
+        .collect();
+    for source in sources.iter_mut() {
+        source.fill(out).await?;
     }
     loop {
-        let oldest = heads
+        let oldest = sources
             .iter()
             .enumerate()
-            .filter_map(|(k, h)| h.as_ref().map(|l| (l.timestamp, k)))
+            .filter_map(|(k, s)| s.oldest().map(|ts| (ts, k)))
             .min();
         let Some((_, k)) = oldest else {
             return Ok(true);
         };
-        let next = next_line(&mut sources[k].1, out).await.transpose()?;
-        let Some(line) = std::mem::replace(&mut heads[k], next) else {
+        let source = &mut sources[k];
+        let Some(std::cmp::Reverse(Pending { line, .. })) = source.window.pop() else {
             continue;
         };
-        let i = sources[k].0;
+        source.fill(out).await?;
+        let i = source.index;
         Cursor::advance(&mut cursors[i], line.timestamp);
         let message = query.message(&containers[i], line);
         if !out.push(Ok(Event::Message(message))).await {
