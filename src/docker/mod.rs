@@ -757,38 +757,10 @@ const REORDER: usize = 256;
 struct Ordered {
     index: usize,
     lines: Lines,
-    window: std::collections::BinaryHeap<std::cmp::Reverse<Pending>>,
-    arrivals: u64,
+    /// Sorted by timestamp, oldest first; lines nearly always arrive in order, so an
+    /// insertion from the back costs one comparison.
+    window: std::collections::VecDeque<Line>,
     done: bool,
-}
-
-/// A line in the window, ordered by timestamp, then by arrival.
-struct Pending {
-    arrival: u64,
-    line: Line,
-}
-
-impl Pending {
-    fn key(&self) -> (DateTime<Utc>, u64) {
-        (self.line.timestamp, self.arrival)
-    }
-}
-
-impl PartialEq for Pending {
-    fn eq(&self, other: &Self) -> bool {
-        self.key() == other.key()
-    }
-}
-impl Eq for Pending {}
-impl PartialOrd for Pending {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Pending {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.key().cmp(&other.key())
-    }
 }
 
 impl Ordered {
@@ -796,13 +768,7 @@ impl Ordered {
     async fn fill(&mut self, out: &mut Outbox) -> Result<(), Error> {
         while !self.done && self.window.len() < REORDER {
             match next_line(&mut self.lines, out).await {
-                Some(Ok(line)) => {
-                    self.window.push(std::cmp::Reverse(Pending {
-                        arrival: self.arrivals,
-                        line,
-                    }));
-                    self.arrivals += 1;
-                }
+                Some(Ok(line)) => insert_in_order(&mut self.window, line),
                 Some(Err(e)) => return Err(e),
                 None => self.done = true,
             }
@@ -811,8 +777,17 @@ impl Ordered {
     }
 
     fn oldest(&self) -> Option<DateTime<Utc>> {
-        self.window.peek().map(|p| p.0.line.timestamp)
+        self.window.front().map(|l| l.timestamp)
     }
+}
+
+/// Inserts after every line not newer than `line`: timestamp order, ties in arrival order.
+fn insert_in_order(window: &mut std::collections::VecDeque<Line>, line: Line) {
+    let at = window
+        .iter()
+        .rposition(|l| l.timestamp <= line.timestamp)
+        .map_or(0, |i| i + 1);
+    window.insert(at, line);
 }
 
 /// Sends every container's history merged by timestamp; false when the reader left.
@@ -828,8 +803,7 @@ async fn merge_history(
         .map(|(index, lines)| Ordered {
             index,
             lines,
-            window: std::collections::BinaryHeap::new(),
-            arrivals: 0,
+            window: std::collections::VecDeque::with_capacity(REORDER),
             done: false,
         })
         .collect();
@@ -846,7 +820,7 @@ async fn merge_history(
             return Ok(true);
         };
         let source = &mut sources[k];
-        let Some(std::cmp::Reverse(Pending { line, .. })) = source.window.pop() else {
+        let Some(line) = source.window.pop_front() else {
             continue;
         };
         source.fill(out).await?;
@@ -856,5 +830,27 @@ async fn merge_history(
         if !out.push(Ok(Event::Message(message))).await {
             return Ok(false);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::OutputStream;
+
+    #[test]
+    fn the_window_orders_by_time_and_keeps_ties_in_arrival_order() {
+        let base = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let mut window = std::collections::VecDeque::new();
+        for (ms, text) in [(5, "a"), (9, "b"), (7, "c"), (9, "d"), (1, "e"), (7, "f")] {
+            let line = Line {
+                timestamp: base + chrono::Duration::milliseconds(ms),
+                stream: OutputStream::Stdout,
+                text: text.into(),
+            };
+            insert_in_order(&mut window, line);
+        }
+        let texts: Vec<&str> = window.iter().map(|l| l.text.as_str()).collect();
+        assert_eq!(texts, ["e", "a", "c", "f", "b", "d"]);
     }
 }
