@@ -105,7 +105,6 @@ pub struct LogStore {
 struct Inner {
     /// namespace -> name -> ring; nested so that appends look up without allocating.
     functions: RwLock<HashMap<String, HashMap<String, Arc<Ring>>>>,
-    function_count: AtomicU64,
     limits: StoreLimits,
     default_namespace: String,
     next_reader: AtomicU64,
@@ -129,7 +128,6 @@ impl Default for LogStore {
 /// One function's messages.
 struct Ring {
     state: Mutex<RingState>,
-    limits: StoreLimits,
 }
 
 struct RingState {
@@ -207,7 +205,6 @@ impl LogStore {
         LogStore {
             inner: Arc::new(Inner {
                 functions: RwLock::new(HashMap::new()),
-                function_count: AtomicU64::new(0),
                 limits,
                 default_namespace,
                 next_reader: AtomicU64::new(0),
@@ -248,16 +245,13 @@ impl LogStore {
         if let Some(ring) = functions.get(&namespace).and_then(|n| n.get(name)) {
             return Ok(Arc::clone(ring));
         }
-        let count = self.inner.function_count.load(Ordering::Relaxed);
-        if count >= self.inner.limits.max_functions as u64 {
+        let count: usize = functions.values().map(HashMap::len).sum();
+        if count >= self.inner.limits.max_functions {
             return Err(Error::other(format!(
                 "the log store already holds its limit of {} functions; {namespace}/{name} was refused",
                 self.inner.limits.max_functions
             )));
         }
-        self.inner
-            .function_count
-            .store(count + 1, Ordering::Relaxed);
         let ring = Arc::new(Ring {
             state: Mutex::new(RingState {
                 messages: VecDeque::new(),
@@ -266,7 +260,6 @@ impl LogStore {
                 disorder: None,
                 waiting: HashMap::new(),
             }),
-            limits: self.inner.limits,
         });
         functions
             .entry(namespace)
@@ -285,6 +278,7 @@ impl LogStore {
             message.namespace.clone_from(&self.inner.default_namespace);
         }
         let ring = self.ring_or_create(&message.namespace, &message.name)?;
+        let limits = &self.inner.limits;
         let waiting = {
             let mut state = lock(&ring.state);
             let size = message_bytes(&message);
@@ -297,8 +291,8 @@ impl LogStore {
             }
             state.messages.push_back(Arc::new(message));
             state.bytes += size;
-            while state.messages.len() > ring.limits.max_messages
-                || (state.bytes > ring.limits.max_bytes && state.messages.len() > 1)
+            while state.messages.len() > limits.max_messages
+                || (state.bytes > limits.max_bytes && state.messages.len() > 1)
             {
                 if let Some(old) = state.messages.pop_front() {
                     state.bytes -= message_bytes(&old);
