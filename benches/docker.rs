@@ -4,14 +4,13 @@
 //!
 //! `cargo bench --features docker --bench docker`
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+mod common;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
 use faas_logs::{__bench, DockerRequester, LogHandler};
-use hyper_util::rt::TokioIo;
 
 const LINES: usize = 200_000;
 const IMAGE: &str = "faas-logs-busybox:1";
@@ -106,43 +105,17 @@ fn against_docker_logs() {
         .enable_all()
         .build()
         .unwrap();
-    let addr = runtime.block_on(async {
-        let handler = LogHandler::new(
-            DockerRequester::from_env().unwrap(),
-            Duration::from_secs(600),
-        );
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            loop {
-                let (tcp, _) = listener.accept().await.unwrap();
-                let handler = handler.clone();
-                tokio::spawn(async move {
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(tcp), handler)
-                        .await;
-                });
-            }
-        });
-        addr
-    });
+    let handler = LogHandler::new(
+        DockerRequester::from_env().unwrap(),
+        Duration::from_secs(600),
+    );
+    let addr = runtime.block_on(common::serve(handler));
     let ours = || {
         let started = Instant::now();
-        let mut tcp = TcpStream::connect(addr).unwrap();
-        write!(
-            tcp,
-            "GET /system/logs?name={function} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut buf = vec![0u8; 256 * 1024];
         let mut lines = 0;
-        loop {
-            let n = tcp.read(&mut buf).unwrap();
-            if n == 0 {
-                break;
-            }
-            lines += buf[..n].iter().filter(|&&b| b == b'\n').count();
-        }
+        common::read_all(addr, &format!("/system/logs?name={function}"), |bytes| {
+            lines += bytes.iter().filter(|&&b| b == b'\n').count();
+        });
         assert!(lines >= LINES, "only {lines} lines");
         started.elapsed()
     };

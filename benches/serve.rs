@@ -15,8 +15,10 @@
 //! printed as `follow ...` lines). `FAAS_LOGS_BENCH_ONLY=dump`, `tail` or `follow` runs
 //! one part.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddr;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -119,23 +121,11 @@ impl Drop for Server {
     }
 }
 
-/// `GET path` on a fresh connection, reading to the end; returns the bytes received.
+/// `GET path` read to the end; returns the bytes received.
 fn read_all(addr: SocketAddr, path: &str) -> usize {
-    let mut tcp = TcpStream::connect(addr).unwrap();
-    write!(
-        tcp,
-        "GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut buf = vec![0u8; 256 * 1024];
     let mut total = 0;
-    loop {
-        match tcp.read(&mut buf) {
-            Ok(0) => return total,
-            Ok(n) => total += n,
-            Err(e) => panic!("{e}"),
-        }
-    }
+    common::read_all(addr, path, |bytes| total += bytes.len());
+    total
 }
 
 const DUMP: u64 = 1_000_000;
@@ -318,7 +308,6 @@ mod server {
         async_trait, Error, Event, LogHandler, LogStore, LogStream, Message, Request, Requester,
         StoreLimits,
     };
-    use hyper_util::rt::TokioIo;
 
     /// Ignores every parameter and answers with `n` messages of 200 bytes' line.
     struct Generated(u64);
@@ -378,18 +367,11 @@ mod server {
         }
     }
 
+    /// Serves `handler` and prints its address for the parent, for ever.
     async fn serve<R: Requester>(handler: LogHandler<R>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        println!("listening {}", listener.local_addr().unwrap());
-        loop {
-            let (tcp, _) = listener.accept().await.unwrap();
-            let handler = handler.clone();
-            tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(tcp), handler)
-                    .await;
-            });
-        }
+        let addr = crate::common::serve(handler).await;
+        println!("listening {addr}");
+        std::future::pending::<()>().await;
     }
 
     /// `write FUNCTIONS RATE COUNT`: appends COUNT lines round-robin over the functions at

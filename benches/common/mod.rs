@@ -1,0 +1,44 @@
+//! What the benches share: a handler served on loopback, and a client that reads a
+//! response to its end.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+
+use faas_logs::{LogHandler, Requester};
+use hyper_util::rt::TokioIo;
+
+/// Serves `handler` on a fresh 127.0.0.1 port from a spawned task; returns the address.
+pub async fn serve<R: Requester>(handler: LogHandler<R>) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tcp), handler)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+/// `GET path` on a fresh connection, read to the end; `chunk` sees every read.
+pub fn read_all(addr: SocketAddr, path: &str, mut chunk: impl FnMut(&[u8])) {
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    write!(
+        tcp,
+        "GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        match tcp.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => chunk(&buf[..n]),
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
