@@ -76,9 +76,7 @@ impl LineSplitter {
         if self.line.last() == Some(&b'\r') {
             self.line.pop();
         }
-        let text = String::from_utf8_lossy(&self.line).into_owned();
-        self.line.clear();
-        text
+        line_text(std::mem::take(&mut self.line), None)
     }
 
     fn cut_text(&mut self) -> String {
@@ -87,14 +85,21 @@ impl LineSplitter {
             Err(e) if e.error_len().is_none() => e.valid_up_to(),
             _ => self.line.len(),
         };
-        let mut text = String::from_utf8_lossy(&self.line[..end]).into_owned();
-        text.push_str(&format!(
-            " [faas-logs: line cut at {} bytes]",
-            self.max_line
-        ));
-        self.line.clear();
-        text
+        self.line.truncate(end);
+        line_text(std::mem::take(&mut self.line), Some(self.max_line))
     }
+}
+
+/// A line's text from its bytes: valid UTF-8 (nearly every line) without a copy, invalid
+/// sequences replaced by U+FFFD, and, for a line cut at `cut_at` bytes, the visible marker
+/// ` [faas-logs: line cut at N bytes]`.
+pub(crate) fn line_text(bytes: Vec<u8>, cut_at: Option<usize>) -> String {
+    let mut text = String::from_utf8(bytes)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    if let Some(limit) = cut_at {
+        text.push_str(&format!(" [faas-logs: line cut at {limit} bytes]"));
+    }
+    text
 }
 
 /// Reads `reader` (a process's stdout or stderr, say) to its end and appends each line to

@@ -123,9 +123,9 @@ pub(crate) fn encode(message: &Message, buf: &mut BytesMut) {
 }
 
 /// What Go's encoder (Go 1.22 and later) does with each byte: 0 copy it; `u` write
-/// `\u00XX`; `<`, `>`, `&`
-/// are written as `\u003c` and so on (Go's HTML-safe default); 0xE2 may start U+2028 or
-/// U+2029, which Go also escapes; any other letter is the short escape `\X`.
+/// `\u00XX` (so `<`, `>` and `&` become `\u003c` and so on, Go's HTML-safe default); 0xE2
+/// may start U+2028 or U+2029, which Go also escapes; any other letter is the short
+/// escape `\X`.
 const ESCAPE: [u8; 256] = {
     let mut table = [0u8; 256];
     let mut i = 0;

@@ -5,6 +5,7 @@
 use bytes::{Buf, BytesMut};
 use chrono::{DateTime, Utc};
 
+use crate::ingest::line_text;
 use crate::{Error, OutputStream};
 
 /// The size of the pieces Docker's log drivers cut a long line into.
@@ -96,12 +97,7 @@ impl Partial {
         if self.bytes.last() == Some(&b'\r') {
             self.bytes.pop();
         }
-        // Valid UTF-8 (nearly every line) becomes the text without a copy.
-        let mut text = String::from_utf8(self.bytes)
-            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-        if self.cut {
-            text.push_str(&format!(" [faas-logs: line cut at {MAX_JOINED} bytes]"));
-        }
+        let text = line_text(self.bytes, self.cut.then_some(MAX_JOINED));
         Line {
             timestamp: self.timestamp,
             stream,
