@@ -154,6 +154,17 @@ impl From<std::io::Error> for Error {
     }
 }
 
+/// The error for a backend that panicked, with the panic's message logged.
+pub(crate) fn panicked(panic: Box<dyn std::any::Any + Send>) -> Error {
+    let what = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "a panic without a message".into());
+    tracing::error!(panic = %what, "the log backend panicked");
+    Error::other("the log backend failed unexpectedly")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,6 +2,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -9,6 +10,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::Utc;
+use futures_core::Stream;
+use futures_util::FutureExt;
 use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
 use http::{Method, StatusCode};
 use http_body::Body;
@@ -16,15 +19,16 @@ use http_body_util::{BodyExt, Limited};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::error::BoxError;
+use crate::error::{panicked, BoxError};
 use crate::ndjson::LogBody;
 use crate::semantics::Shaped;
-use crate::{Error, Request, Requester};
+use crate::{Error, Message, Request, Requester};
 
 /// The largest `POST` body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 const DEFAULT_HISTORY_QUIET: Duration = Duration::from_millis(100);
+const DEFAULT_STATUS_WAIT: Duration = Duration::from_millis(250);
 
 /// Serves `GET /system/logs` (and `POST` with a JSON body) from any [`Requester`].
 ///
@@ -42,6 +46,7 @@ pub struct LogHandler<R: ?Sized> {
     requester: Arc<R>,
     timeout: Duration,
     history_quiet: Duration,
+    status_wait: Duration,
     shutdown: CancellationToken,
 }
 
@@ -51,6 +56,7 @@ impl<R: ?Sized> Clone for LogHandler<R> {
             requester: Arc::clone(&self.requester),
             timeout: self.timeout,
             history_quiet: self.history_quiet,
+            status_wait: self.status_wait,
             shutdown: self.shutdown.clone(),
         }
     }
@@ -61,6 +67,7 @@ impl<R: ?Sized> std::fmt::Debug for LogHandler<R> {
         f.debug_struct("LogHandler")
             .field("timeout", &self.timeout)
             .field("history_quiet", &self.history_quiet)
+            .field("status_wait", &self.status_wait)
             .finish_non_exhaustive()
     }
 }
@@ -68,8 +75,9 @@ impl<R: ?Sized> std::fmt::Debug for LogHandler<R> {
 impl<R: Requester> LogHandler<R> {
     /// A handler over `requester` whose responses last at most `timeout`.
     ///
-    /// The timeout counts from the request's arrival: a follow stream ends cleanly when it
-    /// passes; a non-follow response still running then is aborted as incomplete.
+    /// The timeout counts from the request's arrival. When it passes, a response whose
+    /// history is complete ends cleanly (a follow stream, usually); one still reading
+    /// history sends what it holds and is aborted as incomplete.
     pub fn new(requester: R, timeout: Duration) -> Self {
         Self::from_arc(Arc::new(requester), timeout)
     }
@@ -83,8 +91,19 @@ impl<R: Requester + ?Sized> LogHandler<R> {
             requester,
             timeout,
             history_quiet: DEFAULT_HISTORY_QUIET,
+            status_wait: DEFAULT_STATUS_WAIT,
             shutdown: CancellationToken::new(),
         }
+    }
+
+    /// How long the handler waits, before it commits to `200`, for the first thing the
+    /// response would send: a message, the end of history, the end of the stream, or an
+    /// error (default 250 ms). An error in that time is answered with its status and a
+    /// JSON body; one after it aborts the body. A follow response whose history is over
+    /// (or empty) is committed at once.
+    pub fn status_wait(mut self, wait: Duration) -> Self {
+        self.status_wait = wait;
+        self
     }
 
     /// How long a backend that never sends [`Event::HistoryEnd`](crate::Event::HistoryEnd)
@@ -101,8 +120,9 @@ impl<R: Requester + ?Sized> LogHandler<R> {
         self.timeout
     }
 
-    /// Ends every open stream of this handler and its clones cleanly (final chunk sent,
-    /// no half line) and answers later requests with 503. Call it before a graceful server
+    /// Ends every open stream of this handler and its clones, as the timeout does (cleanly,
+    /// final chunk sent and no half line, once history is complete), and answers later
+    /// requests with 503. Call it before a graceful server
     /// shutdown, which would otherwise wait for follow streams that never end.
     pub fn shutdown(&self) {
         self.shutdown.cancel();
@@ -133,29 +153,18 @@ impl<R: Requester + ?Sized> LogHandler<R> {
             return error_response(&Error::unavailable("the log provider is shutting down"));
         }
         tracing::debug!(?request, "log query");
-        let query = self.requester.query(request.clone());
-        let stream = match tokio::time::timeout_at(deadline, query).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => return error_response(&e),
-            Err(_) => {
-                return error_response(&Error::unavailable(format!(
-                    "the log backend did not answer within {:?}",
-                    self.timeout
-                )))
-            }
+        // A panicking backend gets a 500 like any other failure, not a dropped connection.
+        let started = AssertUnwindSafe(self.start(request, arrived, deadline))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| Err(panicked(panic)));
+        let (shaped, first) = match started {
+            Ok(started) => started,
+            Err(e) => return error_response(&e),
         };
-        let filter_instance = !self.requester.selects_instance();
-        let shaped = Shaped::new(
-            stream,
-            &request,
-            arrived,
-            self.history_quiet,
-            filter_instance,
-            !self.requester.marks_history_end(),
-        );
         let body = LogBody::streaming(
             shaped,
-            request.follow,
+            first,
             deadline,
             self.shutdown.clone().cancelled_owned(),
         );
@@ -168,6 +177,48 @@ impl<R: Requester + ?Sized> LogHandler<R> {
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
         response
+    }
+}
+
+impl<R: Requester + ?Sized> LogHandler<R> {
+    /// Queries the backend and waits (at most [`LogHandler::status_wait`]) for what the
+    /// response starts with, so that an early error still gets its status.
+    async fn start(
+        &self,
+        request: Request,
+        arrived: chrono::DateTime<Utc>,
+        deadline: Instant,
+    ) -> Result<(Shaped, Option<Message>), Error> {
+        let query = self.requester.query(request.clone());
+        let stream = match tokio::time::timeout_at(deadline, query).await {
+            Ok(stream) => stream?,
+            Err(_) => {
+                return Err(Error::unavailable(format!(
+                    "the log backend did not answer within {:?}",
+                    self.timeout
+                )))
+            }
+        };
+        let mut shaped = Shaped::new(
+            stream,
+            &request,
+            arrived,
+            self.history_quiet,
+            !self.requester.selects_instance(),
+            !self.requester.marks_history_end(),
+        );
+        let first = std::future::poll_fn(|cx| match Pin::new(&mut shaped).poll_next(cx) {
+            Poll::Ready(item) => Poll::Ready(item.transpose()),
+            Poll::Pending if !shaped.take_yielded() && shaped.history_over() => {
+                Poll::Ready(Ok(None))
+            }
+            Poll::Pending => Poll::Pending,
+        });
+        let wait_until = deadline.min(Instant::now() + self.status_wait);
+        let first = tokio::time::timeout_at(wait_until, first)
+            .await
+            .unwrap_or(Ok(None))?;
+        Ok((shaped, first))
     }
 }
 

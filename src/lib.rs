@@ -14,12 +14,24 @@
 //! | `tail` | at most this many history messages, the newest, in timestamp order; `<= 0` unlimited | 422 |
 //! | `follow` | after history, live messages until the timeout, the client leaving, or the backend ending; Go's `ParseBool` set | 422 |
 //!
-//! Responses start at once with `200`, `Content-Type: application/x-ndjson`,
-//! `Cache-Control: no-cache` and `X-Accel-Buffering: no`. Errors before the stream get a
-//! status and `{"error": "..."}` (see [`Error`]); an error after it aborts the body, so a
-//! broken stream never looks finished. A client that leaves drops the backend's stream at
-//! once. Ready messages are coalesced into large frames, and a frame goes out as soon as
-//! the backend has nothing more ready.
+//! Responses are `200` with `Content-Type: application/x-ndjson`, `Cache-Control:
+//! no-cache` and `X-Accel-Buffering: no`. Ready messages are coalesced into large frames,
+//! and a frame goes out as soon as the backend has nothing more ready. What a client sees
+//! in every case:
+//!
+//! | what happens | the client sees |
+//! |---|---|
+//! | a bad parameter | 422 and `{"error": "..."}` naming it |
+//! | the backend fails (or panics) before anything was sent: in `query`, at its first item, or while `tail` still holds history back | the error's status (404, 503, 500; see [`Error`]) and `{"error": "..."}` |
+//! | the backend says nothing for [`LogHandler::status_wait`] (250 ms) | `200` at once; what follows as below |
+//! | the backend fails (or panics) after the `200` | the lines before it, then an aborted body (no final chunk): a broken stream never looks finished |
+//! | the timeout or [`LogHandler::shutdown`] while history is still being read | the history held so far (the newest `tail` seen), then an aborted body: the answer is incomplete |
+//! | the timeout or a shutdown once history is complete | every history line, then a clean end |
+//! | the client leaves | the backend's stream is dropped at once |
+//!
+//! However the backend behaves (even a stream that is always ready and never ends), the
+//! timeout holds to within a few milliseconds, and one response never keeps a worker
+//! thread from other requests: it yields after at most a few thousand items.
 //!
 //! The embedded default backend is [`LogStore`], an in-memory ring per function that
 //! implements [`Requester`] natively, with [`capture_lines`] to fill it from a process's

@@ -11,6 +11,9 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
+use std::panic::AssertUnwindSafe;
+
+use crate::error::panicked;
 use crate::message::Rfc3339;
 use crate::semantics::Shaped;
 use crate::{Error, Message, OutputStream};
@@ -43,9 +46,14 @@ struct Streaming {
     buf: BytesMut,
     deadline: Pin<Box<Sleep>>,
     shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
-    follow: bool,
+    /// Set once the deadline or a shutdown stopped the backend.
+    stopped: bool,
+    /// How the body ends once the stream runs dry: with this error when the deadline or
+    /// a shutdown cut history short, cleanly otherwise.
+    cut_short: Option<Error>,
     failure: Option<Error>,
-    /// Whether data went out since the last time the body returned `Pending`.
+    /// Whether data went out since the last time the body returned `Pending`. The
+    /// response head counts: it too is only written once the body pauses.
     unflushed: bool,
     done: bool,
 }
@@ -65,21 +73,28 @@ impl LogBody {
         }
     }
 
+    /// A body that starts with `first` (already taken from `shaped`), then streams the
+    /// rest of `shaped` until it ends, the deadline passes or `shutdown` resolves.
     pub(crate) fn streaming(
         shaped: Shaped,
-        follow: bool,
+        first: Option<Message>,
         deadline: Instant,
         shutdown: WaitForCancellationFutureOwned,
     ) -> Self {
+        let mut buf = BytesMut::new();
+        if let Some(first) = &first {
+            encode(first, &mut buf);
+        }
         LogBody {
             kind: Kind::Streaming(Box::new(Streaming {
                 shaped: Some(shaped),
-                buf: BytesMut::new(),
+                buf,
                 deadline: Box::pin(tokio::time::sleep_until(deadline)),
                 shutdown: Box::pin(shutdown),
-                follow,
+                stopped: false,
+                cut_short: None,
                 failure: None,
-                unflushed: false,
+                unflushed: true,
                 done: false,
             })),
         }
@@ -233,26 +248,49 @@ impl Streaming {
         self.failure = failure;
     }
 
-    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
-        if !self.done {
-            if self.shutdown.as_mut().poll(cx).is_ready() {
-                tracing::debug!("log stream ended by shutdown");
-                self.finish(None);
-            } else if self.deadline.as_mut().poll(cx).is_ready() {
-                if self.follow {
-                    tracing::debug!("follow stream reached the deadline");
-                    self.finish(None);
-                } else {
-                    let e = Error::unavailable(
-                        "the log backend did not finish before the handler's timeout",
-                    );
-                    tracing::warn!(error = %e, "aborting a non-follow log stream");
-                    self.finish(Some(e));
-                }
-            }
+    /// At the deadline or a shutdown the backend is dropped; what the response holds
+    /// (the newest `tail` of history) still goes out. The body then ends cleanly if
+    /// history was complete, and is aborted if it was not: an incomplete answer must not
+    /// look finished.
+    fn stop_if_due(&mut self, cx: &mut Context<'_>) {
+        if self.stopped || self.done {
+            return;
         }
+        let shutdown = self.shutdown.as_mut().poll(cx).is_ready();
+        // The clock is read, not only the timer: a worker that is never idle drives its
+        // timers late.
+        let late = self.deadline.as_mut().poll(cx).is_ready()
+            || Instant::now() >= self.deadline.deadline();
+        if !(shutdown || late) {
+            return;
+        }
+        self.stopped = true;
+        let why = if shutdown {
+            "a shutdown"
+        } else {
+            "the deadline"
+        };
+        let complete = self.shaped.as_mut().is_none_or(Shaped::stop);
+        if complete {
+            tracing::debug!("log stream ended by {why}");
+        } else {
+            let e = Error::unavailable(format!(
+                "the log backend had not finished its history when {why} came"
+            ));
+            tracing::warn!(error = %e, "sending the history held so far, then aborting the response");
+            self.cut_short = Some(e);
+        }
+    }
+
+    fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        self.stop_if_due(cx);
         while let Some(shaped) = self.shaped.as_mut() {
-            match Pin::new(shaped).poll_next(cx) {
+            // A backend that panics breaks the body like any other failure: the head and
+            // the lines before it still reach the client.
+            let next =
+                std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(&mut *shaped).poll_next(cx)))
+                    .unwrap_or_else(|panic| Poll::Ready(Some(Err(panicked(panic)))));
+            match next {
                 Poll::Ready(Some(Ok(message))) => {
                     encode(&message, &mut self.buf);
                     if self.buf.len() >= FRAME_TARGET {
@@ -263,9 +301,14 @@ impl Streaming {
                     tracing::error!(error = %e.chain(), "log backend failed mid-stream; aborting the response");
                     self.finish(Some(e));
                 }
-                Poll::Ready(None) => self.finish(None),
+                Poll::Ready(None) => {
+                    let cut_short = self.cut_short.take();
+                    self.finish(cut_short);
+                }
                 Poll::Pending => {
-                    if self.buf.is_empty() {
+                    // Out of its time slice, the stream has asked to be polled again:
+                    // give the thread back, and keep filling the frame then.
+                    if shaped.take_yielded() || self.buf.is_empty() {
                         self.unflushed = false;
                         return Poll::Pending;
                     }
@@ -302,8 +345,9 @@ impl Body for LogBody {
             Kind::Once(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             Kind::Streaming(s) => {
                 // Tokio's cooperative budget makes a channel look empty after ~128 items,
-                // which would cut frames short. The fill loop is bounded by FRAME_TARGET,
-                // so it can run outside the budget without starving other tasks.
+                // which would cut frames short. The fill loop is bounded by FRAME_TARGET
+                // and by the shaped stream's own time slice, so it can run outside the
+                // budget without starving other tasks.
                 let mut fill =
                     tokio::task::unconstrained(std::future::poll_fn(|cx| s.poll_frame(cx)));
                 Pin::new(&mut fill).poll(cx)
@@ -365,7 +409,7 @@ mod tests {
         );
         let never = tokio_util::sync::CancellationToken::new().cancelled_owned();
         let far = Instant::now() + Duration::from_secs(3600);
-        (LogBody::streaming(shaped, true, far, never), tx)
+        (LogBody::streaming(shaped, None, far, never), tx)
     }
 
     async fn next_frame(body: &mut LogBody) -> Bytes {

@@ -52,7 +52,19 @@ pub(crate) struct Shaped {
     /// False for a backend that always marks where history ends: then its mark is
     /// trusted and nothing is guessed from timestamps or pauses.
     guess_history_end: bool,
+    /// Items this stream may still take before it yields the thread (see [`SLICE`]).
+    budget: u32,
+    /// Whether the last `Pending` was a yield for the budget, not a backend with nothing
+    /// ready.
+    yielded: bool,
 }
+
+/// The most items (backend items and held history alike) a response takes before it
+/// yields its worker thread. A backend that is always ready would otherwise keep one
+/// thread busy until its stream ends: other requests would wait, and the deadline would
+/// go unnoticed. About half a millisecond of filtering; measured without loss of dump
+/// speed (BENCHMARKS.md).
+const SLICE: u32 = 4096;
 
 enum Phase {
     /// Reading history: held back when a tail is set, passed on otherwise.
@@ -152,7 +164,32 @@ impl Shaped {
             quiet_period,
             quiet: None,
             guess_history_end,
+            budget: SLICE,
+            yielded: false,
         }
+    }
+
+    /// Whether history is over: the response has nothing more to hold back.
+    pub(crate) fn history_over(&self) -> bool {
+        !matches!(self.phase, Phase::History)
+    }
+
+    /// Whether the last `Pending` was a yield for the time slice (the stream has more
+    /// ready and has already asked to be polled again); clears the flag.
+    pub(crate) fn take_yielded(&mut self) -> bool {
+        std::mem::take(&mut self.yielded)
+    }
+
+    /// Stops reading the backend (the deadline or a shutdown came): what is held in
+    /// memory is still yielded, then the stream ends. Returns whether history was
+    /// complete; when it was not, the caller must not present the end as clean.
+    pub(crate) fn stop(&mut self) -> bool {
+        self.backend = None;
+        if matches!(self.phase, Phase::History) {
+            self.end_history(None);
+            return false;
+        }
+        true
     }
 
     fn end_history(&mut self, first_live: Option<Message>) {
@@ -206,6 +243,13 @@ impl Stream for Shaped {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = &mut *self;
         loop {
+            if this.budget == 0 {
+                this.budget = SLICE;
+                this.yielded = true;
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
+            }
+            this.budget -= 1;
             match &mut this.phase {
                 Phase::Done => return Poll::Ready(None),
                 Phase::Draining { held, first_live } => {
