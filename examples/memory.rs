@@ -22,9 +22,9 @@ use std::time::Duration;
 
 use chrono::Utc;
 use clap::Parser;
-use common::{error, json, Body};
+use common::{error, json, read_body, Body, ServerArgs};
 use faas_logs::{capture_lines, LogHandler, LogStore, Message, StoreLimits};
-use http_body_util::{BodyExt, Either, Limited};
+use http_body_util::Either;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 
@@ -33,12 +33,8 @@ use hyper::{Method, Request, Response, StatusCode};
 #[derive(Parser, Debug)]
 #[command(name = "memory")]
 struct Args {
-    /// Address to listen on (port 0 picks a free one; the address is printed).
-    #[arg(long, default_value = "127.0.0.1:8080")]
-    listen: String,
-    /// Longest a log response may last, in seconds; ends follow streams.
-    #[arg(long, default_value_t = 60)]
-    timeout: u64,
+    #[command(flatten)]
+    server: ServerArgs,
     /// Run a command as a function, NAME=COMMAND, with `sh -c`; its stdout and stderr
     /// become the function's logs, the instance named NAME-PID. Repeatable. Without any,
     /// a built-in demo function named `demo` runs.
@@ -53,6 +49,10 @@ struct Args {
     /// Most bytes kept per function.
     #[arg(long, default_value_t = StoreLimits::default().max_bytes)]
     max_bytes: usize,
+    /// Most bytes kept in the whole store (default an eighth of memory); past it the
+    /// oldest lines of every function go first.
+    #[arg(long, default_value_t = StoreLimits::default().max_total_bytes)]
+    max_total_bytes: usize,
     /// Longest captured line kept whole; longer ones are cut with a visible marker.
     #[arg(long, default_value_t = faas_logs::DEFAULT_MAX_LINE)]
     max_line_bytes: usize,
@@ -81,21 +81,10 @@ fn parse_run(value: &str) -> Result<(String, String), String> {
 }
 
 /// `POST /system/logs/push`: every good line is stored; 422 lists the bad ones.
-async fn push(store: &LogStore, req: Request<Incoming>, limit: usize) -> Response<Body> {
-    let body = match Limited::new(req.into_body(), limit).collect().await {
-        Ok(body) => body.to_bytes(),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
-            return error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                &format!("push body larger than {limit} bytes; nothing was stored"),
-            )
-        }
-        Err(e) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                &format!("could not read the body: {e}"),
-            )
-        }
+async fn push(store: &LogStore, req: Request<Incoming>, limits: &PushLimits) -> Response<Body> {
+    let body = match read_body(req.into_body(), limits.bytes, limits.time).await {
+        Ok(body) => body,
+        Err(refused) => return refused,
     };
     let report = store.ingest_ndjson(&body);
     let status = if report.rejected.is_empty() {
@@ -106,15 +95,22 @@ async fn push(store: &LogStore, req: Request<Incoming>, limit: usize) -> Respons
     json(status, &report)
 }
 
+/// The largest push body, and how long its client has to send it.
+#[derive(Clone, Copy)]
+struct PushLimits {
+    bytes: usize,
+    time: Duration,
+}
+
 async fn route(
     req: Request<Incoming>,
     handler: LogHandler<LogStore>,
     store: LogStore,
-    push_limit: usize,
+    push_limits: PushLimits,
 ) -> Response<Body> {
     match (req.method(), req.uri().path()) {
         (_, "/system/logs") => handler.handle(req).await.map(Either::Left),
-        (&Method::POST, "/system/logs/push") => push(&store, req, push_limit).await,
+        (&Method::POST, "/system/logs/push") => push(&store, req, &push_limits).await,
         (&Method::GET, "/healthz") => json(StatusCode::OK, &serde_json::json!({ "status": "ok" })),
         (_, "/system/logs/push") | (_, "/healthz") => {
             error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
@@ -228,15 +224,17 @@ fn run_demo(store: &LogStore, namespace: &str) {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     common::init_tracing();
     let args = Args::parse();
+    let credentials = args.server.credentials()?;
     let store = LogStore::with_limits(StoreLimits {
         max_messages: args.max_lines,
         max_bytes: args.max_bytes,
+        max_total_bytes: args.max_total_bytes,
         ..StoreLimits::default()
     })
     .with_default_namespace(args.namespace.clone());
-    let handler = LogHandler::new(store.clone(), Duration::from_secs(args.timeout));
+    let handler = LogHandler::new(store.clone(), args.server.timeout());
 
-    let listener = tokio::net::TcpListener::bind(&args.listen).await?;
+    let listener = tokio::net::TcpListener::bind(&args.server.listen).await?;
     let local = listener.local_addr()?;
     println!("listening on http://{local}/system/logs");
 
@@ -255,12 +253,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         )?);
     }
 
-    let limit = args.max_push_bytes;
+    let push_limits = PushLimits {
+        bytes: args.max_push_bytes,
+        time: args.server.body_timeout(),
+    };
     let route = {
         let handler = handler.clone();
-        move |req| route(req, handler.clone(), store.clone(), limit)
+        move |req| route(req, handler.clone(), store.clone(), push_limits)
     };
-    common::serve(listener, route, || {
+    common::serve(listener, &args.server, credentials, route, || {
         stop_functions(&groups);
         handler.shutdown();
     })

@@ -2,29 +2,29 @@
 //! on 127.0.0.1 with hyper.
 //!
 //! ```text
-//! cargo run --example static                    # listens on 127.0.0.1:8080
-//! cargo run --example static -- 127.0.0.1:0     # any free port; the address is printed
+//! cargo run --example static                                  # listens on 127.0.0.1:8080
+//! cargo run --example static -- --listen 127.0.0.1:0 --timeout 10   # any free port
 //! curl -s 'http://127.0.0.1:8080/system/logs?name=hello&tail=2'
-//! curl -s 'http://127.0.0.1:8080/system/logs?name=hello&follow=true'   # ends after 10 s
+//! curl -s 'http://127.0.0.1:8080/system/logs?name=hello&follow=true'   # ends at the timeout
 //! ```
+//!
+//! It shares its flags and server loop with the other provider binaries
+//! (`examples/common`): basic auth, header and body timeouts, graceful shutdown.
 //!
 //! Like the Go package's example, the requester ignores `tail`, `since`, `instance` and
 //! `follow`; unlike it, the response is still right, and a follow stream ends at the
 //! handler's timeout instead of hanging until the client gives up. Ctrl-C ends open
 //! streams cleanly and stops the server.
 
-use std::convert::Infallible;
-use std::time::Duration;
+mod common;
 
 use chrono::{DateTime, Utc};
-use faas_logs::{
-    async_trait, Error, Event, LogBody, LogHandler, LogStream, Message, Request, Requester,
-};
+use common::{error, Body, ServerArgs};
+use faas_logs::{async_trait, Error, Event, LogHandler, LogStream, Message, Request, Requester};
 use futures_util::StreamExt;
+use http_body_util::Either;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::GracefulShutdown;
+use hyper::{Response, StatusCode};
 
 /// A fixed history for the function `hello`, written by two replicas.
 struct StaticLogs {
@@ -89,67 +89,44 @@ impl Requester for StaticLogs {
     }
 }
 
+/// The smallest log provider: a fixed history for the function `hello`.
+#[derive(clap::Parser, Debug)]
+#[command(name = "static")]
+struct Args {
+    #[command(flatten)]
+    server: ServerArgs,
+}
+
+async fn route(req: hyper::Request<Incoming>, handler: LogHandler<StaticLogs>) -> Response<Body> {
+    if req.uri().path() == "/system/logs" {
+        return handler.handle(req).await.map(Either::Left);
+    }
+    error(
+        StatusCode::NOT_FOUND,
+        "not found: try GET /system/logs?name=hello",
+    )
+}
+
 #[tokio::main]
-async fn main() -> std::io::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .init();
-    let addr = std::env::args()
-        .nth(1)
-        .unwrap_or_else(|| "127.0.0.1:8080".into());
-    let handler = LogHandler::new(StaticLogs::new(Utc::now()), Duration::from_secs(10));
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    common::init_tracing();
+    let args = <Args as clap::Parser>::parse();
+    let credentials = args.server.credentials()?;
+    let handler = LogHandler::new(StaticLogs::new(Utc::now()), args.server.timeout());
 
-    let listener = tokio::net::TcpListener::bind(&addr).await?;
-    let local = listener.local_addr()?;
-    println!("listening on http://{local}/system/logs?name=hello");
-
-    let server = auto::Builder::new(TokioExecutor::new());
-    let graceful = GracefulShutdown::new();
-    let ctrl_c = tokio::signal::ctrl_c();
-    tokio::pin!(ctrl_c);
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let (tcp, _) = match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        continue;
-                    }
-                };
-                let handler = handler.clone();
-                let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-                    let handler = handler.clone();
-                    async move {
-                        if req.uri().path() == "/system/logs" {
-                            return Ok::<_, Infallible>(handler.handle(req).await);
-                        }
-                        let mut not_found = hyper::Response::new(LogBody::empty());
-                        *not_found.status_mut() = hyper::StatusCode::NOT_FOUND;
-                        Ok(not_found)
-                    }
-                });
-                let connection = server.serve_connection(TokioIo::new(tcp), service).into_owned();
-                let connection = graceful.watch(connection);
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                });
-            }
-            _ = &mut ctrl_c => break,
-        }
-    }
-    println!("shutting down");
-    // Follow streams never end by themselves: end them, then let connections finish.
-    handler.shutdown();
-    if tokio::time::timeout(Duration::from_secs(5), graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("some connections did not close within 5 s");
-    }
+    let listener = tokio::net::TcpListener::bind(&args.server.listen).await?;
+    println!(
+        "listening on http://{}/system/logs?name=hello",
+        listener.local_addr()?
+    );
+    let route = {
+        let handler = handler.clone();
+        move |req| route(req, handler.clone())
+    };
+    // Follow streams never end by themselves: the shutdown ends them first.
+    common::serve(listener, &args.server, credentials, route, || {
+        handler.shutdown()
+    })
+    .await;
     Ok(())
 }

@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
+use crate::message::trim_line_end;
 use crate::request::valid_name;
 use crate::{LogStore, Message};
 
@@ -73,9 +74,6 @@ impl LineSplitter {
     }
 
     fn take_text(&mut self) -> String {
-        if self.line.last() == Some(&b'\r') {
-            self.line.pop();
-        }
         line_text(std::mem::take(&mut self.line), None)
     }
 
@@ -91,13 +89,14 @@ impl LineSplitter {
 }
 
 /// A line's text from its bytes: valid UTF-8 (nearly every line) without a copy, invalid
-/// sequences replaced by U+FFFD, and, for a line cut at `cut_at` bytes, the visible marker
-/// ` [faas-logs: line cut at N bytes]`.
+/// sequences replaced by U+FFFD, its line ending removed, and, for a line cut at `cut_at`
+/// bytes, the visible marker ` [faas-logs: line cut at N bytes]`.
 pub(crate) fn line_text(bytes: Vec<u8>, cut_at: Option<usize>) -> String {
     let mut text = String::from_utf8(bytes)
         .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
-    if let Some(limit) = cut_at {
-        text.push_str(&format!(" [faas-logs: line cut at {limit} bytes]"));
+    match cut_at {
+        Some(limit) => text.push_str(&format!(" [faas-logs: line cut at {limit} bytes]")),
+        None => trim_line_end(&mut text),
     }
     text
 }
@@ -143,13 +142,18 @@ pub async fn capture_lines<R: AsyncRead + Unpin>(
     Ok(appended)
 }
 
+/// The most refused lines an [`IngestReport`] lists; the rest are only counted.
+pub const MAX_LISTED_REJECTIONS: usize = 100;
+
 /// The outcome of [`LogStore::ingest_ndjson`].
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct IngestReport {
     /// Lines stored.
     pub accepted: usize,
-    /// Lines refused, each with why.
+    /// The first [`MAX_LISTED_REJECTIONS`] lines refused, each with why.
     pub rejected: Vec<RejectedLine>,
+    /// How many more lines were refused than `rejected` lists.
+    pub more_rejected: usize,
 }
 
 /// A pushed line that was refused.
@@ -178,8 +182,10 @@ impl LogStore {
     /// Stores pushed NDJSON: one JSON [`Message`] per line, blank lines skipped.
     ///
     /// `name` and `text` are required; `namespace` defaults to the store's; `instance` may
-    /// be empty; `timestamp` (RFC 3339) defaults to now. Each bad line is refused with its
-    /// line number and reason, and every good line is stored all the same.
+    /// be empty; `timestamp` (RFC 3339) defaults to now; a trailing `\n` or `\r\n` in
+    /// `text` is removed. Each bad line is refused with its line number and reason (the
+    /// first [`MAX_LISTED_REJECTIONS`] listed, the rest counted), and every good line is
+    /// stored all the same.
     pub fn ingest_ndjson(&self, body: &[u8]) -> IngestReport {
         let mut report = IngestReport::default();
         let now = Utc::now();
@@ -189,6 +195,9 @@ impl LogStore {
             }
             match self.ingest_line(line, now) {
                 Ok(()) => report.accepted += 1,
+                Err(_) if report.rejected.len() == MAX_LISTED_REJECTIONS => {
+                    report.more_rejected += 1
+                }
                 Err(error) => report.rejected.push(RejectedLine { line: i + 1, error }),
             }
         }
@@ -214,9 +223,7 @@ impl LogStore {
                 .with_timezone(&Utc),
         };
         let mut text = pushed.text;
-        if text.ends_with('\n') {
-            text.pop();
-        }
+        trim_line_end(&mut text);
         let message = Message {
             name: check("name", pushed.name)?,
             namespace: check("namespace", pushed.namespace)?,

@@ -133,7 +133,10 @@ pub use async_trait::async_trait;
 pub use docker::{DockerRequester, DEFAULT_DOCKER_HOST};
 pub use error::{BoxError, Error};
 pub use handler::{LogHandler, MAX_BODY_BYTES};
-pub use ingest::{capture_lines, IngestReport, LineSplitter, RejectedLine, DEFAULT_MAX_LINE};
+pub use ingest::{
+    capture_lines, IngestReport, LineSplitter, RejectedLine, DEFAULT_MAX_LINE,
+    MAX_LISTED_REJECTIONS,
+};
 pub use message::{Message, OutputStream};
 pub use ndjson::LogBody;
 pub use request::Request;

@@ -223,6 +223,18 @@ fn put4(b: &mut [u8], at: usize, v: u32) {
     put2(b, at + 2, v % 100);
 }
 
+/// The one rule for line endings, applied to every text from every path in (the handler,
+/// captured output, pushes, Docker): a message's text is one line, so one trailing `\n`
+/// is removed, then one trailing `\r` (of a `\r\n`, or left by a terminal).
+pub(crate) fn trim_line_end(text: &mut String) {
+    if text.ends_with('\n') {
+        text.pop();
+    }
+    if text.ends_with('\r') {
+        text.pop();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

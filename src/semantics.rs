@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use futures_core::Stream;
 use tokio::time::Sleep;
 
+use crate::message::trim_line_end;
 use crate::{Error, Event, LogStream, Message, Request};
 
 /// A request's `since` and `instance` conditions on a message.
@@ -305,16 +306,6 @@ impl Stream for Shaped {
                     }
                 }
             }
-        }
-    }
-}
-
-/// A message's text is one line: drop the newline a backend may have left on it.
-fn trim_line_end(text: &mut String) {
-    if text.ends_with('\n') {
-        text.pop();
-        if text.ends_with('\r') {
-            text.pop();
         }
     }
 }

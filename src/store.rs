@@ -1,9 +1,10 @@
 //! [`LogStore`]: the embedded default backend, an in-memory ring of messages per function
 //! that any number of followers read without slowing the writers.
 
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::task::{Context, Poll, Waker};
 
@@ -34,6 +35,11 @@ pub struct StoreLimits {
     /// The most functions the store keeps; an append for a new function beyond it is
     /// refused (default 1,024).
     pub max_functions: usize,
+    /// The most bytes kept in the whole store, counted as for `max_bytes` (default an
+    /// eighth of the machine's memory, or of the cgroup's limit when that is lower;
+    /// 1 GiB where neither can be read). Past it, the oldest lines of the whole store are
+    /// evicted, whichever functions they belong to, until it holds 1/64 less.
+    pub max_total_bytes: usize,
 }
 
 impl Default for StoreLimits {
@@ -42,8 +48,28 @@ impl Default for StoreLimits {
             max_messages: 10_000,
             max_bytes: 16 << 20,
             max_functions: 1024,
+            max_total_bytes: default_total_bytes(),
         }
     }
+}
+
+/// An eighth of the memory this process may use: the machine's, or its cgroup's limit.
+fn default_total_bytes() -> usize {
+    let machine = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            let kib = info.lines().find_map(|l| l.strip_prefix("MemTotal:"))?;
+            let kib: u64 = kib.trim().trim_end_matches("kB").trim().parse().ok()?;
+            Some(kib * 1024)
+        });
+    let cgroup = std::fs::read_to_string("/sys/fs/cgroup/memory.max")
+        .ok()
+        .and_then(|max| max.trim().parse::<u64>().ok());
+    let memory = match (machine, cgroup) {
+        (Some(m), Some(c)) => m.min(c),
+        (m, c) => m.or(c).unwrap_or(8 << 30),
+    };
+    usize::try_from(memory / 8).unwrap_or(usize::MAX)
 }
 
 /// What a function's ring holds now, from [`LogStore::stats`].
@@ -62,8 +88,10 @@ pub struct RingStats {
 ///
 /// - **Bounds.** Each function (namespace and name) keeps at most
 ///   [`StoreLimits::max_messages`] messages and [`StoreLimits::max_bytes`] bytes; when a
-///   ring is full, appending evicts the oldest lines. That is the documented behaviour,
-///   not a loss.
+///   ring is full, appending evicts the oldest lines. The whole store keeps at most
+///   [`StoreLimits::max_total_bytes`] (an eighth of memory by default); past it, the
+///   oldest lines of the whole store go first, whichever function wrote them. That is
+///   the documented behaviour, not a loss.
 /// - **Queries.** `tail` and `since` are answered from the ring's end and by binary search,
 ///   so a query costs about what it returns, not the ring; `instance` is filtered in the
 ///   store. Should lines be appended out of timestamp order (pushed logs can be), history
@@ -108,6 +136,12 @@ struct Inner {
     limits: StoreLimits,
     default_namespace: String,
     next_reader: AtomicU64,
+    /// Bytes held by every ring together, against [`StoreLimits::max_total_bytes`].
+    total_bytes: AtomicUsize,
+    /// The next append's place in the order of appends across the whole store.
+    next_stamp: AtomicU64,
+    /// Held by the one append that evicts store-wide; the others go on appending.
+    shedding: Mutex<()>,
 }
 
 impl std::fmt::Debug for LogStore {
@@ -132,6 +166,8 @@ struct Ring {
 
 struct RingState {
     messages: VecDeque<Arc<Message>>,
+    /// Each message's place in the store-wide order of appends, beside `messages`.
+    stamps: VecDeque<u64>,
     /// Sequence number of `messages[0]`; the next append gets `first + len`.
     first: u64,
     bytes: usize,
@@ -145,6 +181,17 @@ struct RingState {
 impl RingState {
     fn end(&self) -> u64 {
         self.first + self.messages.len() as u64
+    }
+
+    /// Evicts the oldest message.
+    fn pop_oldest(&mut self, total_bytes: &AtomicUsize) {
+        if let Some(old) = self.messages.pop_front() {
+            self.stamps.pop_front();
+            let size = message_bytes(&old);
+            self.bytes -= size;
+            total_bytes.fetch_sub(size, Ordering::Relaxed);
+            self.first += 1;
+        }
     }
 
     fn sorted(&self) -> bool {
@@ -201,6 +248,7 @@ impl LogStore {
             max_messages: limits.max_messages.max(1),
             max_bytes: limits.max_bytes.max(1),
             max_functions: limits.max_functions.max(1),
+            max_total_bytes: limits.max_total_bytes.max(1),
         };
         LogStore {
             inner: Arc::new(Inner {
@@ -208,6 +256,9 @@ impl LogStore {
                 limits,
                 default_namespace,
                 next_reader: AtomicU64::new(0),
+                total_bytes: AtomicUsize::new(0),
+                next_stamp: AtomicU64::new(0),
+                shedding: Mutex::new(()),
             }),
         }
     }
@@ -255,6 +306,7 @@ impl LogStore {
         let ring = Arc::new(Ring {
             state: Mutex::new(RingState {
                 messages: VecDeque::new(),
+                stamps: VecDeque::new(),
                 first: 0,
                 bytes: 0,
                 disorder: None,
@@ -290,14 +342,14 @@ impl LogStore {
                 state.disorder = Some(state.end());
             }
             state.messages.push_back(Arc::new(message));
+            let stamp = self.inner.next_stamp.fetch_add(1, Ordering::Relaxed);
+            state.stamps.push_back(stamp);
             state.bytes += size;
+            self.inner.total_bytes.fetch_add(size, Ordering::Relaxed);
             while state.messages.len() > limits.max_messages
                 || (state.bytes > limits.max_bytes && state.messages.len() > 1)
             {
-                if let Some(old) = state.messages.pop_front() {
-                    state.bytes -= message_bytes(&old);
-                    state.first += 1;
-                }
+                state.pop_oldest(&self.inner.total_bytes);
             }
             if state.waiting.is_empty() {
                 None
@@ -305,11 +357,59 @@ impl LogStore {
                 Some(std::mem::take(&mut state.waiting))
             }
         };
+        if self.inner.total_bytes.load(Ordering::Relaxed) > limits.max_total_bytes {
+            self.shed_oldest();
+        }
         // Wake outside the lock, so a follower that runs at once does not contend.
         for (_, waker) in waiting.into_iter().flatten() {
             waker.wake();
         }
         Ok(())
+    }
+
+    /// Evicts the store's oldest lines, whichever rings hold them, until the store holds
+    /// 1/64 less than [`StoreLimits::max_total_bytes`]. Rings are visited oldest first,
+    /// each emptied of the lines older than the next ring's oldest.
+    fn shed_oldest(&self) {
+        let Ok(_shedding) = self.inner.shedding.try_lock() else {
+            return; // another append is at it
+        };
+        let limit = self.inner.limits.max_total_bytes;
+        let target = limit - limit / 64;
+        let rings: Vec<Arc<Ring>> = read(&self.inner.functions)
+            .values()
+            .flat_map(|names| names.values().cloned())
+            .collect();
+        let mut oldest: BinaryHeap<Reverse<(u64, usize)>> = rings
+            .iter()
+            .enumerate()
+            .filter_map(|(i, ring)| Some(Reverse((*lock(&ring.state).stamps.front()?, i))))
+            .collect();
+        let total = &self.inner.total_bytes;
+        let mut evicted = 0u64;
+        while total.load(Ordering::Relaxed) > target {
+            let Some(Reverse((_, i))) = oldest.pop() else {
+                break;
+            };
+            let next = oldest.peek().map_or(u64::MAX, |Reverse((stamp, _))| *stamp);
+            let mut state = lock(&rings[i].state);
+            while total.load(Ordering::Relaxed) > target
+                && state.stamps.front().is_some_and(|&stamp| stamp <= next)
+            {
+                state.pop_oldest(total);
+                evicted += 1;
+            }
+            if let Some(&stamp) = state.stamps.front() {
+                oldest.push(Reverse((stamp, i)));
+            }
+        }
+        tracing::debug!(evicted, limit, "the log store evicted its oldest lines");
+    }
+
+    /// Bytes held by the whole store, as counted against
+    /// [`StoreLimits::max_total_bytes`].
+    pub fn total_bytes(&self) -> usize {
+        self.inner.total_bytes.load(Ordering::Relaxed)
     }
 
     /// What a function's ring holds, or `None` for a function the store does not know.

@@ -138,3 +138,234 @@ async fn ctrl_c_ends_follow_streams_cleanly_and_stops_the_provider() {
     assert_eq!(lines.rest().await.unwrap(), Vec::<String>::new());
     assert!(example.exits_cleanly().await);
 }
+
+/// The lines of a response body that is JSON, not NDJSON.
+async fn json_body(response: hyper::Response<hyper::body::Incoming>) -> serde_json::Value {
+    let body = within(response.into_body().collect()).await.unwrap();
+    serde_json::from_slice(&body.to_bytes()).unwrap()
+}
+
+#[tokio::test]
+async fn a_pushed_text_loses_its_line_ending_whichever_it_is() {
+    let example = Example::start("memory", &["--listen", "127.0.0.1:0"]);
+    let body = [
+        r#"{"name":"ends","text":"dos\r\n"}"#,
+        r#"{"name":"ends","text":"unix\n"}"#,
+        r#"{"name":"ends","text":"bare\r"}"#,
+        r#"{"name":"ends","text":"inner\r\nkept"}"#,
+    ]
+    .join("\n");
+    let mut conn = Connection::open(example.addr).await;
+    let response = conn
+        .send("POST", "/system/logs/push", body.as_bytes())
+        .await;
+    assert_eq!(response.status(), 200);
+    let (_, mut lines) = get(example.addr, "/system/logs?name=ends").await;
+    assert_eq!(
+        texts(&lines.messages().await),
+        ["dos", "unix", "bare", "inner\r\nkept"]
+    );
+}
+
+#[tokio::test]
+async fn the_store_keeps_its_total_bound_by_evicting_the_oldest_lines_store_wide() {
+    let example = Example::start(
+        "memory",
+        &["--listen", "127.0.0.1:0", "--max-total-bytes", "200000"],
+    );
+    let mut conn = Connection::open(example.addr).await;
+    let text = "x".repeat(400);
+    for f in 0..10 {
+        let body: Vec<String> = (0..100)
+            .map(|i| format!(r#"{{"name":"f{f}","instance":"{i}","text":"{text}"}}"#))
+            .collect();
+        let response = conn
+            .send("POST", "/system/logs/push", body.join("\n").as_bytes())
+            .await;
+        assert_eq!(response.status(), 200);
+    }
+    let mut kept = Vec::new();
+    for f in 0..10 {
+        let (_, mut lines) = get(example.addr, &format!("/system/logs?name=f{f}")).await;
+        kept.push(lines.messages().await.len());
+    }
+    // The newest function whole, the oldest gone, nothing kept past the bound: each line
+    // counts a little over 400 bytes, so 200,000 bytes hold fewer than 500 of them.
+    assert_eq!(kept[9], 100, "{kept:?}");
+    assert_eq!(kept[0], 0, "{kept:?}");
+    let total: usize = kept.iter().sum();
+    assert!((200..500).contains(&total), "{kept:?}");
+    // Evicted oldest first: counts never fall from an older function to a newer one.
+    assert!(kept.windows(2).all(|w| w[0] <= w[1]), "{kept:?}");
+}
+
+#[tokio::test]
+async fn a_push_of_many_bad_lines_lists_the_first_hundred_and_counts_the_rest() {
+    let example = Example::start("memory", &["--listen", "127.0.0.1:0"]);
+    let body = vec!["not json"; 100_000].join("\n");
+    let mut conn = Connection::open(example.addr).await;
+    let response = conn
+        .send("POST", "/system/logs/push", body.as_bytes())
+        .await;
+    assert_eq!(response.status(), 422);
+    let report = json_body(response).await;
+    assert_eq!(report["accepted"], 0);
+    assert_eq!(report["rejected"].as_array().unwrap().len(), 100);
+    assert_eq!(report["rejected"][99]["line"], 100);
+    assert_eq!(report["more_rejected"], 99_900);
+}
+
+#[tokio::test]
+async fn basic_auth_guards_the_log_endpoint_and_the_push_but_not_healthz() {
+    let secrets = std::env::temp_dir().join(format!("faas-logs-auth-{}", std::process::id()));
+    std::fs::create_dir_all(&secrets).unwrap();
+    std::fs::write(secrets.join("basic-auth-user"), "admin\n").unwrap();
+    std::fs::write(secrets.join("basic-auth-password"), "s3cret\n").unwrap();
+    let example = Example::start(
+        "memory",
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--basic-auth",
+            "--secret-mount-path",
+            secrets.to_str().unwrap(),
+        ],
+    );
+    let good = [("authorization", "Basic YWRtaW46czNjcmV0")]; // admin:s3cret
+    let bad = [("authorization", "Basic YWRtaW46d3Jvbmc=")]; // admin:wrong
+    let push = br#"{"name":"guarded","text":"in"}"#;
+    let mut conn = Connection::open(example.addr).await;
+    for headers in [&[][..], &bad[..]] {
+        let response = conn
+            .send_with("POST", "/system/logs/push", headers, push)
+            .await;
+        assert_eq!(response.status(), 401);
+        assert!(response.headers().contains_key("www-authenticate"));
+        json_body(response).await;
+        let response = conn
+            .send_with("GET", "/system/logs?name=demo", headers, b"")
+            .await;
+        assert_eq!(response.status(), 401);
+        json_body(response).await;
+    }
+    let response = conn
+        .send_with("POST", "/system/logs/push", &good, push)
+        .await;
+    assert_eq!(response.status(), 200);
+    json_body(response).await;
+    let response = conn
+        .send_with("GET", "/system/logs?name=guarded", &good, b"")
+        .await;
+    assert_eq!(response.status(), 200);
+    let body = within(response.into_body().collect()).await.unwrap();
+    let text = String::from_utf8(body.to_bytes().to_vec()).unwrap();
+    assert_eq!(
+        text.lines().count(),
+        1,
+        "only the authorised push is stored"
+    );
+    let response = conn.send("GET", "/healthz", b"").await;
+    assert_eq!(response.status(), 200);
+    let _ = std::fs::remove_dir_all(&secrets);
+}
+
+#[tokio::test]
+async fn slow_clients_are_cut_off_at_the_header_and_body_deadlines() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let example = Example::start(
+        "memory",
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--header-timeout",
+            "1",
+            "--body-timeout",
+            "1",
+        ],
+    );
+    // Headers that never finish: the server closes the connection.
+    let mut slow = tokio::net::TcpStream::connect(example.addr).await.unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let _ = within(slow.read_to_end(&mut answer)).await;
+    assert!(!String::from_utf8_lossy(&answer).contains("200 OK"));
+
+    // A chunked push whose body never ends: answered 408, nothing stored.
+    let mut slow = tokio::net::TcpStream::connect(example.addr).await.unwrap();
+    let head = "POST /system/logs/push HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let chunk = r#"{"name":"slow","text":"never stored"}"#;
+    let start = format!("{head}{:x}\r\n{chunk}\n\r\n", chunk.len() + 1);
+    slow.write_all(start.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    within(async {
+        let mut buf = [0u8; 1024];
+        while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = slow.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed without an answer");
+            answer.extend_from_slice(&buf[..n]);
+        }
+    })
+    .await;
+    assert!(
+        answer.starts_with(b"HTTP/1.1 408"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    let (response, _) = get(example.addr, "/system/logs?name=slow").await;
+    assert_eq!(response.status(), 404);
+}
+
+#[tokio::test]
+async fn out_of_file_descriptors_the_provider_backs_off_and_recovers() {
+    let mut example = Example::start_with(
+        "memory",
+        &["--listen", "127.0.0.1:0"],
+        &["prlimit", "--nofile=48:48", "--"],
+        std::process::Stdio::piped(),
+    );
+    let stderr = example.child.stderr.take().unwrap();
+    let (tx, mut log) = tokio::sync::mpsc::unbounded_channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Idle connections until the provider has no descriptor left to accept with.
+    let mut idle = Vec::new();
+    for _ in 0..80 {
+        idle.push(tokio::net::TcpStream::connect(example.addr).await.unwrap());
+    }
+    within(async {
+        while let Some(line) = log.recv().await {
+            if line.contains("accept failed") {
+                return;
+            }
+        }
+        panic!("the provider exited");
+    })
+    .await;
+    // Let the episode last: a loop that retried at once would write thousands of
+    // warnings in this time.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let mut warnings = 0;
+    while let Ok(line) = log.try_recv() {
+        warnings += usize::from(line.contains("accept failed"));
+    }
+    assert_eq!(warnings, 0, "one warning per episode");
+    drop(idle);
+    let mut conn = Connection::open(example.addr).await;
+    assert_eq!(conn.send("GET", "/healthz", b"").await.status(), 200);
+    within(async {
+        while let Some(line) = log.recv().await {
+            if line.contains("accepting connections again") {
+                return;
+            }
+        }
+    })
+    .await;
+}

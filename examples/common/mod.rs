@@ -1,19 +1,163 @@
-//! What the provider examples share: one response body type, JSON answers, tracing, and
-//! a server loop with a graceful shutdown that ends follow streams first.
+//! What the provider examples share: the server flags (address, timeouts, basic auth), one
+//! response body type, JSON answers, tracing, and a server loop that survives running out
+//! of file descriptors, drops slow clients, and shuts down gracefully after ending follow
+//! streams.
 #![allow(dead_code)]
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine;
 use bytes::Bytes;
 use faas_logs::LogBody;
-use http_body_util::{Either, Full};
+use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
+use subtle::ConstantTimeEq;
+
+/// The flags every provider binary has.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// Address to listen on (port 0 picks a free one; the address is printed).
+    #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080")]
+    pub listen: String,
+    /// Longest a log response may last, in seconds; ends follow streams.
+    #[arg(long, env = "LOGS_TIMEOUT", default_value_t = 60)]
+    pub timeout: u64,
+    /// Longest a client may take to send a request's headers, in seconds; then the
+    /// connection is closed.
+    #[arg(long, env = "HEADER_TIMEOUT", default_value_t = 10)]
+    pub header_timeout: u64,
+    /// Longest a client may take to send a request body, in seconds; then it is answered
+    /// 408 and the connection closed.
+    #[arg(long, env = "BODY_TIMEOUT", default_value_t = 30)]
+    pub body_timeout: u64,
+    /// Require basic auth on every route but /healthz, with the OpenFaaS secret files.
+    #[arg(long, env = "basic_auth", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub basic_auth: bool,
+    /// Where `basic-auth-user` and `basic-auth-password` are read from.
+    #[arg(
+        long,
+        env = "secret_mount_path",
+        default_value = "/var/openfaas/secrets"
+    )]
+    pub secret_mount_path: PathBuf,
+}
+
+impl ServerArgs {
+    /// The credentials to check, when basic auth is on.
+    pub fn credentials(&self) -> Result<Option<Arc<Credentials>>, String> {
+        if !self.basic_auth {
+            return Ok(None);
+        }
+        Credentials::read(&self.secret_mount_path).map(|c| Some(Arc::new(c)))
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout)
+    }
+
+    pub fn body_timeout(&self) -> Duration {
+        Duration::from_secs(self.body_timeout)
+    }
+}
+
+/// The one user and password allowed in.
+pub struct Credentials {
+    user: Vec<u8>,
+    password: Vec<u8>,
+}
+
+impl Credentials {
+    fn read(dir: &Path) -> Result<Self, String> {
+        let read = |file: &str| {
+            let path = dir.join(file);
+            std::fs::read_to_string(&path)
+                .map(|s| s.trim().as_bytes().to_vec())
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))
+        };
+        let credentials = Credentials {
+            user: read("basic-auth-user")?,
+            password: read("basic-auth-password")?,
+        };
+        if credentials.user.is_empty() || credentials.password.is_empty() {
+            return Err(format!(
+                "empty basic-auth user or password in {}",
+                dir.display()
+            ));
+        }
+        Ok(credentials)
+    }
+
+    /// Whether the request carries these credentials, compared in constant time.
+    fn allow<B>(&self, req: &Request<B>) -> bool {
+        let given = req
+            .headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Basic "))
+            .and_then(|b64| {
+                base64::engine::general_purpose::STANDARD
+                    .decode(b64.trim())
+                    .ok()
+            });
+        let Some(given) = given else {
+            return false;
+        };
+        let Some(colon) = given.iter().position(|&b| b == b':') else {
+            return false;
+        };
+        let user_ok = given[..colon].ct_eq(&self.user);
+        let password_ok = given[colon + 1..].ct_eq(&self.password);
+        bool::from(user_ok & password_ok)
+    }
+}
+
+/// The answer to a request without the right credentials.
+fn unauthorized() -> Response<Body> {
+    let mut denied = error(
+        StatusCode::UNAUTHORIZED,
+        "unauthorized: basic auth required",
+    );
+    denied.headers_mut().insert(
+        hyper::header::WWW_AUTHENTICATE,
+        hyper::header::HeaderValue::from_static("Basic realm=\"faas-logs\""),
+    );
+    denied
+}
+
+/// Reads a request body of at most `limit` bytes within `timeout`; the error is the
+/// response to send (413 too large, 408 too slow, 400 unreadable).
+pub async fn read_body(
+    body: Incoming,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Bytes, Response<Body>> {
+    match tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await {
+        Ok(Ok(body)) => Ok(body.to_bytes()),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &format!("body larger than {limit} bytes; nothing was stored"),
+        )),
+        Ok(Err(e)) => Err(error(
+            StatusCode::BAD_REQUEST,
+            &format!("could not read the body: {e}"),
+        )),
+        Err(_) => Err(error(
+            StatusCode::REQUEST_TIMEOUT,
+            &format!(
+                "the body did not arrive within {} s; nothing was stored",
+                timeout.as_secs_f64()
+            ),
+        )),
+    }
+}
 
 /// A log stream, or a small answer of our own.
 pub type Body = Either<LogBody, Full<Bytes>>;
@@ -61,39 +205,79 @@ pub async fn shutdown_signal() {
 
 /// Serves `route` (HTTP/1 and HTTP/2) until Ctrl-C or SIGTERM; then calls `stop`, which
 /// must end the open follow streams, and waits up to 5 s for connections to close.
-pub async fn serve<F, Fut>(listener: tokio::net::TcpListener, route: F, stop: impl FnOnce())
-where
+///
+/// With `credentials`, every route but `/healthz` wants them (401 otherwise). A client
+/// gets `args.header_timeout` to send its headers. When `accept` fails (out of file
+/// descriptors, say) the loop backs off, from 10 ms up to 1 s, and logs once per episode
+/// rather than spin.
+pub async fn serve<F, Fut>(
+    listener: tokio::net::TcpListener,
+    args: &ServerArgs,
+    credentials: Option<Arc<Credentials>>,
+    route: F,
+    stop: impl FnOnce(),
+) where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
-    let server = auto::Builder::new(TokioExecutor::new());
+    let mut server = auto::Builder::new(TokioExecutor::new());
+    server
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(args.header_timeout));
+    server.http2().timer(TokioTimer::new());
     let graceful = GracefulShutdown::new();
     let signal = shutdown_signal();
     tokio::pin!(signal);
+    let mut failures = 0u32;
     loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                let tcp = match accepted {
-                    Ok((tcp, _)) => tcp,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        continue;
-                    }
-                };
-                let route = route.clone();
-                let service = hyper::service::service_fn(move |req| {
-                    let answer = route(req);
-                    async move { Ok::<_, Infallible>(answer.await) }
-                });
-                let connection = graceful.watch(server.serve_connection(TokioIo::new(tcp), service).into_owned());
-                tokio::spawn(async move {
-                    if let Err(e) = connection.await {
-                        tracing::debug!(error = %e, "connection ended with an error");
-                    }
-                });
-            }
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
             _ = &mut signal => break,
-        }
+        };
+        let tcp = match accepted {
+            Ok((tcp, _)) => {
+                if failures > 0 {
+                    tracing::info!(failures, "accepting connections again");
+                    failures = 0;
+                }
+                tcp
+            }
+            Err(e) => {
+                if failures == 0 {
+                    tracing::warn!(error = %e, "accept failed; retrying with a growing pause until it works again");
+                }
+                failures += 1;
+                let pause =
+                    Duration::from_millis(10 << failures.min(7)).min(Duration::from_secs(1));
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => continue,
+                    _ = &mut signal => break,
+                }
+            }
+        };
+        let (route, credentials) = (route.clone(), credentials.clone());
+        let service = hyper::service::service_fn(move |req: Request<Incoming>| {
+            let allowed = req.uri().path() == "/healthz"
+                || credentials.as_ref().is_none_or(|c| c.allow(&req));
+            let answer = allowed.then(|| route(req));
+            async move {
+                Ok::<_, Infallible>(match answer {
+                    Some(answer) => answer.await,
+                    None => unauthorized(),
+                })
+            }
+        });
+        let connection = graceful.watch(
+            server
+                .serve_connection(TokioIo::new(tcp), service)
+                .into_owned(),
+        );
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "connection ended with an error");
+            }
+        });
     }
     tracing::info!("shutting down");
     stop();

@@ -93,10 +93,7 @@ impl Partial {
         self.bytes.extend_from_slice(&more[..more.len().min(room)]);
     }
 
-    fn into_line(mut self, stream: OutputStream) -> Line {
-        if self.bytes.last() == Some(&b'\r') {
-            self.bytes.pop();
-        }
+    fn into_line(self, stream: OutputStream) -> Line {
         let text = line_text(self.bytes, self.cut.then_some(MAX_JOINED));
         Line {
             timestamp: self.timestamp,

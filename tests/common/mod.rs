@@ -65,12 +65,25 @@ impl Connection {
         path_and_query: &str,
         body: &[u8],
     ) -> hyper::Response<Incoming> {
-        let req = hyper::Request::builder()
+        self.send_with(method, path_and_query, &[], body).await
+    }
+
+    /// [`Connection::send`] with extra request headers.
+    pub async fn send_with(
+        &mut self,
+        method: &str,
+        path_and_query: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> hyper::Response<Incoming> {
+        let mut req = hyper::Request::builder()
             .method(method)
             .uri(path_and_query)
-            .header("host", "127.0.0.1")
-            .body(Full::new(Bytes::copy_from_slice(body)))
-            .unwrap();
+            .header("host", "127.0.0.1");
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let req = req.body(Full::new(Bytes::copy_from_slice(body))).unwrap();
         within(self.sender.send_request(req)).await.unwrap()
     }
 }
@@ -350,14 +363,34 @@ impl Example {
     /// Starts `examples/NAME` (built by `cargo test`) with `args`, and reads the address
     /// from its first line, `listening on http://ADDR/...`.
     pub fn start(name: &str, args: &[&str]) -> Example {
+        Example::start_with(name, args, &[], std::process::Stdio::null())
+    }
+
+    /// Like [`Example::start`], run through `wrapper` (a command that runs the rest of
+    /// its arguments, such as `prlimit --nofile=64:64 --`), with stderr sent to `stderr`.
+    pub fn start_with(
+        name: &str,
+        args: &[&str],
+        wrapper: &[&str],
+        stderr: std::process::Stdio,
+    ) -> Example {
         use std::io::BufRead;
         // cargo test builds the examples next to the test binaries' folder.
         let exe = std::env::current_exe().unwrap();
         let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
-        let mut child = std::process::Command::new(profile_dir.join("examples").join(name))
+        let program = profile_dir.join("examples").join(name);
+        let mut command = match wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = std::process::Command::new(first);
+                c.args(rest).arg(program);
+                c
+            }
+            None => std::process::Command::new(program),
+        };
+        let mut child = command
             .args(args)
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
+            .stderr(stderr)
             .spawn()
             .expect("the example is built by cargo test");
         let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
