@@ -38,6 +38,10 @@ struct Args {
         default_value = "com.openfaas.namespace"
     )]
     namespace_label: String,
+    /// The namespace of containers without a namespace label, and of requests that name
+    /// none.
+    #[arg(long, env = "DEFAULT_NAMESPACE", default_value = "openfaas-fn")]
+    namespace: String,
 }
 
 async fn route(req: Request<Incoming>, handler: LogHandler<DockerRequester>) -> Response<Body> {
@@ -58,7 +62,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let credentials = args.server.credentials()?;
     let docker = DockerRequester::from_env()?
         .function_label(&args.function_label)
-        .namespace_label(&args.namespace_label);
+        .namespace_label(&args.namespace_label)
+        .default_namespace(&args.namespace);
     tracing::info!(host = %docker.host(), basic_auth = args.server.basic_auth, "reading logs from Docker");
     let handler = LogHandler::new(docker, args.server.timeout());
 

@@ -96,6 +96,17 @@ struct Container {
 impl Container {
     /// Starts `sh -c script` as an instance of `function`.
     fn start(function: &str, name: &str, tty: bool, script: &str) -> Container {
+        Container::start_labelled(function, name, tty, &[], script)
+    }
+
+    /// [`Container::start`] with more labels (`key=value`).
+    fn start_labelled(
+        function: &str,
+        name: &str,
+        tty: bool,
+        labels: &[&str],
+        script: &str,
+    ) -> Container {
         let name = format!("{name}-{}", std::process::id());
         let label = format!("com.openfaas.function={function}");
         let mut args = vec![
@@ -108,6 +119,9 @@ impl Container {
             "-l",
             &label,
         ];
+        for extra in labels {
+            args.extend(["-l", extra]);
+        }
         if tty {
             args.push("-t");
         }
@@ -527,6 +541,61 @@ async fn a_client_that_leaves_closes_every_connection_to_the_daemon() {
 }
 
 #[tokio::test]
+async fn each_message_carries_its_containers_namespace_and_none_means_the_default() {
+    if !engine("namespaces") {
+        return;
+    }
+    let f = function("spaces");
+    let plain = Container::start(&f, "spaces-plain", false, "echo in the default");
+    let staged = Container::start_labelled(
+        &f,
+        "spaces-staged",
+        false,
+        &["com.openfaas.namespace=staging"],
+        "echo in staging",
+    );
+    let labelled = Container::start_labelled(
+        &f,
+        "spaces-labelled",
+        false,
+        &["com.openfaas.namespace=openfaas-fn"],
+        "echo labelled default",
+    );
+    for c in [&plain, &staged, &labelled] {
+        c.wait();
+    }
+    let addr = provider().await;
+    let answer = |query: String| async move {
+        let (response, mut lines) = get(addr, &query).await;
+        assert_eq!(response.status(), 200, "{query}");
+        let mut got: Vec<(String, String)> = lines
+            .messages()
+            .await
+            .into_iter()
+            .map(|m| (m.namespace, m.text))
+            .collect();
+        got.sort();
+        got
+    };
+    let default = [
+        ("openfaas-fn".to_owned(), "in the default".to_owned()),
+        ("openfaas-fn".to_owned(), "labelled default".to_owned()),
+    ];
+    // faas-cli's default: no namespace at all.
+    assert_eq!(answer(format!("/system/logs?name={f}")).await, default);
+    assert_eq!(
+        answer(format!("/system/logs?name={f}&namespace=openfaas-fn")).await,
+        default
+    );
+    assert_eq!(
+        answer(format!("/system/logs?name={f}&namespace=staging")).await,
+        [("staging".to_owned(), "in staging".to_owned())]
+    );
+    let (response, _) = get(addr, &format!("/system/logs?name={f}&namespace=other")).await;
+    assert_eq!(response.status(), 404);
+}
+
+#[tokio::test]
 async fn an_unknown_function_is_404_with_a_message_to_act_on() {
     use http_body_util::BodyExt;
     if !engine("unknown") {
@@ -544,7 +613,8 @@ async fn an_unknown_function_is_404_with_a_message_to_act_on() {
     assert_eq!(
         json["error"],
         format!(
-            "no container found for function \"{ghost}\" (label com.openfaas.function={ghost})"
+            "no container found for function \"{ghost}\" (label com.openfaas.function={ghost}) \
+             in namespace \"openfaas-fn\""
         )
     );
 }

@@ -41,9 +41,13 @@ pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
 /// Reads function logs from Docker.
 ///
 /// A function's instances are the containers that carry its label (by default
-/// `com.openfaas.function=<name>`) and, when a request names a namespace, the namespace
-/// label (`com.openfaas.namespace=<namespace>`). An instance is named by its container
-/// name; `instance` in a request selects by that name or by a container ID prefix.
+/// `com.openfaas.function=<name>`) in the request's namespace: a container's namespace is
+/// its namespace label (`com.openfaas.namespace`), or the provider's default namespace
+/// (`openfaas-fn` unless [`DockerRequester::default_namespace`] says otherwise) when it has
+/// none; a request without a namespace means the default one, as faas-netes and faasd
+/// do. Every message carries its container's namespace. An instance is named by its
+/// container name; `instance` in a request selects by that name or by a container ID
+/// prefix.
 ///
 /// - History: each container's log, `since` to the nanosecond and `tail` passed to Docker,
 ///   put in timestamp order (Docker's log file can hold a stderr line before an older
@@ -72,6 +76,7 @@ pub struct DockerRequester {
     client: Arc<Client>,
     function_label: String,
     namespace_label: String,
+    default_namespace: String,
 }
 
 impl std::fmt::Debug for DockerRequester {
@@ -80,6 +85,7 @@ impl std::fmt::Debug for DockerRequester {
             .field("host", &self.client.host.to_string())
             .field("function_label", &self.function_label)
             .field("namespace_label", &self.namespace_label)
+            .field("default_namespace", &self.default_namespace)
             .finish()
     }
 }
@@ -101,6 +107,7 @@ impl DockerRequester {
             client: Arc::new(Client::new(Host::parse(host)?)),
             function_label: "com.openfaas.function".into(),
             namespace_label: "com.openfaas.namespace".into(),
+            default_namespace: "openfaas-fn".into(),
         })
     }
 
@@ -116,28 +123,29 @@ impl DockerRequester {
         self
     }
 
+    /// The namespace of containers without a namespace label, and of requests that name
+    /// none (default `openfaas-fn`).
+    pub fn default_namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.default_namespace = namespace.into();
+        self
+    }
+
     /// The daemon's address, as `unix://...` or `tcp://...`.
     pub fn host(&self) -> String {
         self.client.host.to_string()
     }
 
+    /// The daemon's filter: the function label. The namespace is checked on each
+    /// container, because a container without a namespace label is in the default one.
     fn labels(&self, request: &Request) -> Vec<String> {
-        let mut labels = vec![format!("{}={}", self.function_label, request.name)];
-        if !request.namespace.is_empty() {
-            labels.push(format!("{}={}", self.namespace_label, request.namespace));
-        }
-        labels
+        vec![format!("{}={}", self.function_label, request.name)]
     }
 
     fn describe(&self, request: &Request) -> String {
         let mut what = format!(
-            "no container found for function {:?} (label {}={}",
-            request.name, self.function_label, request.name
+            "no container found for function {:?} (label {}={}) in namespace {:?}",
+            request.name, self.function_label, request.name, request.namespace
         );
-        if !request.namespace.is_empty() {
-            what.push_str(&format!(", {}={}", self.namespace_label, request.namespace));
-        }
-        what.push(')');
         if !request.instance.is_empty() {
             what.push_str(&format!(
                 " with the name or ID prefix {:?}",
@@ -155,6 +163,22 @@ fn filters(pairs: &[(&str, &[String])]) -> String {
     form_urlencoded::byte_serialize(json.as_bytes()).collect()
 }
 
+/// Where a container's namespace comes from: its label, or the provider's default.
+struct Namespaces {
+    label: String,
+    default: String,
+}
+
+impl Namespaces {
+    fn of(&self, labels: &HashMap<String, String>) -> String {
+        labels
+            .get(&self.label)
+            .filter(|ns| !ns.is_empty())
+            .unwrap_or(&self.default)
+            .clone()
+    }
+}
+
 fn matches_instance(instance: &str, id: &str, name: &str) -> bool {
     instance.is_empty() || name == instance || id.starts_with(instance)
 }
@@ -164,6 +188,7 @@ fn matches_instance(instance: &str, id: &str, name: &str) -> bool {
 struct Container {
     id: String,
     name: String,
+    namespace: String,
     running: bool,
     tty: bool,
 }
@@ -174,6 +199,8 @@ struct Summary {
     id: String,
     #[serde(rename = "Names", default)]
     names: Vec<String>,
+    #[serde(rename = "Labels", default)]
+    labels: Option<HashMap<String, String>>,
 }
 
 #[derive(Deserialize)]
@@ -190,6 +217,8 @@ struct Inspect {
 struct InspectConfig {
     #[serde(rename = "Tty", default)]
     tty: bool,
+    #[serde(rename = "Labels", default)]
+    labels: Option<HashMap<String, String>>,
 }
 
 #[derive(Deserialize)]
@@ -225,7 +254,9 @@ impl Cursor {
 struct Query {
     client: Arc<Client>,
     prefix: String,
+    /// With its namespace resolved: never empty.
     request: Request,
+    namespaces: Namespaces,
 }
 
 impl Query {
@@ -237,6 +268,7 @@ impl Query {
         Ok(Container {
             id: id.to_owned(),
             name: info.name.trim_start_matches('/').to_owned(),
+            namespace: self.namespaces.of(&info.config.labels.unwrap_or_default()),
             running: info.state.running,
             tty: info.config.tty,
         })
@@ -288,7 +320,7 @@ impl Query {
     fn message(&self, container: &Container, line: Line) -> Message {
         Message {
             name: self.request.name.clone(),
-            namespace: self.request.namespace.clone(),
+            namespace: container.namespace.clone(),
             instance: container.name.clone(),
             timestamp: line.timestamp,
             text: line.text,
@@ -360,7 +392,10 @@ impl Lines {
 
 #[async_trait::async_trait]
 impl Requester for DockerRequester {
-    async fn query(&self, request: Request) -> Result<LogStream, Error> {
+    async fn query(&self, mut request: Request) -> Result<LogStream, Error> {
+        if request.namespace.is_empty() {
+            request.namespace.clone_from(&self.default_namespace);
+        }
         let prefix = self.client.prefix().await?;
         let labels = self.labels(&request);
         // Subscribe to starts before listing, so that no replica falls in between.
@@ -394,6 +429,10 @@ impl Requester for DockerRequester {
             client: Arc::clone(&self.client),
             prefix,
             request,
+            namespaces: Namespaces {
+                label: self.namespace_label.clone(),
+                default: self.default_namespace.clone(),
+            },
         });
         let mut containers = Vec::new();
         for s in summaries {
@@ -402,7 +441,10 @@ impl Requester for DockerRequester {
                 .first()
                 .map(|n| n.trim_start_matches('/'))
                 .unwrap_or("");
-            if !matches_instance(&query.request.instance, &s.id, name) {
+            let namespace = query.namespaces.of(&s.labels.unwrap_or_default());
+            if namespace != query.request.namespace
+                || !matches_instance(&query.request.instance, &s.id, name)
+            {
                 continue;
             }
             match query.inspect(&s.id).await {
@@ -723,7 +765,9 @@ async fn attach(
             return;
         }
     };
-    if !matches_instance(&query.request.instance, &container.id, &container.name) {
+    if container.namespace != query.request.namespace
+        || !matches_instance(&query.request.instance, &container.id, &container.name)
+    {
         return;
     }
     let index = match known {
