@@ -455,33 +455,49 @@ async fn a_container_removed_during_a_follow_ends_only_its_part() {
     }
 }
 
-/// A Unix-socket proxy in front of the daemon that counts the connections open through it.
+/// A Unix-socket proxy in front of the daemon that counts the connections open through
+/// it, and that a test can cut (every open connection dropped) or kill (cut, and nothing
+/// listens any more): the daemon as a provider sees it when the daemon goes away.
 struct CountingProxy {
     path: std::path::PathBuf,
     open: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     changed: std::sync::Arc<tokio::sync::Notify>,
+    /// Cancelled to drop the connections open now; replaced for the next ones.
+    cut: std::sync::Arc<std::sync::Mutex<tokio_util::sync::CancellationToken>>,
+    accepting: tokio::task::JoinHandle<()>,
 }
 
 impl CountingProxy {
     fn start() -> CountingProxy {
         use std::sync::atomic::Ordering;
-        let path =
-            std::env::temp_dir().join(format!("faas-logs-proxy-{}.sock", std::process::id()));
+        static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "faas-logs-proxy-{}-{}.sock",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        ));
         let _ = std::fs::remove_file(&path);
         let listener = tokio::net::UnixListener::bind(&path).unwrap();
         let open = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let changed = std::sync::Arc::new(tokio::sync::Notify::new());
-        let (count, notify) = (open.clone(), changed.clone());
-        tokio::spawn(async move {
+        let cut = std::sync::Arc::new(std::sync::Mutex::new(
+            tokio_util::sync::CancellationToken::new(),
+        ));
+        let (count, notify, token) = (open.clone(), changed.clone(), cut.clone());
+        let accepting = tokio::spawn(async move {
             while let Ok((mut client, _)) = listener.accept().await {
                 let (count, notify) = (count.clone(), notify.clone());
+                let cut = token.lock().unwrap().clone();
                 count.fetch_add(1, Ordering::SeqCst);
                 notify.notify_waiters();
                 tokio::spawn(async move {
                     if let Ok(mut daemon) =
                         tokio::net::UnixStream::connect("/var/run/docker.sock").await
                     {
-                        let _ = tokio::io::copy_bidirectional(&mut client, &mut daemon).await;
+                        tokio::select! {
+                            _ = tokio::io::copy_bidirectional(&mut client, &mut daemon) => {}
+                            _ = cut.cancelled() => {}
+                        }
                     }
                     count.fetch_sub(1, Ordering::SeqCst);
                     notify.notify_waiters();
@@ -492,7 +508,27 @@ impl CountingProxy {
             path,
             open,
             changed,
+            cut,
+            accepting,
         }
+    }
+
+    /// Drops every connection open now, mid-stream; new ones are still accepted.
+    fn cut(&self) {
+        let mut token = self.cut.lock().unwrap();
+        token.cancel();
+        *token = tokio_util::sync::CancellationToken::new();
+    }
+
+    /// The daemon is gone: open connections dropped, and nothing listens any more.
+    fn kill(&self) {
+        self.accepting.abort();
+        let _ = std::fs::remove_file(&self.path);
+        self.cut();
+    }
+
+    fn requester(&self) -> DockerRequester {
+        DockerRequester::with_host(&format!("unix://{}", self.path.display())).unwrap()
     }
 
     fn open(&self) -> usize {
@@ -524,8 +560,7 @@ async fn a_client_that_leaves_closes_every_connection_to_the_daemon() {
     let _a = Container::start(&f, "conns-a", false, &tick("a"));
     let _b = Container::start(&f, "conns-b", false, &tick("b"));
     let proxy = CountingProxy::start();
-    let docker = DockerRequester::with_host(&format!("unix://{}", proxy.path.display())).unwrap();
-    let addr = serve(LogHandler::new(docker, Duration::from_secs(30))).await;
+    let addr = serve(LogHandler::new(proxy.requester(), Duration::from_secs(30))).await;
     let (_, mut lines) = get(addr, &format!("/system/logs?name={f}&follow=true&tail=1")).await;
     let mut seen = BTreeSet::new();
     read_until(&mut lines, |m| {
@@ -593,6 +628,66 @@ async fn each_message_carries_its_containers_namespace_and_none_means_the_defaul
     );
     let (response, _) = get(addr, &format!("/system/logs?name={f}&namespace=other")).await;
     assert_eq!(response.status(), 404);
+}
+
+/// A shell script that prints `WHO N` for N = 1, 2, ... every 50 ms.
+fn counter(who: &str) -> String {
+    format!("i=0; while true; do i=$((i+1)); echo \"{who} $i\"; sleep 0.05; done")
+}
+
+/// The numbers `WHO N` read from `lines` until `until` of them have come.
+async fn count_until(lines: &mut Lines, who: &str, until: u64, seen: &mut Vec<u64>) {
+    read_until(lines, |m| {
+        if let Some(n) = m.text.strip_prefix(&format!("{who} ")) {
+            seen.push(n.parse().unwrap());
+        }
+        seen.len() as u64 >= until
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_daemon_lost_during_a_follow_breaks_the_response_visibly() {
+    if !engine("daemon lost") {
+        return;
+    }
+    let f = function("lost");
+    let _c = Container::start(&f, "lost-a", false, &counter("a"));
+    let proxy = CountingProxy::start();
+    let addr = serve(LogHandler::new(proxy.requester(), Duration::from_secs(30))).await;
+    let (response, mut lines) = get(addr, &format!("/system/logs?name={f}&follow=true")).await;
+    assert_eq!(response.status(), 200);
+    count_until(&mut lines, "a", 3, &mut Vec::new()).await;
+    proxy.kill();
+    loop {
+        match lines.next().await {
+            Ok(Some(_)) => continue, // lines already on their way
+            Ok(None) => panic!("a lost daemon must not look like a clean end"),
+            Err(_) => break,
+        }
+    }
+}
+
+#[tokio::test]
+async fn connections_cut_during_a_follow_are_reopened_without_losing_or_repeating_a_line() {
+    if !engine("connections cut") {
+        return;
+    }
+    let f = function("cut");
+    let _a = Container::start(&f, "cut-a", false, &counter("a"));
+    let proxy = CountingProxy::start();
+    let addr = serve(LogHandler::new(proxy.requester(), Duration::from_secs(30))).await;
+    let (_, mut lines) = get(addr, &format!("/system/logs?name={f}&follow=true")).await;
+    let mut seen = Vec::new();
+    count_until(&mut lines, "a", 5, &mut seen).await;
+    // The log stream and the event stream both break; the daemon is still there.
+    proxy.cut();
+    count_until(&mut lines, "a", 25, &mut seen).await;
+    let first = seen[0];
+    assert_eq!(seen, (first..first + 25).collect::<Vec<_>>());
+    // Replica watching survived the cut: a replica started now is followed.
+    let _b = Container::start(&f, "cut-b", false, &counter("b"));
+    count_until(&mut lines, "b", 3, &mut Vec::new()).await;
 }
 
 #[tokio::test]

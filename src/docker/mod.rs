@@ -59,7 +59,11 @@ pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
 /// - Follow: every running container, from exactly where its history ended; replicas
 ///   that start while the stream is open are attached from their first line (Docker's
 ///   events are watched from before the containers are listed); a container that stops
-///   ends only its own part. Dropping the stream closes every connection to the daemon.
+///   ends only its own part. A stream that breaks off is not taken for a removal: the
+///   daemon is asked, a container still running is followed again from its last line
+///   (nothing lost or repeated), the start events are subscribed to again, and a daemon
+///   that does not answer aborts the response. Dropping the stream closes every
+///   connection to the daemon.
 /// - Errors: an unreachable daemon is a 503; no container for the function (or the
 ///   instance) is a 404.
 ///
@@ -257,6 +261,11 @@ struct Query {
     /// With its namespace resolved: never empty.
     request: Request,
     namespaces: Namespaces,
+    /// The daemon's label filter for the function's containers.
+    labels: Vec<String>,
+    /// When the start events were first subscribed to: a new subscription replays from
+    /// there, so that no start falls into a gap.
+    subscribed_at: DateTime<Utc>,
 }
 
 impl Query {
@@ -399,22 +408,9 @@ impl Requester for DockerRequester {
         let prefix = self.client.prefix().await?;
         let labels = self.labels(&request);
         // Subscribe to starts before listing, so that no replica falls in between.
+        let subscribed_at = Utc::now();
         let events = if request.follow {
-            let filter = filters(&[
-                ("type", &["container".to_owned()]),
-                ("event", &["start".to_owned()]),
-                ("label", &labels),
-            ]);
-            let response = self
-                .client
-                .get(&format!("{prefix}/events?filters={filter}"))
-                .await?
-                .ok()
-                .await?;
-            Some(Events {
-                response,
-                buf: Vec::new(),
-            })
+            Some(subscribe(&self.client, &prefix, &labels, None).await?)
         } else {
             None
         };
@@ -433,6 +429,8 @@ impl Requester for DockerRequester {
                 label: self.namespace_label.clone(),
                 default: self.default_namespace.clone(),
             },
+            labels,
+            subscribed_at,
         });
         let mut containers = Vec::new();
         for s in summaries {
@@ -567,6 +565,33 @@ impl Drop for TaskStream {
     }
 }
 
+/// Subscribes to the start events of the function's containers, from `since` if given.
+async fn subscribe(
+    client: &Client,
+    prefix: &str,
+    labels: &[String],
+    since: Option<DateTime<Utc>>,
+) -> Result<Events, Error> {
+    let filter = filters(&[
+        ("type", &["container".to_owned()]),
+        ("event", &["start".to_owned()]),
+        ("label", labels),
+    ]);
+    let mut path = format!("{prefix}/events?filters={filter}");
+    if let Some(since) = since {
+        path.push_str(&format!(
+            "&since={}.{:09}",
+            since.timestamp(),
+            since.timestamp_subsec_nanos()
+        ));
+    }
+    let response = client.get(&path).await?.ok().await?;
+    Ok(Events {
+        response,
+        buf: Vec::new(),
+    })
+}
+
 /// The daemon's event stream: one JSON object per line.
 struct Events {
     response: client::Response,
@@ -617,10 +642,13 @@ impl Events {
     }
 }
 
-/// A line of one container in the live phase, or the end of that container's part.
+/// A line of one container in the live phase, or the end of that container's stream.
 enum Live {
     Line(usize, Line),
+    /// The stream ended or broke off: the container stopped, was removed, or the
+    /// connection to the daemon went. Which one, only the daemon can tell.
     Ended(usize),
+    /// The stream itself was bad (a daemon error frame, a malformed frame).
     Failed(Error),
 }
 
@@ -636,9 +664,8 @@ fn follow(
     let opened = async move {
         match query.open(&container, true, cursor).await {
             Ok(lines) => Some(lines),
-            Err(Error::NotFound(_)) => None, // removed meanwhile: its part is over
             Err(e) => {
-                tracing::warn!(error = %e.chain(), container = %container.name, "cannot follow a container");
+                tracing::debug!(error = %e.chain(), container = %container.name, "cannot follow a container");
                 None
             }
         }
@@ -650,8 +677,7 @@ fn follow(
                 Some(Ok(line)) => Some((Live::Line(index, line), Some(lines))),
                 Some(Err(e @ Error::Other { .. })) => Some((Live::Failed(e), None)),
                 Some(Err(e)) => {
-                    // The connection went (the container was removed): end this part only.
-                    tracing::debug!(error = %e.chain(), "a container's follow stream ended");
+                    tracing::debug!(error = %e.chain(), "a container's follow stream broke off");
                     None
                 }
                 None => None,
@@ -659,6 +685,21 @@ fn follow(
         })
     });
     Box::pin(lines.chain(futures_util::stream::iter([Live::Ended(index)])))
+}
+
+/// How often in a row a running container's stream may end, or the event stream break,
+/// and be opened again before the response gives up as broken.
+const MAX_REOPENS: u32 = 3;
+
+/// What the live loop follows: the containers' streams and the start events.
+struct Following {
+    live: SelectAll<LiveStream>,
+    attached: HashSet<usize>,
+    /// Reopens in a row per container, reset by a line.
+    reopens: HashMap<usize, u32>,
+    events: Option<Events>,
+    /// Resubscriptions in a row, reset by an event.
+    resubscribes: u32,
 }
 
 /// The task behind a query: history merged by time, the mark, then live lines.
@@ -683,79 +724,160 @@ async fn stream_logs(
         out.flush().await;
         return;
     }
-    let mut live: SelectAll<LiveStream> = SelectAll::new();
-    let mut attached: HashSet<usize> = HashSet::new();
+    let mut following = Following {
+        live: SelectAll::new(),
+        attached: HashSet::new(),
+        reopens: HashMap::new(),
+        events,
+        resubscribes: 0,
+    };
     for (i, c) in containers.iter().enumerate() {
         if c.running {
-            attached.insert(i);
-            live.push(follow(Arc::clone(&query), i, c.clone(), cursors[i]));
+            following.attached.insert(i);
+            following
+                .live
+                .push(follow(Arc::clone(&query), i, c.clone(), cursors[i]));
         }
     }
-    let mut events = events;
+    if let Err(e) = live_loop(
+        &query,
+        &mut containers,
+        &mut cursors,
+        &mut following,
+        &mut out,
+    )
+    .await
+    {
+        tracing::warn!(error = %e.chain(), "lost the Docker daemon during a follow");
+        out.push(Err(e)).await;
+        out.flush().await;
+    }
+}
+
+/// Sends live lines until the reader leaves; an error means the daemon is gone.
+async fn live_loop(
+    query: &Arc<Query>,
+    containers: &mut Vec<Container>,
+    cursors: &mut Vec<Option<Cursor>>,
+    f: &mut Following,
+    out: &mut Outbox,
+) -> Result<(), Error> {
     loop {
         // Lines that are ready join the batch; the batch goes before any wait.
-        let ready = match live.is_empty() {
+        let ready = match f.live.is_empty() {
             true => None,
-            false => futures_util::FutureExt::now_or_never(live.next()),
+            false => futures_util::FutureExt::now_or_never(f.live.next()),
         };
         let item = match ready {
             Some(item) => item,
             None => {
                 if !out.flush().await {
-                    return;
+                    return Ok(());
                 }
                 tokio::select! {
-                    started = next_start(&mut events) => {
+                    started = next_start(&mut f.events) => {
                         match started {
                             Some(Ok(id)) => {
-                                attach(&query, &id, &mut containers, &mut cursors, &mut attached, &mut live).await;
+                                f.resubscribes = 0;
+                                attach(query, &id, containers, cursors, f).await;
                             }
                             Some(Err(e)) => {
-                                tracing::warn!(error = %e.chain(), "Docker events broke off: replicas that start now are not followed");
-                                events = None;
+                                tracing::debug!(error = %e.chain(), "Docker's event stream broke off");
+                                resubscribe(query, f).await?;
                             }
-                            None => events = None,
+                            None => resubscribe(query, f).await?,
                         }
                         continue;
                     }
-                    item = live.next(), if !live.is_empty() => item,
-                    _ = out.tx.closed() => return,
+                    item = f.live.next(), if !f.live.is_empty() => item,
+                    _ = out.tx.closed() => return Ok(()),
                 }
             }
         };
         match item {
             Some(Live::Line(i, line)) => {
+                f.reopens.remove(&i);
                 Cursor::advance(&mut cursors[i], line.timestamp);
                 let message = query.message(&containers[i], line);
                 if !out.push(Ok(Event::Message(message))).await {
-                    return;
+                    return Ok(());
                 }
             }
-            Some(Live::Ended(i)) => {
-                attached.remove(&i);
-            }
-            Some(Live::Failed(e)) => {
-                out.push(Err(e)).await;
-                out.flush().await;
-                return;
-            }
+            Some(Live::Ended(i)) => ended(query, i, containers, cursors, f).await?,
+            Some(Live::Failed(e)) => return Err(e),
             None => {}
         }
     }
 }
 
-/// Follows a container that has just started, unless it is already followed or is not
-/// the instance asked for.
+/// A container's stream ended: asks the daemon why. A container that stopped or was
+/// removed ends its part quietly; one still running had its connection cut, and is
+/// followed again from its cursor, so no line is lost or repeated. A daemon that does not
+/// answer is an error.
+async fn ended(
+    query: &Arc<Query>,
+    i: usize,
+    containers: &[Container],
+    cursors: &[Option<Cursor>],
+    f: &mut Following,
+) -> Result<(), Error> {
+    f.attached.remove(&i);
+    let container = match query.inspect(&containers[i].id).await {
+        Ok(c) => c,
+        Err(Error::NotFound(_)) => return Ok(()), // removed
+        Err(e) => return Err(e),
+    };
+    if !container.running {
+        return Ok(());
+    }
+    let reopens = f.reopens.entry(i).or_default();
+    *reopens += 1;
+    if *reopens > MAX_REOPENS {
+        return Err(Error::unavailable(format!(
+            "the Docker daemon ended the log stream of the running container {} {MAX_REOPENS} times in a row",
+            container.name
+        )));
+    }
+    tracing::debug!(container = %container.name, "following a running container again from where its stream broke off");
+    f.attached.insert(i);
+    f.live
+        .push(follow(Arc::clone(query), i, container, cursors[i]));
+    Ok(())
+}
+
+/// The event stream ended or broke off: subscribes again, replaying from the first
+/// subscription so that no start is missed (starts already attached are ignored). A
+/// daemon that does not answer is an error.
+async fn resubscribe(query: &Query, f: &mut Following) -> Result<(), Error> {
+    f.events = None;
+    f.resubscribes += 1;
+    if f.resubscribes > MAX_REOPENS {
+        return Err(Error::unavailable(format!(
+            "the Docker daemon ended its event stream {MAX_REOPENS} times in a row"
+        )));
+    }
+    let events = subscribe(
+        &query.client,
+        &query.prefix,
+        &query.labels,
+        Some(query.subscribed_at),
+    )
+    .await?;
+    f.events = Some(events);
+    Ok(())
+}
+
+/// Follows a container that has just started, unless it is already followed, is in
+/// another namespace, or is not the instance asked for.
 async fn attach(
     query: &Arc<Query>,
     id: &str,
     containers: &mut Vec<Container>,
     cursors: &mut Vec<Option<Cursor>>,
-    attached: &mut HashSet<usize>,
-    live: &mut SelectAll<LiveStream>,
+    f: &mut Following,
 ) {
     let known = containers.iter().position(|c| c.id == id);
-    if known.is_some_and(|i| attached.contains(&i)) {
+    if known.is_some_and(|i| f.attached.contains(&i)) {
         return;
     }
     let container = match query.inspect(id).await {
@@ -779,8 +901,9 @@ async fn attach(
         }
     };
     tracing::debug!(container = %container.name, "following a container that started");
-    attached.insert(index);
-    live.push(follow(Arc::clone(query), index, container, cursors[index]));
+    f.attached.insert(index);
+    f.live
+        .push(follow(Arc::clone(query), index, container, cursors[index]));
 }
 
 /// Waits for the next start event, or for ever once there is no event stream.
