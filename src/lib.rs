@@ -143,6 +143,10 @@ pub use request::Request;
 pub use requester::{Event, LogStream, Requester};
 pub use store::{LogStore, RingStats, StoreLimits, StoreReader};
 
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing;
+
 /// Internals the benches measure directly. Not part of the API: no stability promised.
 #[doc(hidden)]
 pub mod __bench {

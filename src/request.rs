@@ -96,6 +96,70 @@ impl Request {
         Self::from_pairs(pairs, now)
     }
 
+    /// The request as a query string, which [`Request::from_query`] reads back to the
+    /// same request. `since` is written as unix seconds with nine fraction digits (RFC 3339
+    /// before 1970, where unix seconds would be negative). `tail: Some(0)` has no form on
+    /// the wire (`tail=0` means unlimited there) and is written as `tail=0`.
+    ///
+    /// ```
+    /// let r = faas_logs::Request::from_query("name=hello&tail=5&since=2024-01-02T15:04:05.5Z").unwrap();
+    /// assert_eq!(r.to_query(), "name=hello&since=1704207845.500000000&tail=5");
+    /// assert_eq!(faas_logs::Request::from_query(&r.to_query()).unwrap(), r);
+    /// ```
+    pub fn to_query(&self) -> String {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        for (key, value) in self.wire_pairs() {
+            query.append_pair(key, &value);
+        }
+        query.finish()
+    }
+
+    /// The request as the JSON body of a `POST`, which [`Request::from_json`] reads back
+    /// to the same request; values as in [`Request::to_query`].
+    pub fn to_json(&self) -> String {
+        let object: serde_json::Map<String, serde_json::Value> = self
+            .wire_pairs()
+            .into_iter()
+            .map(|(key, value)| {
+                let value = match key {
+                    "tail" => serde_json::Value::from(self.tail.unwrap_or(0)),
+                    "follow" => serde_json::Value::from(self.follow),
+                    _ => serde_json::Value::from(value),
+                };
+                (key.to_owned(), value)
+            })
+            .collect();
+        serde_json::Value::Object(object).to_string()
+    }
+
+    fn wire_pairs(&self) -> Vec<(&'static str, String)> {
+        let mut pairs = vec![("name", self.name.clone())];
+        for (key, value) in [("namespace", &self.namespace), ("instance", &self.instance)] {
+            if !value.is_empty() {
+                pairs.push((key, value.clone()));
+            }
+        }
+        if let Some(since) = self.since {
+            let text = if since.timestamp() >= 0 {
+                format!(
+                    "{}.{:09}",
+                    since.timestamp(),
+                    since.timestamp_subsec_nanos()
+                )
+            } else {
+                since.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+            };
+            pairs.push(("since", text));
+        }
+        if let Some(tail) = self.tail {
+            pairs.push(("tail", tail.to_string()));
+        }
+        if self.follow {
+            pairs.push(("follow", "true".into()));
+        }
+        pairs
+    }
+
     fn from_pairs<'a>(
         pairs: impl IntoIterator<Item = (Cow<'a, str>, Cow<'a, str>)>,
         now: DateTime<Utc>,
@@ -171,8 +235,13 @@ fn parse_follow(value: &str) -> Result<bool, Error> {
     }
 }
 
-/// RFC 3339, unix seconds with an optional fraction, or a duration back from `now`.
+/// RFC 3339, unix seconds with an optional fraction, or a duration back from `now`; a
+/// time before year 0 is year 0.
 fn parse_since(value: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Error> {
+    parse_since_form(value, now).map(|since| since.max(earliest()))
+}
+
+fn parse_since_form(value: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Error> {
     let bad = || {
         Error::invalid(
             "since",
@@ -198,9 +267,15 @@ fn parse_since(value: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Error> 
         return parse_unix(value).ok_or_else(bad);
     }
     let back = parse_duration(value).ok_or_else(bad)?;
-    Ok(now
-        .checked_sub_signed(back)
-        .unwrap_or(DateTime::<Utc>::MIN_UTC))
+    Ok(now.checked_sub_signed(back).unwrap_or_else(earliest))
+}
+
+/// The earliest `since` kept: year 0, the first instant RFC 3339 can write. Anything
+/// before it asks for the same thing (every message), and is clamped to it so that a
+/// request can always be written back.
+fn earliest() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("0000-01-01T00:00:00Z")
+        .map_or(DateTime::<Utc>::MIN_UTC, |t| t.with_timezone(&Utc))
 }
 
 fn parse_unix(value: &str) -> Option<DateTime<Utc>> {
@@ -313,6 +388,37 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn requests_are_written_back_in_forms_the_parser_reads_to_the_same_request() {
+        for query in [
+            "name=a",
+            "name=a.b_c-1&namespace=ns&instance=a-1&tail=7&follow=true",
+            "name=a&since=2024-01-02T15:04:05.123456789%2B02:00",
+            "name=a&since=1900-06-01T00:00:00.5Z",
+            "name=a&since=0",
+            "name=a&since=99999999h",
+        ] {
+            let request = Request::from_query_at(query, now()).unwrap();
+            let printed = request.to_query();
+            assert_eq!(Request::from_query(&printed).unwrap(), request, "{printed}");
+            let json = request.to_json();
+            assert_eq!(
+                Request::from_json(json.as_bytes()).unwrap(),
+                request,
+                "{json}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_since_before_year_zero_is_year_zero() {
+        let year_zero = since("0000-01-01T00:00:00Z").unwrap();
+        assert_eq!(since("0000-01-01T00:00:00+01:00").unwrap(), year_zero);
+        assert_eq!(since("0000-01-01T00:00:00.5+00:01").unwrap(), year_zero);
+        // A duration caps at about 292 years back, before any log line.
+        assert!(since("99999999h").unwrap() < since("1800-01-01T00:00:00Z").unwrap());
     }
 
     #[test]

@@ -35,6 +35,36 @@ pub(crate) fn demux_count(stream: &[u8], chunk: usize) -> usize {
     lines + out.len()
 }
 
+/// For the fuzz targets: `(stderr, text)` of each line of a multiplexed stream read in
+/// `chunk`-byte pieces, and whether the stream was refused.
+#[cfg(fuzzing)]
+pub(crate) fn fuzz_demux(stream: &[u8], chunk: usize) -> (Vec<(bool, String)>, bool) {
+    let mut demux = Multiplexed::new();
+    let mut out = Vec::new();
+    let refused = stream
+        .chunks(chunk.max(1))
+        .try_for_each(|piece| demux.push(piece, &mut out))
+        .and_then(|()| demux.finish(&mut out))
+        .is_err();
+    let lines = out
+        .into_iter()
+        .map(|l| (l.stream == crate::OutputStream::Stderr, l.text))
+        .collect();
+    (lines, refused)
+}
+
+/// For the fuzz targets: the texts of a TTY stream read in `chunk`-byte pieces.
+#[cfg(fuzzing)]
+pub(crate) fn fuzz_raw(stream: &[u8], chunk: usize) -> Vec<String> {
+    let mut raw = Raw::new();
+    let mut out = Vec::new();
+    for piece in stream.chunks(chunk.max(1)) {
+        raw.push(piece, &mut out);
+    }
+    raw.finish(&mut out);
+    out.into_iter().map(|l| l.text).collect()
+}
+
 /// The socket a local Docker daemon listens on.
 pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
 
