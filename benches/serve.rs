@@ -11,9 +11,13 @@
 //!   messages/s in all; 1,000 followers of one function at 1 message/s; and the server's
 //!   memory with 1,000 idle followers.
 //!
+//! - against a backend that is always ready and never ends: how far past a 1 s timeout
+//!   its responses end, and how long a small request waits while such responses keep
+//!   both server workers busy.
+//!
 //! `cargo bench --bench serve` (criterion times the dumps; the latency figures are
-//! printed as `follow ...` lines). `FAAS_LOGS_BENCH_ONLY=dump`, `tail` or `follow` runs
-//! one part.
+//! printed as `follow ...` and `hostile ...` lines). `FAAS_LOGS_BENCH_ONLY=dump`, `tail`,
+//! `follow` or `hostile` runs one part.
 
 mod common;
 
@@ -32,7 +36,7 @@ fn main() {
         server::run(&mode);
         return;
     }
-    // FAAS_LOGS_BENCH_ONLY=dump|tail|follow runs one part.
+    // FAAS_LOGS_BENCH_ONLY=dump|tail|follow|hostile runs one part.
     let only = std::env::var("FAAS_LOGS_BENCH_ONLY").unwrap_or_default();
     let run = |part: &str| only.is_empty() || only == part;
     let mut c = Criterion::default().configure_from_args();
@@ -44,6 +48,9 @@ fn main() {
     }
     if run("follow") {
         follow();
+    }
+    if run("hostile") {
+        hostile();
     }
     c.final_summary();
 }
@@ -298,7 +305,62 @@ fn follow() {
     follow_case("1,000 followers of one function at 1/s", 1_000, 1, 1, 5);
 }
 
-/// The child process: a server on 127.0.0.1 in one of two modes.
+/// Sends `GET path` and reads until the server closes the connection, cleanly or not.
+fn read_until_closed(addr: SocketAddr, path: &str) {
+    use std::io::Read;
+    let mut tcp = std::net::TcpStream::connect(addr).unwrap();
+    write!(
+        tcp,
+        "GET {path} HTTP/1.1\r\nHost: bench\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = vec![0u8; 64 * 1024];
+    while matches!(tcp.read(&mut buf), Ok(n) if n > 0) {}
+}
+
+fn hostile() {
+    // A 1 s timeout: how late does each kind of response end?
+    let server = Server::start("endless 1");
+    for query in ["tail=5", "tail=5&follow=true", "instance=nobody"] {
+        let mut late: Vec<Duration> = (0..5)
+            .map(|_| {
+                let start = Instant::now();
+                read_until_closed(server.addr, &format!("/system/logs?name=f&{query}"));
+                start.elapsed().saturating_sub(Duration::from_secs(1))
+            })
+            .collect();
+        late.sort();
+        println!(
+            "hostile: {query} over an endless always-ready backend, 1 s timeout: ended {:?} to {:?} late",
+            late[0],
+            late[late.len() - 1]
+        );
+    }
+    drop(server);
+    // Two endless scans on a two-worker server; then small requests (a 422) one by one.
+    let server = Server::start("endless 60");
+    let addr = server.addr;
+    for _ in 0..2 {
+        std::thread::spawn(move || read_until_closed(addr, "/system/logs?name=f&instance=nobody"));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let mut waits: Vec<Duration> = (0..50)
+        .map(|_| {
+            let start = Instant::now();
+            read_until_closed(addr, "/system/logs?name=f&tail=x");
+            start.elapsed()
+        })
+        .collect();
+    waits.sort();
+    println!(
+        "hostile: a small request while two endless scans run on two workers: p50 {:?}, p99 {:?}, max {:?}",
+        percentile(&waits, 0.5),
+        percentile(&waits, 0.99),
+        waits[waits.len() - 1]
+    );
+}
+
+/// The child process: a server on 127.0.0.1 in one of three modes.
 mod server {
     use std::io::BufRead;
     use std::time::{Duration, Instant};
@@ -333,6 +395,28 @@ mod server {
         }
     }
 
+    /// Always ready, never ending: old lines of instance `f-1`, no history mark.
+    struct Endless;
+
+    #[async_trait]
+    impl Requester for Endless {
+        async fn query(&self, _: Request) -> Result<LogStream, Error> {
+            let start = Utc::now() - chrono::Duration::hours(1);
+            let mut i = 0;
+            Ok(Box::pin(futures_util::stream::repeat_with(move || {
+                i += 1;
+                Ok(Event::Message(Message {
+                    name: "f".into(),
+                    namespace: "openfaas-fn".into(),
+                    instance: "f-1".into(),
+                    timestamp: start + chrono::Duration::microseconds(i),
+                    text: "an old line".into(),
+                    stream: None,
+                }))
+            })))
+        }
+    }
+
     pub fn run(mode: &str) {
         let workers = std::env::var("FAAS_LOGS_BENCH_WORKERS")
             .ok()
@@ -363,6 +447,7 @@ mod server {
                 std::thread::spawn(move || commands(store));
                 runtime.block_on(serve(handler));
             }
+            "endless" => runtime.block_on(serve(LogHandler::new(Endless, Duration::from_secs(n)))),
             other => panic!("unknown server mode {other}"),
         }
     }

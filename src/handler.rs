@@ -122,8 +122,8 @@ impl<R: Requester + ?Sized> LogHandler<R> {
 
     /// Ends every open stream of this handler and its clones, as the timeout does (cleanly,
     /// final chunk sent and no half line, once history is complete), and answers later
-    /// requests with 503. Call it before a graceful server
-    /// shutdown, which would otherwise wait for follow streams that never end.
+    /// requests with 503. Call it before a graceful server shutdown, which would otherwise
+    /// wait for follow streams that never end.
     pub fn shutdown(&self) {
         self.shutdown.cancel();
     }
@@ -178,9 +178,7 @@ impl<R: Requester + ?Sized> LogHandler<R> {
         headers.insert("x-accel-buffering", HeaderValue::from_static("no"));
         response
     }
-}
 
-impl<R: Requester + ?Sized> LogHandler<R> {
     /// Queries the backend and waits (at most [`LogHandler::status_wait`]) for what the
     /// response starts with, so that an early error still gets its status.
     async fn start(

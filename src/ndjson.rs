@@ -2,6 +2,7 @@
 //! the deadline, a shutdown or the stream itself.
 
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -10,8 +11,6 @@ use futures_core::Stream;
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
-
-use std::panic::AssertUnwindSafe;
 
 use crate::error::panicked;
 use crate::message::Rfc3339;

@@ -65,7 +65,7 @@ pub(crate) struct Shaped {
 /// thread busy until its stream ends: other requests would wait, and the deadline would
 /// go unnoticed. About half a millisecond of filtering; measured without loss of dump
 /// speed (BENCHMARKS.md).
-const SLICE: u32 = 4096;
+const SLICE: u32 = 1024;
 
 enum Phase {
     /// Reading history: held back when a tail is set, passed on otherwise.
