@@ -19,6 +19,10 @@ async fn the_static_example_serves_logs_and_ends_follow_streams_on_ctrl_c() {
 
     let (response, _) = get(addr, "/system/logs?name=other").await;
     assert_eq!(response.status(), 404);
+    let (response, _) = get(addr, "/system/logs?name=hello&namespace=openfaas-fn").await;
+    assert_eq!(response.status(), 200);
+    let (response, _) = get(addr, "/system/logs?name=hello&namespace=staging").await;
+    assert_eq!(response.status(), 404);
 
     let (_, mut follow) = get(addr, "/system/logs?name=hello&follow=true&tail=1").await;
     follow.next_message().await;
