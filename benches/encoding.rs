@@ -2,6 +2,8 @@
 //! characters that need escaping) messages, and the timestamp alone.
 //!
 //! `cargo bench --bench encoding`
+// criterion_group! generates a public function without a doc comment.
+#![allow(missing_docs)]
 
 use bytes::BytesMut;
 use chrono::{TimeZone, Utc};

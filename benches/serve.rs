@@ -417,7 +417,7 @@ mod server {
         }
     }
 
-    pub fn run(mode: &str) {
+    pub(crate) fn run(mode: &str) {
         let workers = std::env::var("FAAS_LOGS_BENCH_WORKERS")
             .ok()
             .and_then(|w| w.parse().ok())

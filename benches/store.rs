@@ -2,6 +2,8 @@
 //! ring.
 //!
 //! `cargo bench --bench store`
+// criterion_group! generates a public function without a doc comment.
+#![allow(missing_docs)]
 
 use std::hint::black_box;
 use std::time::{Duration, Instant};

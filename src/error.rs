@@ -91,6 +91,7 @@ impl Error {
 
     /// Attaches an underlying cause to an [`Error::Unavailable`] or [`Error::Other`]; other
     /// kinds are returned unchanged.
+    #[must_use]
     pub fn with_source(self, cause: impl Into<BoxError>) -> Self {
         match self {
             Error::Unavailable { message, .. } => Error::Unavailable {

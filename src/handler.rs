@@ -101,6 +101,7 @@ impl<R: Requester + ?Sized> LogHandler<R> {
     /// error (default 250 ms). An error in that time is answered with its status and a
     /// JSON body; one after it aborts the body. A follow response whose history is over
     /// (or empty) is committed at once.
+    #[must_use]
     pub fn status_wait(mut self, wait: Duration) -> Self {
         self.status_wait = wait;
         self
@@ -110,6 +111,7 @@ impl<R: Requester + ?Sized> LogHandler<R> {
     /// may be quiet before the handler takes its history as complete, in a follow request
     /// with a `tail` (default 100 ms). Nothing is lost when it is too short: a later
     /// history message is sent as live.
+    #[must_use]
     pub fn history_quiet(mut self, quiet: Duration) -> Self {
         self.history_quiet = quiet;
         self

@@ -1,6 +1,8 @@
 //! Two ways into a [`LogStore`]: a process's output captured line by line, and pushed
 //! NDJSON of [`Message`].
 
+use std::fmt::Write;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncRead, AsyncReadExt};
@@ -95,7 +97,9 @@ pub(crate) fn line_text(bytes: Vec<u8>, cut_at: Option<usize>) -> String {
     let mut text = String::from_utf8(bytes)
         .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
     match cut_at {
-        Some(limit) => text.push_str(&format!(" [faas-logs: line cut at {limit} bytes]")),
+        Some(limit) => {
+            let _ = write!(text, " [faas-logs: line cut at {limit} bytes]");
+        }
         None => trim_line_end(&mut text),
     }
     text

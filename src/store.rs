@@ -239,6 +239,7 @@ impl LogStore {
 
     /// The same store settings with another default namespace: the one that messages and
     /// requests with an empty namespace belong to.
+    #[must_use]
     pub fn with_default_namespace(self, namespace: impl Into<String>) -> Self {
         LogStore::build(self.inner.limits, namespace.into())
     }
@@ -509,7 +510,7 @@ impl std::fmt::Debug for StoreReader {
 impl StoreReader {
     /// Copies the next batch out of the ring; registers the task's waker when there is
     /// nothing to read. Returns false once the reader has nothing more to give.
-    fn refill(&mut self, cx: &mut Context<'_>) -> bool {
+    fn refill(&mut self, cx: &Context<'_>) -> bool {
         if self.history_end.is_none() && !self.follow {
             return false;
         }

@@ -2,7 +2,7 @@
 //! `docker logs --timestamps`, replicas, long lines, TTY, streams, instances, follow with
 //! replicas coming and going, errors, and the provider binary.
 //!
-//! Needs a running engine and the image `faas-logs-busybox:test` (built here from busybox
+//! Needs a running engine and the image `faas-logs-busybox:1` (built here from busybox
 //! when missing). In CI (`CI` set) a missing engine fails; elsewhere these tests print
 //! that they were skipped.
 #![cfg(feature = "docker")]

@@ -9,7 +9,7 @@ use faas_logs::{LogHandler, Requester};
 use hyper_util::rt::TokioIo;
 
 /// Serves `handler` on a fresh 127.0.0.1 port from a spawned task; returns the address.
-pub async fn serve<R: Requester>(handler: LogHandler<R>) -> SocketAddr {
+pub(crate) async fn serve<R: Requester>(handler: LogHandler<R>) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -26,7 +26,7 @@ pub async fn serve<R: Requester>(handler: LogHandler<R>) -> SocketAddr {
 }
 
 /// `GET path` on a fresh connection, read to the end; `chunk` sees every read.
-pub fn read_all(addr: SocketAddr, path: &str, mut chunk: impl FnMut(&[u8])) {
+pub(crate) fn read_all(addr: SocketAddr, path: &str, mut chunk: impl FnMut(&[u8])) {
     let mut tcp = TcpStream::connect(addr).unwrap();
     write!(
         tcp,

@@ -23,53 +23,53 @@ use subtle::ConstantTimeEq;
 
 /// The flags every provider binary has.
 #[derive(clap::Args, Debug, Clone)]
-pub struct ServerArgs {
+pub(crate) struct ServerArgs {
     /// Address to listen on (port 0 picks a free one; the address is printed).
     #[arg(long, env = "LISTEN_ADDR", default_value = "127.0.0.1:8080")]
-    pub listen: String,
+    pub(crate) listen: String,
     /// Longest a log response may last, in seconds; ends follow streams.
     #[arg(long, env = "LOGS_TIMEOUT", default_value_t = 60)]
-    pub timeout: u64,
+    pub(crate) timeout: u64,
     /// Longest a client may take to send a request's headers, in seconds; then the
     /// connection is closed.
     #[arg(long, env = "HEADER_TIMEOUT", default_value_t = 10)]
-    pub header_timeout: u64,
+    pub(crate) header_timeout: u64,
     /// Longest a client may take to send a request body, in seconds; then it is answered
     /// 408 and the connection closed.
     #[arg(long, env = "BODY_TIMEOUT", default_value_t = 30)]
-    pub body_timeout: u64,
+    pub(crate) body_timeout: u64,
     /// Require basic auth on every route but /healthz, with the OpenFaaS secret files.
     #[arg(long, env = "basic_auth", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
-    pub basic_auth: bool,
+    pub(crate) basic_auth: bool,
     /// Where `basic-auth-user` and `basic-auth-password` are read from.
     #[arg(
         long,
         env = "secret_mount_path",
         default_value = "/var/openfaas/secrets"
     )]
-    pub secret_mount_path: PathBuf,
+    pub(crate) secret_mount_path: PathBuf,
 }
 
 impl ServerArgs {
     /// The credentials to check, when basic auth is on.
-    pub fn credentials(&self) -> Result<Option<Arc<Credentials>>, String> {
+    pub(crate) fn credentials(&self) -> Result<Option<Arc<Credentials>>, String> {
         if !self.basic_auth {
             return Ok(None);
         }
         Credentials::read(&self.secret_mount_path).map(|c| Some(Arc::new(c)))
     }
 
-    pub fn timeout(&self) -> Duration {
+    pub(crate) fn timeout(&self) -> Duration {
         Duration::from_secs(self.timeout)
     }
 
-    pub fn body_timeout(&self) -> Duration {
+    pub(crate) fn body_timeout(&self) -> Duration {
         Duration::from_secs(self.body_timeout)
     }
 }
 
 /// The one user and password allowed in.
-pub struct Credentials {
+pub(crate) struct Credentials {
     user: Vec<u8>,
     password: Vec<u8>,
 }
@@ -134,7 +134,7 @@ fn unauthorized() -> Response<Body> {
 
 /// Reads a request body of at most `limit` bytes within `timeout`; the error is the
 /// response to send (413 too large, 408 too slow, 400 unreadable).
-pub async fn read_body(
+pub(crate) async fn read_body(
     body: Incoming,
     limit: usize,
     timeout: Duration,
@@ -160,9 +160,9 @@ pub async fn read_body(
 }
 
 /// A log stream, or a small answer of our own.
-pub type Body = Either<LogBody, Full<Bytes>>;
+pub(crate) type Body = Either<LogBody, Full<Bytes>>;
 
-pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
+pub(crate) fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
     let text = serde_json::to_vec(value).unwrap_or_default();
     let mut response = Response::new(Either::Right(Full::new(Bytes::from(text))));
     *response.status_mut() = status;
@@ -173,12 +173,12 @@ pub fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body>
     response
 }
 
-pub fn error(status: StatusCode, message: &str) -> Response<Body> {
+pub(crate) fn error(status: StatusCode, message: &str) -> Response<Body> {
     json(status, &serde_json::json!({ "error": message }))
 }
 
 /// Logs to stderr, at `info` unless `RUST_LOG` says otherwise.
-pub fn init_tracing() {
+pub(crate) fn init_tracing() {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
@@ -188,7 +188,7 @@ pub fn init_tracing() {
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(mut term) => {
@@ -210,7 +210,7 @@ pub async fn shutdown_signal() {
 /// gets `args.header_timeout` to send its headers. When `accept` fails (out of file
 /// descriptors, say) the loop backs off, from 10 ms up to 1 s, and logs once per episode
 /// rather than spin.
-pub async fn serve<F, Fut>(
+pub(crate) async fn serve<F, Fut>(
     listener: tokio::net::TcpListener,
     args: &ServerArgs,
     credentials: Option<Arc<Credentials>>,

@@ -5,6 +5,7 @@ mod client;
 mod frames;
 
 use std::collections::{HashMap, HashSet};
+use std::fmt::Write;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -146,12 +147,14 @@ impl DockerRequester {
     }
 
     /// The label key whose value is the function's name.
+    #[must_use]
     pub fn function_label(mut self, key: impl Into<String>) -> Self {
         self.function_label = key.into();
         self
     }
 
     /// The label key whose value is the function's namespace.
+    #[must_use]
     pub fn namespace_label(mut self, key: impl Into<String>) -> Self {
         self.namespace_label = key.into();
         self
@@ -159,6 +162,7 @@ impl DockerRequester {
 
     /// The namespace of containers without a namespace label, and of requests that name
     /// none (default `openfaas-fn`).
+    #[must_use]
     pub fn default_namespace(mut self, namespace: impl Into<String>) -> Self {
         self.default_namespace = namespace.into();
         self
@@ -181,13 +185,15 @@ impl DockerRequester {
             request.name, self.function_label, request.name, request.namespace
         );
         if !request.instance.is_empty() {
-            what.push_str(&format!(
-                " with the name or ID prefix {:?}",
-                request.instance
-            ));
+            let _ = write!(what, " with the name or ID prefix {:?}", request.instance);
         }
         what
     }
+}
+
+/// A time as the API's `since` takes it, to the nanosecond: `seconds.nanoseconds`.
+fn api_time(t: DateTime<Utc>) -> String {
+    format!("{}.{:09}", t.timestamp(), t.timestamp_subsec_nanos())
 }
 
 /// `filters=` for the API: a JSON map of lists, percent-encoded.
@@ -329,16 +335,15 @@ impl Query {
         );
         let since = cursor.map(|c| c.last).or(self.request.since);
         if let Some(since) = since {
-            query.push_str(&format!(
-                "&since={}.{:09}",
-                since.timestamp(),
-                since.timestamp_subsec_nanos()
-            ));
+            query.push_str("&since=");
+            query.push_str(&api_time(since));
         }
         match (follow, self.request.tail) {
             // Live lines only: history was already sent (or not wanted).
             (true, Some(0)) if cursor.is_none() => query.push_str("&tail=0"),
-            (false, Some(n)) => query.push_str(&format!("&tail={n}")),
+            (false, Some(n)) => {
+                let _ = write!(query, "&tail={n}");
+            }
             _ => query.push_str("&tail=all"),
         }
         let response = self.client.get(&query).await?.ok().await?;
@@ -554,8 +559,8 @@ impl Outbox {
 }
 
 /// The next line of `lines`; what is queued goes out first if the line is not ready, so
-/// that the response encodes while the daemon produces (measured: a dump keeps pace with
-/// `docker logs --timestamps`; holding history to full batches was 4% slower).
+/// that the response encodes while the daemon produces (BENCHMARKS.md compares this with
+/// holding history to full batches).
 async fn next_line(lines: &mut Lines, out: &mut Outbox) -> Option<Result<Line, Error>> {
     // Dropping a pending `next` loses nothing: it waits only for the next chunk.
     if let Some(ready) = futures_util::FutureExt::now_or_never(lines.next()) {
@@ -609,11 +614,8 @@ async fn subscribe(
     ]);
     let mut path = format!("{prefix}/events?filters={filter}");
     if let Some(since) = since {
-        path.push_str(&format!(
-            "&since={}.{:09}",
-            since.timestamp(),
-            since.timestamp_subsec_nanos()
-        ));
+        path.push_str("&since=");
+        path.push_str(&api_time(since));
     }
     let response = client.get(&path).await?.ok().await?;
     Ok(Events {

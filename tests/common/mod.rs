@@ -19,7 +19,7 @@ use hyper_util::rt::TokioIo;
 use tokio::sync::{mpsc, Notify};
 
 /// Serves `handler` on a fresh 127.0.0.1 port, one task per connection.
-pub async fn serve<R: Requester>(handler: LogHandler<R>) -> SocketAddr {
+pub(crate) async fn serve<R: Requester>(handler: LogHandler<R>) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -36,7 +36,7 @@ pub async fn serve<R: Requester>(handler: LogHandler<R>) -> SocketAddr {
 }
 
 /// One HTTP/1.1 connection to the server. Dropping it closes the TCP connection.
-pub struct Connection {
+pub(crate) struct Connection {
     sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -48,7 +48,7 @@ impl Drop for Connection {
 }
 
 impl Connection {
-    pub async fn open(addr: SocketAddr) -> Connection {
+    pub(crate) async fn open(addr: SocketAddr) -> Connection {
         let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
             .await
@@ -59,7 +59,7 @@ impl Connection {
         Connection { sender, task }
     }
 
-    pub async fn send(
+    pub(crate) async fn send(
         &mut self,
         method: &str,
         path_and_query: &str,
@@ -69,7 +69,7 @@ impl Connection {
     }
 
     /// [`Connection::send`] with extra request headers.
-    pub async fn send_with(
+    pub(crate) async fn send_with(
         &mut self,
         method: &str,
         path_and_query: &str,
@@ -90,7 +90,7 @@ impl Connection {
 
 /// `GET path` on a new connection; the connection lives as long as the response's body is
 /// read through [`Lines`].
-pub async fn get(addr: SocketAddr, path_and_query: &str) -> (hyper::Response<()>, Lines) {
+pub(crate) async fn get(addr: SocketAddr, path_and_query: &str) -> (hyper::Response<()>, Lines) {
     let mut conn = Connection::open(addr).await;
     let response = conn.send("GET", path_and_query, b"").await;
     let (parts, body) = response.into_parts();
@@ -105,7 +105,7 @@ pub async fn get(addr: SocketAddr, path_and_query: &str) -> (hyper::Response<()>
 }
 
 /// Reads a response body line by line as it arrives.
-pub struct Lines {
+pub(crate) struct Lines {
     body: Incoming,
     pending: Vec<u8>,
     _conn: Connection,
@@ -113,7 +113,7 @@ pub struct Lines {
 
 impl Lines {
     /// The next line, `Ok(None)` at a clean end, `Err` when the body broke off.
-    pub async fn next(&mut self) -> Result<Option<String>, hyper::Error> {
+    pub(crate) async fn next(&mut self) -> Result<Option<String>, hyper::Error> {
         loop {
             if let Some(i) = self.pending.iter().position(|&b| b == b'\n') {
                 let line: Vec<u8> = self.pending.drain(..=i).collect();
@@ -135,7 +135,7 @@ impl Lines {
     }
 
     /// Every remaining line, or the error that broke the body off.
-    pub async fn rest(&mut self) -> Result<Vec<String>, hyper::Error> {
+    pub(crate) async fn rest(&mut self) -> Result<Vec<String>, hyper::Error> {
         let mut lines = Vec::new();
         while let Some(line) = self.next().await? {
             lines.push(line);
@@ -143,7 +143,7 @@ impl Lines {
         Ok(lines)
     }
 
-    pub async fn messages(&mut self) -> Vec<Message> {
+    pub(crate) async fn messages(&mut self) -> Vec<Message> {
         self.rest()
             .await
             .unwrap()
@@ -152,21 +152,21 @@ impl Lines {
             .collect()
     }
 
-    pub async fn next_message(&mut self) -> Message {
+    pub(crate) async fn next_message(&mut self) -> Message {
         let line = self.next().await.unwrap().expect("a line, not the end");
         serde_json::from_str(&line).unwrap()
     }
 }
 
 /// A guard against hangs: anything a test awaits must happen within 10 s.
-pub async fn within<F: std::future::Future>(f: F) -> F::Output {
+pub(crate) async fn within<F: std::future::Future>(f: F) -> F::Output {
     tokio::time::timeout(Duration::from_secs(10), f)
         .await
         .expect("timed out waiting for the server")
 }
 
 /// A message of function `f` from `instance`, `ms` milliseconds after `base()`.
-pub fn message(instance: &str, ms: i64, text: &str) -> Message {
+pub(crate) fn message(instance: &str, ms: i64, text: &str) -> Message {
     Message {
         name: "f".into(),
         namespace: "openfaas-fn".into(),
@@ -177,14 +177,14 @@ pub fn message(instance: &str, ms: i64, text: &str) -> Message {
     }
 }
 
-pub fn base() -> DateTime<Utc> {
+pub(crate) fn base() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2024, 3, 1, 12, 0, 0).unwrap()
 }
 
 /// A large history over three instances, each instance's lines in order but the instances
 /// concatenated (as a naive backend reading one log after another would), with some equal
 /// timestamps across instances.
-pub fn big_history(per_instance: i64) -> Vec<Message> {
+pub(crate) fn big_history(per_instance: i64) -> Vec<Message> {
     let mut all = Vec::new();
     for (k, instance) in ["f-a", "f-b", "f-c"].iter().enumerate() {
         for i in 0..per_instance {
@@ -197,17 +197,17 @@ pub fn big_history(per_instance: i64) -> Vec<Message> {
 
 /// Set when the backend's stream is dropped; awaitable.
 #[derive(Default)]
-pub struct Dropped {
+pub(crate) struct Dropped {
     flag: AtomicBool,
     notify: Notify,
 }
 
 impl Dropped {
-    pub fn is_set(&self) -> bool {
+    pub(crate) fn is_set(&self) -> bool {
         self.flag.load(Ordering::SeqCst)
     }
 
-    pub async fn wait(&self) {
+    pub(crate) async fn wait(&self) {
         within(async {
             loop {
                 let notified = self.notify.notified();
@@ -224,20 +224,20 @@ impl Dropped {
 /// A backend that ignores every request parameter: it answers with `history`, then the
 /// `HistoryEnd` mark if `mark` is set, then whatever the test sends through `live`; after
 /// that it ends, or stays open if `open` is set.
-pub struct Scripted {
-    pub history: Vec<Message>,
-    pub mark: bool,
+pub(crate) struct Scripted {
+    pub(crate) history: Vec<Message>,
+    pub(crate) mark: bool,
     /// Whether it tells the handler that it always marks history's end.
-    pub trusted_mark: bool,
-    pub open: bool,
-    pub live: Mutex<Option<mpsc::UnboundedReceiver<Result<Event, Error>>>>,
-    pub queries: AtomicUsize,
-    pub last_request: Mutex<Option<Request>>,
-    pub dropped: Arc<Dropped>,
+    pub(crate) trusted_mark: bool,
+    pub(crate) open: bool,
+    pub(crate) live: Mutex<Option<mpsc::UnboundedReceiver<Result<Event, Error>>>>,
+    pub(crate) queries: AtomicUsize,
+    pub(crate) last_request: Mutex<Option<Request>>,
+    pub(crate) dropped: Arc<Dropped>,
 }
 
 impl Scripted {
-    pub fn new(history: Vec<Message>) -> Scripted {
+    pub(crate) fn new(history: Vec<Message>) -> Scripted {
         Scripted {
             history,
             mark: false,
@@ -250,25 +250,25 @@ impl Scripted {
         }
     }
 
-    pub fn marked(mut self) -> Self {
+    pub(crate) fn marked(mut self) -> Self {
         self.mark = true;
         self
     }
 
     /// Marks history's end and says so to the handler.
-    pub fn trusted(mut self) -> Self {
+    pub(crate) fn trusted(mut self) -> Self {
         self.mark = true;
         self.trusted_mark = true;
         self
     }
 
-    pub fn open(mut self) -> Self {
+    pub(crate) fn open(mut self) -> Self {
         self.open = true;
         self
     }
 
     /// Live events for the (first) query's stream.
-    pub fn live(self) -> (Self, mpsc::UnboundedSender<Result<Event, Error>>) {
+    pub(crate) fn live(self) -> (Self, mpsc::UnboundedSender<Result<Event, Error>>) {
         let (tx, rx) = mpsc::unbounded_channel();
         *self.live.lock().unwrap() = Some(rx);
         (self, tx)
@@ -306,7 +306,7 @@ impl Requester for Scripted {
 }
 
 /// A stream that raises its [`Dropped`] flag when it is dropped.
-pub struct Guarded {
+pub(crate) struct Guarded {
     inner: LogStream,
     dropped: Arc<Dropped>,
 }
@@ -326,7 +326,7 @@ impl Drop for Guarded {
 }
 
 /// A backend that fails before any stream with the given error.
-pub struct Failing(pub fn() -> Error);
+pub(crate) struct Failing(pub fn() -> Error);
 
 #[async_trait]
 impl Requester for Failing {
@@ -336,39 +336,39 @@ impl Requester for Failing {
 }
 
 /// Starts a server over `backend` with a generous timeout.
-pub async fn start<R: Requester>(backend: R) -> (SocketAddr, LogHandler<R>) {
+pub(crate) async fn start<R: Requester>(backend: R) -> (SocketAddr, LogHandler<R>) {
     let handler = LogHandler::new(backend, Duration::from_secs(30));
     (serve(handler.clone()).await, handler)
 }
 
 /// The newest `n` of `messages` in timestamp order (ties in input order).
-pub fn newest(messages: &[Message], n: usize) -> Vec<Message> {
+pub(crate) fn newest(messages: &[Message], n: usize) -> Vec<Message> {
     let mut sorted = messages.to_vec();
     sorted.sort_by_key(|m| m.timestamp);
     sorted.split_off(sorted.len().saturating_sub(n))
 }
 
-pub fn texts(messages: &[Message]) -> Vec<String> {
+pub(crate) fn texts(messages: &[Message]) -> Vec<String> {
     messages.iter().map(|m| m.text.clone()).collect()
 }
 
 /// An example binary running as a user would run it; killed when dropped.
-pub struct Example {
-    pub child: std::process::Child,
-    pub addr: SocketAddr,
-    pub stdout: std::io::BufReader<std::process::ChildStdout>,
+pub(crate) struct Example {
+    pub(crate) child: std::process::Child,
+    pub(crate) addr: SocketAddr,
+    pub(crate) stdout: std::io::BufReader<std::process::ChildStdout>,
 }
 
 impl Example {
     /// Starts `examples/NAME` (built by `cargo test`) with `args`, and reads the address
     /// from its first line, `listening on http://ADDR/...`.
-    pub fn start(name: &str, args: &[&str]) -> Example {
+    pub(crate) fn start(name: &str, args: &[&str]) -> Example {
         Example::start_with(name, args, &[], std::process::Stdio::null())
     }
 
     /// Like [`Example::start`], run through `wrapper` (a command that runs the rest of
     /// its arguments, such as `prlimit --nofile=64:64 --`), with stderr sent to `stderr`.
-    pub fn start_with(
+    pub(crate) fn start_with(
         name: &str,
         args: &[&str],
         wrapper: &[&str],
@@ -410,7 +410,7 @@ impl Example {
     }
 
     /// Sends SIGINT, as Ctrl-C does.
-    pub fn interrupt(&self) {
+    pub(crate) fn interrupt(&self) {
         let pid = self.child.id().to_string();
         let status = std::process::Command::new("kill")
             .args(["-INT", &pid])
@@ -420,7 +420,7 @@ impl Example {
     }
 
     /// Waits for the process to exit by itself and returns whether it succeeded.
-    pub async fn exits_cleanly(mut self) -> bool {
+    pub(crate) async fn exits_cleanly(mut self) -> bool {
         let waited = within(tokio::task::spawn_blocking(move || {
             let status = self.child.wait();
             (self, status)
