@@ -5,7 +5,6 @@
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::Mutex;
 use std::task::Poll;
 
 use bytes::Bytes;
@@ -16,6 +15,7 @@ use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use serde::de::DeserializeOwned;
 use tokio::net::{TcpStream, UnixStream};
+use tokio::sync::OnceCell;
 use tokio_util::either::Either;
 
 use crate::Error;
@@ -74,7 +74,7 @@ type Io = TokioIo<Either<UnixStream, TcpStream>>;
 /// A Docker API client: the host and the API version agreed with the daemon.
 pub(crate) struct Client {
     pub(crate) host: Host,
-    version: Mutex<Option<String>>,
+    version: OnceCell<String>,
 }
 
 /// A streaming response body together with the connection that feeds it.
@@ -149,7 +149,7 @@ impl Client {
     pub(crate) fn new(host: Host) -> Self {
         Client {
             host,
-            version: Mutex::new(None),
+            version: OnceCell::new(),
         }
     }
 
@@ -213,16 +213,16 @@ impl Client {
         })
     }
 
-    /// The API path prefix, `/v1.41`, agreed with the daemon on first use.
+    /// The API path prefix, `/v1.41`, agreed with the daemon on first use (a failure is
+    /// not kept: the next query asks again).
     pub(crate) async fn prefix(&self) -> Result<String, Error> {
-        if let Some(v) = self
-            .version
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-        {
-            return Ok(v);
-        }
+        self.version
+            .get_or_try_init(|| self.negotiate())
+            .await
+            .cloned()
+    }
+
+    async fn negotiate(&self) -> Result<String, Error> {
         #[derive(serde::Deserialize)]
         struct Version {
             #[serde(rename = "ApiVersion")]
@@ -239,7 +239,6 @@ impl Client {
         };
         let prefix = format!("/v{major}.{minor}");
         tracing::debug!(%prefix, server = %server.api_version, "Docker API version agreed");
-        *self.version.lock().unwrap_or_else(|e| e.into_inner()) = Some(prefix.clone());
         Ok(prefix)
     }
 }

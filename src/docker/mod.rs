@@ -210,9 +210,9 @@ struct Namespaces {
 }
 
 impl Namespaces {
-    fn of(&self, labels: &HashMap<String, String>) -> String {
+    fn of(&self, labels: Option<&HashMap<String, String>>) -> String {
         labels
-            .get(&self.label)
+            .and_then(|labels| labels.get(&self.label))
             .filter(|ns| !ns.is_empty())
             .unwrap_or(&self.default)
             .clone()
@@ -313,7 +313,7 @@ impl Query {
         Ok(Container {
             id: id.to_owned(),
             name: info.name.trim_start_matches('/').to_owned(),
-            namespace: self.namespaces.of(&info.config.labels.unwrap_or_default()),
+            namespace: self.namespaces.of(info.config.labels.as_ref()),
             running: info.state.running,
             tty: info.config.tty,
         })
@@ -467,40 +467,41 @@ impl Requester for DockerRequester {
             labels,
             subscribed_at,
         });
-        let mut containers = Vec::new();
-        for s in summaries {
+        // The replicas are inspected, then opened, several at a time: a function with many
+        // replicas does not wait for 2N requests in series before its first line.
+        let wanted = summaries.into_iter().filter(|s| {
             let name = s
                 .names
                 .first()
                 .map(|n| n.trim_start_matches('/'))
                 .unwrap_or("");
-            let namespace = query.namespaces.of(&s.labels.unwrap_or_default());
-            if namespace != query.request.namespace
-                || !matches_instance(&query.request.instance, &s.id, name)
-            {
-                continue;
-            }
-            match query.inspect(&s.id).await {
-                Ok(c) => containers.push(c),
-                Err(Error::NotFound(_)) => {} // removed since the listing
-                Err(e) => return Err(e),
-            }
-        }
+            let namespace = query.namespaces.of(s.labels.as_ref());
+            namespace == query.request.namespace
+                && matches_instance(&query.request.instance, &s.id, name)
+        });
+        let inspected = futures_util::stream::iter(wanted)
+            .map(|s| {
+                let query = Arc::clone(&query);
+                async move { query.inspect(&s.id).await }
+            })
+            .buffered(CONCURRENT_REQUESTS);
+        let containers: Vec<Container> = still_there(inspected).await?;
         if containers.is_empty() {
             return Err(Error::not_found(self.describe(&query.request)));
         }
         // Open every history now, so that a daemon that refuses (a log driver that cannot
         // be read, say) is answered with a status rather than a broken stream.
-        let mut histories = Vec::new();
-        if query.request.tail != Some(0) {
-            for (i, c) in containers.iter().enumerate() {
-                match query.open(c, false, None).await {
-                    Ok(lines) => histories.push((i, lines)),
-                    Err(Error::NotFound(_)) => {} // removed since the listing
-                    Err(e) => return Err(e),
-                }
-            }
-        }
+        let histories = if query.request.tail == Some(0) {
+            Vec::new()
+        } else {
+            let opened = futures_util::stream::iter(containers.clone().into_iter().enumerate())
+                .map(|(i, c)| {
+                    let query = Arc::clone(&query);
+                    async move { query.open(&c, false, None).await.map(|lines| (i, lines)) }
+                })
+                .buffered(CONCURRENT_REQUESTS);
+            still_there(opened).await?
+        };
         let (tx, rx) = mpsc::channel(OUTBOX_BATCHES);
         let outbox = Outbox {
             tx,
@@ -521,6 +522,24 @@ impl Requester for DockerRequester {
     fn marks_history_end(&self) -> bool {
         true
     }
+}
+
+/// How many requests to the daemon one query has in flight while it starts.
+const CONCURRENT_REQUESTS: usize = 8;
+
+/// The answers of a stream of requests about containers, in order, less the containers
+/// removed since the listing (404); any other error is the query's.
+async fn still_there<T>(answers: impl Stream<Item = Result<T, Error>>) -> Result<Vec<T>, Error> {
+    let mut kept = Vec::new();
+    let mut answers = std::pin::pin!(answers);
+    while let Some(answer) = answers.next().await {
+        match answer {
+            Ok(item) => kept.push(item),
+            Err(Error::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(kept)
 }
 
 type Batch = Vec<Result<Event, Error>>;
