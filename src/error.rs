@@ -29,15 +29,27 @@ pub enum Error {
         param: String,
         /// What is wrong with it and what would be accepted.
         reason: String,
+        /// The underlying cause, if any.
+        #[source]
+        source: Option<BoxError>,
     },
     /// The function, or the instance asked for, does not exist.
-    #[error("{0}")]
-    NotFound(String),
+    #[error("{message}")]
+    NotFound {
+        /// What was looked for, and where.
+        message: String,
+        /// The underlying cause, if any.
+        #[source]
+        source: Option<BoxError>,
+    },
     /// A request body larger than the handler accepts.
     #[error("request body larger than {limit} bytes")]
     BodyTooLarge {
         /// The largest body accepted, in bytes.
         limit: usize,
+        /// The underlying cause, if any.
+        #[source]
+        source: Option<BoxError>,
     },
     /// The log system cannot be reached, or did not answer in time.
     #[error("{message}")]
@@ -65,12 +77,24 @@ impl Error {
         Error::InvalidRequest {
             param: param.into(),
             reason: reason.into(),
+            source: None,
         }
     }
 
     /// The function or instance does not exist (404).
     pub fn not_found(message: impl Into<String>) -> Self {
-        Error::NotFound(message.into())
+        Error::NotFound {
+            message: message.into(),
+            source: None,
+        }
+    }
+
+    /// A request body over `limit` bytes (413).
+    pub fn body_too_large(limit: usize) -> Self {
+        Error::BodyTooLarge {
+            limit,
+            source: None,
+        }
     }
 
     /// The log system cannot be reached (503). Attach the cause with [`Error::with_source`].
@@ -89,28 +113,24 @@ impl Error {
         }
     }
 
-    /// Attaches an underlying cause to an [`Error::Unavailable`] or [`Error::Other`]; other
-    /// kinds are returned unchanged.
+    /// Attaches an underlying cause, whatever the kind; it is logged with the error and
+    /// is its [`std::error::Error::source`].
     #[must_use]
-    pub fn with_source(self, cause: impl Into<BoxError>) -> Self {
-        match self {
-            Error::Unavailable { message, .. } => Error::Unavailable {
-                message,
-                source: Some(cause.into()),
-            },
-            Error::Other { message, .. } => Error::Other {
-                message,
-                source: Some(cause.into()),
-            },
-            other => other,
-        }
+    pub fn with_source(mut self, cause: impl Into<BoxError>) -> Self {
+        let (Error::InvalidRequest { source, .. }
+        | Error::NotFound { source, .. }
+        | Error::BodyTooLarge { source, .. }
+        | Error::Unavailable { source, .. }
+        | Error::Other { source, .. }) = &mut self;
+        *source = Some(cause.into());
+        self
     }
 
     /// The HTTP status this error is answered with before a response has started.
     pub fn status(&self) -> StatusCode {
         match self {
             Error::InvalidRequest { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            Error::NotFound(_) => StatusCode::NOT_FOUND,
+            Error::NotFound { .. } => StatusCode::NOT_FOUND,
             Error::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Error::Other { .. } => StatusCode::INTERNAL_SERVER_ERROR,
@@ -178,6 +198,23 @@ mod tests {
         ));
         assert_eq!(e.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert_eq!(e.chain(), "docker is down: connect /var/run/docker.sock");
+    }
+
+    #[test]
+    fn every_kind_keeps_its_cause() {
+        let cause = || std::io::Error::other("the cause");
+        for e in [
+            Error::invalid("tail", "bad"),
+            Error::not_found("no such function"),
+            Error::body_too_large(10),
+            Error::unavailable("down"),
+            Error::other("odd"),
+        ] {
+            let status = e.status();
+            let e = e.with_source(cause());
+            assert_eq!(e.status(), status);
+            assert!(e.chain().ends_with(": the cause"), "{}", e.chain());
+        }
     }
 
     #[test]

@@ -230,9 +230,9 @@ where
     let collect = Limited::new(body, MAX_BODY_BYTES).collect();
     match tokio::time::timeout_at(deadline, collect).await {
         Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(Error::BodyTooLarge {
-            limit: MAX_BODY_BYTES,
-        }),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(Error::body_too_large(MAX_BODY_BYTES))
+        }
         Ok(Err(e)) => Err(Error::invalid("body", format!("could not be read: {e}"))),
         Err(_) => Err(Error::invalid("body", "not received before the timeout")),
     }

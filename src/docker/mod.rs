@@ -535,7 +535,7 @@ async fn still_there<T>(answers: impl Stream<Item = Result<T, Error>>) -> Result
     while let Some(answer) = answers.next().await {
         match answer {
             Ok(item) => kept.push(item),
-            Err(Error::NotFound(_)) => {}
+            Err(Error::NotFound { .. }) => {}
             Err(e) => return Err(e),
         }
     }
@@ -875,7 +875,7 @@ async fn ended(
     f.attached.remove(&i);
     let container = match query.inspect(&containers[i].id).await {
         Ok(c) => c,
-        Err(Error::NotFound(_)) => return Ok(()), // removed
+        Err(Error::NotFound { .. }) => return Ok(()), // removed
         Err(e) => return Err(e),
     };
     if !container.running {
