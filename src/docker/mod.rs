@@ -219,10 +219,6 @@ impl Namespaces {
     }
 }
 
-fn matches_instance(instance: &str, id: &str, name: &str) -> bool {
-    instance.is_empty() || name == instance || id.starts_with(instance)
-}
-
 /// A container of the function, as the logs need it.
 #[derive(Debug, Clone)]
 struct Container {
@@ -361,6 +357,14 @@ impl Query {
         })
     }
 
+    /// Whether a container is one the request asks for: in its namespace, and the instance
+    /// named (by container name or ID prefix), if any.
+    fn wants(&self, namespace: &str, id: &str, name: &str) -> bool {
+        let instance = &self.request.instance;
+        namespace == self.request.namespace
+            && (instance.is_empty() || name == instance || id.starts_with(instance.as_str()))
+    }
+
     fn message(&self, container: &Container, line: Line) -> Message {
         Message {
             name: self.request.name.clone(),
@@ -475,9 +479,7 @@ impl Requester for DockerRequester {
                 .first()
                 .map(|n| n.trim_start_matches('/'))
                 .unwrap_or("");
-            let namespace = query.namespaces.of(s.labels.as_ref());
-            namespace == query.request.namespace
-                && matches_instance(&query.request.instance, &s.id, name)
+            query.wants(&query.namespaces.of(s.labels.as_ref()), &s.id, name)
         });
         let inspected = futures_util::stream::iter(wanted)
             .map(|s| {
@@ -753,6 +755,21 @@ struct Following {
     resubscribes: u32,
 }
 
+impl Following {
+    /// Follows container `i` from `cursor` (or the request's `since`).
+    fn follow(
+        &mut self,
+        query: &Arc<Query>,
+        i: usize,
+        container: Container,
+        cursor: Option<Cursor>,
+    ) {
+        self.attached.insert(i);
+        self.live
+            .push(follow(Arc::clone(query), i, container, cursor));
+    }
+}
+
 /// The task behind a query: history merged by time, the mark, then live lines.
 async fn stream_logs(
     query: Arc<Query>,
@@ -784,10 +801,7 @@ async fn stream_logs(
     };
     for (i, c) in containers.iter().enumerate() {
         if c.running {
-            following.attached.insert(i);
-            following
-                .live
-                .push(follow(Arc::clone(&query), i, c.clone(), cursors[i]));
+            following.follow(&query, i, c.clone(), cursors[i]);
         }
     }
     if let Err(e) = live_loop(
@@ -890,9 +904,7 @@ async fn ended(
         )));
     }
     tracing::debug!(container = %container.name, "following a running container again from where its stream broke off");
-    f.attached.insert(i);
-    f.live
-        .push(follow(Arc::clone(query), i, container, cursors[i]));
+    f.follow(query, i, container, cursors[i]);
     Ok(())
 }
 
@@ -938,9 +950,7 @@ async fn attach(
             return;
         }
     };
-    if container.namespace != query.request.namespace
-        || !matches_instance(&query.request.instance, &container.id, &container.name)
-    {
+    if !query.wants(&container.namespace, &container.id, &container.name) {
         return;
     }
     let index = match known {
@@ -952,9 +962,7 @@ async fn attach(
         }
     };
     tracing::debug!(container = %container.name, "following a container that started");
-    f.attached.insert(index);
-    f.live
-        .push(follow(Arc::clone(query), index, container, cursors[index]));
+    f.follow(query, index, container, cursors[index]);
 }
 
 /// Waits for the next start event, or for ever once there is no event stream.
