@@ -366,10 +366,9 @@ mod server {
     use std::time::{Duration, Instant};
 
     use chrono::Utc;
-    use faas_logs::{
-        async_trait, Error, Event, LogHandler, LogStore, LogStream, Message, Request, Requester,
-        StoreLimits,
-    };
+    use faas_logs::server::LogHandler;
+    use faas_logs::store::{LogStore, StoreLimits};
+    use faas_logs::{async_trait, Error, Event, LogStream, Message, Request, Requester};
 
     /// Ignores every parameter and answers with `n` messages of 200 bytes' line.
     struct Generated(u64);
@@ -378,14 +377,9 @@ mod server {
     impl Requester for Generated {
         async fn query(&self, _: Request) -> Result<LogStream, Error> {
             let start = Utc::now() - chrono::Duration::hours(1);
-            let proto = Message {
-                name: "bench".into(),
-                namespace: "openfaas-fn".into(),
-                instance: "bench-7d9f8c6b5-x2vqz".into(),
-                timestamp: start,
-                text: "GET /function/bench 200 OK - ".repeat(3),
-                stream: None,
-            };
+            let proto = Message::new("bench", start, "GET /function/bench 200 OK - ".repeat(3))
+                .with_namespace("openfaas-fn")
+                .with_instance("bench-7d9f8c6b5-x2vqz");
             let messages = (0..self.0).map(move |i| {
                 let mut m = proto.clone();
                 m.timestamp = start + chrono::Duration::microseconds(i as i64);
@@ -405,14 +399,12 @@ mod server {
             let mut i = 0;
             Ok(Box::pin(futures_util::stream::repeat_with(move || {
                 i += 1;
-                Ok(Event::Message(Message {
-                    name: "f".into(),
-                    namespace: "openfaas-fn".into(),
-                    instance: "f-1".into(),
-                    timestamp: start + chrono::Duration::microseconds(i),
-                    text: "an old line".into(),
-                    stream: None,
-                }))
+                let at = start + chrono::Duration::microseconds(i);
+                Ok(Event::Message(
+                    Message::new("f", at, "an old line")
+                        .with_namespace("openfaas-fn")
+                        .with_instance("f-1"),
+                ))
             })))
         }
     }
@@ -482,14 +474,14 @@ mod server {
                 }
                 let f = i % functions;
                 store
-                    .append(Message {
-                        name: format!("f{f}"),
-                        namespace: String::new(),
-                        instance: format!("f{f}-1"),
-                        timestamp: Utc::now(),
-                        text: format!("GET /function/f{f} 200 OK - request {i} served"),
-                        stream: None,
-                    })
+                    .append(
+                        Message::new(
+                            format!("f{f}"),
+                            Utc::now(),
+                            format!("GET /function/f{f} 200 OK - request {i} served"),
+                        )
+                        .with_instance(format!("f{f}-1")),
+                    )
                     .unwrap();
             }
             println!("written");

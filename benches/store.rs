@@ -10,18 +10,17 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
-use faas_logs::{Event, LogStore, Message, Request, StoreLimits};
+use faas_logs::store::{LogStore, StoreLimits};
+use faas_logs::{Event, Message, Request};
 use futures_util::StreamExt;
 
 fn line(function: &str, i: usize) -> Message {
-    Message {
-        name: function.into(),
-        namespace: String::new(),
-        instance: format!("{function}-1"),
-        timestamp: Utc::now(),
-        text: format!("GET /function/{function} 200 OK - request {i} served in 1.2 ms"),
-        stream: None,
-    }
+    Message::new(
+        function,
+        Utc::now(),
+        format!("GET /function/{function} 200 OK - request {i} served in 1.2 ms"),
+    )
+    .with_instance(format!("{function}-1"))
 }
 
 fn appends(c: &mut Criterion) {

@@ -17,7 +17,8 @@ mod common;
 
 use clap::Parser;
 use common::{error, json, Body, ServerArgs};
-use faas_logs::{DockerRequester, LogHandler};
+use faas_logs::docker::DockerRequester;
+use faas_logs::server::LogHandler;
 use http_body_util::Either;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};

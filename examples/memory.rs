@@ -23,7 +23,9 @@ use std::time::Duration;
 use chrono::Utc;
 use clap::Parser;
 use common::{error, json, read_body, Body, ServerArgs};
-use faas_logs::{capture_lines, LogHandler, LogStore, Message, StoreLimits};
+use faas_logs::server::LogHandler;
+use faas_logs::store::{capture_lines, LogStore, StoreLimits};
+use faas_logs::Message;
 use http_body_util::Either;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
@@ -54,7 +56,7 @@ struct Args {
     #[arg(long, default_value_t = StoreLimits::default().max_total_bytes)]
     max_total_bytes: usize,
     /// Longest captured line kept whole; longer ones are cut with a visible marker.
-    #[arg(long, default_value_t = faas_logs::DEFAULT_MAX_LINE)]
+    #[arg(long, default_value_t = faas_logs::codec::DEFAULT_MAX_LINE)]
     max_line_bytes: usize,
     /// Largest body accepted by POST /system/logs/push.
     #[arg(long, default_value_t = 1 << 20)]
@@ -196,13 +198,10 @@ fn stop_functions(groups: &[u32]) {
 fn run_demo(store: &LogStore, namespace: &str) {
     let (store, namespace) = (store.clone(), namespace.to_owned());
     tokio::spawn(async move {
-        let line = |text: String| Message {
-            name: "demo".into(),
-            namespace: namespace.clone(),
-            instance: "demo-1".into(),
-            timestamp: Utc::now(),
-            text,
-            stream: None,
+        let line = |text: String| {
+            Message::new("demo", Utc::now(), text)
+                .with_namespace(namespace.clone())
+                .with_instance("demo-1")
         };
         for text in [
             "demo function started",
@@ -225,13 +224,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     common::init_tracing();
     let args = Args::parse();
     let credentials = args.server.credentials()?;
-    let store = LogStore::with_limits(StoreLimits {
-        max_messages: args.max_lines,
-        max_bytes: args.max_bytes,
-        max_total_bytes: args.max_total_bytes,
-        ..StoreLimits::default()
-    })
-    .with_default_namespace(args.namespace.clone());
+    let store = LogStore::builder()
+        .limits(StoreLimits {
+            max_messages: args.max_lines,
+            max_bytes: args.max_bytes,
+            max_total_bytes: args.max_total_bytes,
+            ..StoreLimits::default()
+        })
+        .default_namespace(args.namespace.clone())
+        .build();
     let handler = LogHandler::new(store.clone(), args.server.timeout());
 
     let listener = tokio::net::TcpListener::bind(&args.server.listen).await?;

@@ -20,7 +20,8 @@ mod common;
 
 use chrono::{DateTime, Utc};
 use common::{error, Body, ServerArgs};
-use faas_logs::{async_trait, Error, Event, LogHandler, LogStream, Message, Request, Requester};
+use faas_logs::server::LogHandler;
+use faas_logs::{async_trait, Error, Event, LogStream, Message, Request, Requester};
 use futures_util::StreamExt;
 use http_body_util::Either;
 use hyper::body::Incoming;
@@ -51,13 +52,10 @@ impl StaticLogs {
         ];
         let messages = lines
             .into_iter()
-            .map(|(instance, seconds, text)| Message {
-                name: "hello".into(),
-                namespace: "openfaas-fn".into(),
-                instance: instance.into(),
-                timestamp: now + chrono::Duration::seconds(seconds),
-                text: text.into(),
-                stream: None,
+            .map(|(instance, seconds, text)| {
+                Message::new("hello", now + chrono::Duration::seconds(seconds), text)
+                    .with_namespace("openfaas-fn")
+                    .with_instance(instance)
             })
             .collect();
         StaticLogs { messages }

@@ -1,7 +1,7 @@
 //! The OpenFaaS `GET /system/logs` endpoint for providers written in Rust.
 //!
 //! A provider implements one trait, [`Requester`], for its log system, wraps it in a
-//! [`LogHandler`], and mounts the handler in hyper or axum. The handler answers with
+//! [`LogHandler`](server::LogHandler), and mounts the handler in hyper or axum. The handler answers with
 //! newline-delimited JSON that `faas-cli logs` and the OpenFaaS gateway read unchanged,
 //! and it guarantees the request's semantics whatever the backend does:
 //!
@@ -23,9 +23,9 @@
 //! |---|---|
 //! | a bad parameter | 422 and `{"error": "..."}` naming it |
 //! | the backend fails (or panics) before anything was sent: in `query`, at its first item, or while `tail` still holds history back | the error's status (404, 503, 500; see [`Error`]) and `{"error": "..."}` |
-//! | the backend says nothing for [`LogHandler::status_wait`] (250 ms) | `200` at once; what follows as below |
+//! | the backend says nothing for [`LogHandler::status_wait`](server::LogHandler::status_wait) (250 ms) | `200` at once; what follows as below |
 //! | the backend fails (or panics) after the `200` | the lines before it, then an aborted body (no final chunk): a broken stream never looks finished |
-//! | the timeout or [`LogHandler::shutdown`] while history is still being read | the history held so far (the newest `tail` seen), then an aborted body: the answer is incomplete |
+//! | the timeout or [`LogHandler::shutdown`](server::LogHandler::shutdown) while history is still being read | the history held so far (the newest `tail` seen), then an aborted body: the answer is incomplete |
 //! | the timeout or a shutdown once history is complete | every history line, then a clean end |
 //! | the client leaves | the backend's stream is dropped at once |
 //!
@@ -33,10 +33,17 @@
 //! timeout holds to within a few milliseconds, and one response never keeps a worker
 //! thread from other requests: it yields after at most a few thousand items.
 //!
-//! The embedded default backend is [`LogStore`], an in-memory ring per function that
-//! implements [`Requester`] natively, with [`capture_lines`] to fill it from a process's
-//! output and [`LogStore::ingest_ndjson`] from pushed logs. The cargo feature `docker`
-//! adds `DockerRequester`, for functions that run as Docker containers.
+//! # Where things are
+//!
+//! The contract every part shares is at the root: [`Message`], [`Request`], [`Error`],
+//! [`Requester`] and what it streams, [`Event`]. Each part that builds on it is a module:
+//!
+//! | module | what it holds |
+//! |---|---|
+//! | [`server`] | [`LogHandler`](server::LogHandler), the endpoint over any requester, and its body [`LogBody`](server::LogBody) |
+//! | [`store`] | [`LogStore`](store::LogStore), the embedded default backend: an in-memory ring per function, filled by [`capture_lines`](store::capture_lines) from a process's output and by [`LogStore::ingest_ndjson`](store::LogStore::ingest_ndjson) from pushed logs |
+//! | [`codec`] | the bytes: Go's exact NDJSON encoder and a decoder, line framing, timestamps |
+//! | `docker` (feature `docker`) | `DockerRequester`, for functions that run as Docker containers, and decoders of Docker's log streams |
 //!
 //! # Example
 //!
@@ -46,7 +53,8 @@
 //! use std::time::Duration;
 //!
 //! use chrono::Utc;
-//! use faas_logs::{async_trait, Error, Event, LogHandler, LogStream, Message, Request, Requester};
+//! use faas_logs::server::LogHandler;
+//! use faas_logs::{async_trait, Error, Event, LogStream, Message, Request, Requester};
 //! use hyper_util::rt::{TokioExecutor, TokioIo};
 //! use hyper_util::server::conn::auto;
 //!
@@ -59,14 +67,10 @@
 //!             return Err(Error::not_found(format!("no function named {:?}", request.name)));
 //!         }
 //!         let lines = ["starting", "listening on :8080", "ready"].map(|text| {
-//!             Ok(Event::Message(Message {
-//!                 name: "hello".into(),
-//!                 namespace: "openfaas-fn".into(),
-//!                 instance: "hello-1".into(),
-//!                 timestamp: Utc::now(),
-//!                 text: text.into(),
-//!                 stream: None,
-//!             }))
+//!             let line = Message::new("hello", Utc::now(), text)
+//!                 .with_namespace("openfaas-fn")
+//!                 .with_instance("hello-1");
+//!             Ok(Event::Message(line))
 //!         });
 //!         // The handler applies tail, since and instance; this backend ignores them.
 //!         Ok(Box::pin(futures_util::stream::iter(lines)))
@@ -87,7 +91,7 @@
 //!                     if req.uri().path() == "/system/logs" {
 //!                         Ok::<_, std::convert::Infallible>(handler.handle(req).await)
 //!                     } else {
-//!                         let mut not_found = hyper::Response::new(faas_logs::LogBody::empty());
+//!                         let mut not_found = hyper::Response::new(faas_logs::server::LogBody::empty());
 //!                         *not_found.status_mut() = hyper::StatusCode::NOT_FOUND;
 //!                         Ok(not_found)
 //!                     }
@@ -104,7 +108,8 @@
 //! With axum, mount the handler as a service:
 //!
 //! ```
-//! # use faas_logs::{async_trait, Error, LogHandler, LogStream, Request, Requester};
+//! # use faas_logs::{async_trait, Error, LogStream, Request, Requester};
+//! # use faas_logs::server::LogHandler;
 //! # struct Hello;
 //! # #[async_trait]
 //! # impl Requester for Hello {
@@ -114,62 +119,21 @@
 //! let app: axum::Router = axum::Router::new().route_service("/system/logs", handler);
 //! ```
 
-#![warn(missing_docs)]
-
+pub mod codec;
 #[cfg(feature = "docker")]
-mod docker;
+pub mod docker;
 mod error;
-mod handler;
-mod ingest;
 mod message;
-mod ndjson;
 mod request;
 mod requester;
-mod semantics;
-mod store;
+pub mod server;
+pub mod store;
 
 pub use async_trait::async_trait;
-#[cfg(feature = "docker")]
-pub use docker::{DockerRequester, DEFAULT_DOCKER_HOST};
 pub use error::{BoxError, Error};
-pub use handler::{LogHandler, MAX_BODY_BYTES};
-pub use ingest::{
-    capture_lines, IngestReport, LineSplitter, RejectedLine, DEFAULT_MAX_LINE,
-    MAX_LISTED_REJECTIONS,
-};
 pub use message::{Message, OutputStream};
-pub use ndjson::LogBody;
 pub use request::Request;
-pub use requester::{Event, LogStream, Requester};
-pub use store::{LogStore, RingStats, StoreLimits, StoreReader};
-
-#[cfg(fuzzing)]
-#[doc(hidden)]
-pub mod fuzzing;
-
-/// Internals the benches measure directly. Not part of the API: no stability promised.
-#[doc(hidden)]
-pub mod __bench {
-    use bytes::BytesMut;
-    use chrono::{DateTime, Utc};
-
-    /// Appends one message as an NDJSON line, as the response body does.
-    pub fn encode(message: &crate::Message, buf: &mut BytesMut) {
-        crate::ndjson::encode(message, buf)
-    }
-
-    /// Writes a timestamp as Go does and returns its length.
-    pub fn timestamp_len(ts: &DateTime<Utc>) -> usize {
-        crate::message::Rfc3339::new(ts).as_str().len()
-    }
-
-    /// Parses a recorded multiplexed Docker log stream fed in `chunk`-byte reads;
-    /// returns the number of lines.
-    #[cfg(feature = "docker")]
-    pub fn demux(stream: &[u8], chunk: usize) -> usize {
-        crate::docker::demux_count(stream, chunk)
-    }
-}
+pub use requester::{Capabilities, Event, LogStream, Requester};
 
 /// Compiles the README's Rust examples as doctests, so they stay true.
 #[cfg(doctest)]

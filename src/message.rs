@@ -2,10 +2,12 @@
 
 use std::fmt;
 
-use chrono::{DateTime, Datelike, NaiveDate, SecondsFormat, Timelike, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::de::{self, Deserializer};
 use serde::ser::{SerializeStruct, Serializer};
 use serde::{Deserialize, Serialize};
+
+use crate::codec::Rfc3339;
 
 /// One log line of one function instance.
 ///
@@ -17,18 +19,18 @@ use serde::{Deserialize, Serialize};
 /// Go writes: any offset, any fraction, missing fields as Go's zero values, and unknown
 /// fields ignored.
 ///
+/// Build one with [`Message::new`] and the `with_*` setters: the struct is
+/// `#[non_exhaustive]`, so that a field (a request id, say) can be added without breaking
+/// code that builds messages. Its fields stay public to read and to change.
+///
 /// ```
 /// use chrono::{TimeZone, Utc};
 /// use faas_logs::Message;
 ///
-/// let message = Message {
-///     name: "hello".into(),
-///     namespace: "openfaas-fn".into(),
-///     instance: "hello-1".into(),
-///     timestamp: Utc.with_ymd_and_hms(2019, 11, 10, 23, 0, 0).unwrap(),
-///     text: "Forking - node index.js".into(),
-///     stream: None,
-/// };
+/// let at = Utc.with_ymd_and_hms(2019, 11, 10, 23, 0, 0).unwrap();
+/// let message = Message::new("hello", at, "Forking - node index.js")
+///     .with_namespace("openfaas-fn")
+///     .with_instance("hello-1");
 /// assert_eq!(
 ///     serde_json::to_string(&message).unwrap(),
 ///     r#"{"name":"hello","namespace":"openfaas-fn","instance":"hello-1","timestamp":"2019-11-10T23:00:00Z","text":"Forking - node index.js"}"#,
@@ -39,6 +41,7 @@ use serde::{Deserialize, Serialize};
 /// );
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[non_exhaustive]
 pub struct Message {
     /// The function's name.
     #[serde(default)]
@@ -59,6 +62,64 @@ pub struct Message {
     /// extra `"stream"` field only when set, which Go decoders ignore.
     #[serde(default)]
     pub stream: Option<OutputStream>,
+}
+
+impl Message {
+    /// A line of function `name`, written at `timestamp`; namespace and instance empty
+    /// (a store or handler reads an empty namespace as its default), stream unknown.
+    #[must_use]
+    pub fn new(name: impl Into<String>, timestamp: DateTime<Utc>, text: impl Into<String>) -> Self {
+        Message {
+            name: name.into(),
+            namespace: String::new(),
+            instance: String::new(),
+            timestamp,
+            text: text.into(),
+            stream: None,
+        }
+    }
+
+    /// The same line with `name` as its function.
+    #[must_use]
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// The same line in `namespace`.
+    #[must_use]
+    pub fn with_namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// The same line from `instance`.
+    #[must_use]
+    pub fn with_instance(mut self, instance: impl Into<String>) -> Self {
+        self.instance = instance.into();
+        self
+    }
+
+    /// The same line written at `timestamp`.
+    #[must_use]
+    pub fn with_timestamp(mut self, timestamp: DateTime<Utc>) -> Self {
+        self.timestamp = timestamp;
+        self
+    }
+
+    /// The same message with `text`.
+    #[must_use]
+    pub fn with_text(mut self, text: impl Into<String>) -> Self {
+        self.text = text.into();
+        self
+    }
+
+    /// The same line, written to `stream`.
+    #[must_use]
+    pub fn with_stream(mut self, stream: OutputStream) -> Self {
+        self.stream = Some(stream);
+        self
+    }
 }
 
 /// The output a line was written to.
@@ -143,159 +204,13 @@ fn deserialize_timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc
     }
 }
 
-/// A timestamp written as Go's `time.Time` marshals it in UTC, without allocating.
-///
-/// Chrono's own serde path costs about twice as much per short line, so the hot encoder
-/// uses this instead.
-pub(crate) struct Rfc3339 {
-    buf: [u8; 40],
-    len: usize,
-}
-
-impl Rfc3339 {
-    pub(crate) fn new(ts: &DateTime<Utc>) -> Self {
-        let mut out = Rfc3339 {
-            buf: [0; 40],
-            len: 0,
-        };
-        let date = ts.date_naive();
-        let year = date.year();
-        if !(0..=9999).contains(&year) {
-            // Go refuses these years; chrono's text is the sensible answer.
-            let text = ts.to_rfc3339_opts(SecondsFormat::AutoSi, true);
-            let n = text.len().min(out.buf.len());
-            out.buf[..n].copy_from_slice(&text.as_bytes()[..n]);
-            out.len = n;
-            return out;
-        }
-        let time = ts.time();
-        let mut nanos = time.nanosecond();
-        let mut second = time.second();
-        if nanos >= 1_000_000_000 {
-            // chrono's leap second: write it as second 60, as RFC 3339 allows.
-            nanos -= 1_000_000_000;
-            second = 60;
-        }
-        let b = &mut out.buf;
-        put4(b, 0, year as u32);
-        b[4] = b'-';
-        put2(b, 5, date.month());
-        b[7] = b'-';
-        put2(b, 8, date.day());
-        b[10] = b'T';
-        put2(b, 11, time.hour());
-        b[13] = b':';
-        put2(b, 14, time.minute());
-        b[16] = b':';
-        put2(b, 17, second);
-        let mut len = 19;
-        if nanos != 0 {
-            b[19] = b'.';
-            let mut digits = 9;
-            while nanos % 10 == 0 {
-                nanos /= 10;
-                digits -= 1;
-            }
-            for i in (0..digits).rev() {
-                b[20 + i] = b'0' + (nanos % 10) as u8;
-                nanos /= 10;
-            }
-            len = 20 + digits;
-        }
-        b[len] = b'Z';
-        out.len = len + 1;
-        out
-    }
-
-    pub(crate) fn as_str(&self) -> &str {
-        // Only ASCII digits and punctuation, or chrono's own (valid UTF-8) text, are written.
-        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
-    }
-}
-
-fn put2(b: &mut [u8], at: usize, v: u32) {
-    b[at] = b'0' + (v / 10 % 10) as u8;
-    b[at + 1] = b'0' + (v % 10) as u8;
-}
-
-fn put4(b: &mut [u8], at: usize, v: u32) {
-    put2(b, at, v / 100);
-    put2(b, at + 2, v % 100);
-}
-
-/// The one rule for line endings, applied to every text from every path in (the handler,
-/// captured output, pushes, Docker): a message's text is one line, so one trailing `\n`
-/// is removed, then one trailing `\r` (of a `\r\n`, or left by a terminal).
-pub(crate) fn trim_line_end(text: &mut String) {
-    if text.ends_with('\n') {
-        text.pop();
-    }
-    if text.ends_with('\r') {
-        text.pop();
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
-
-    #[test]
-    fn a_leap_second_is_second_60() {
-        let leap = NaiveDate::from_ymd_opt(2016, 12, 31)
-            .and_then(|d| d.and_hms_nano_opt(23, 59, 59, 1_500_000_000))
-            .unwrap()
-            .and_utc();
-        assert_eq!(stamp(leap), "2016-12-31T23:59:60.5Z");
-    }
-
-    fn stamp(ts: DateTime<Utc>) -> String {
-        Rfc3339::new(&ts).as_str().to_owned()
-    }
-
-    #[test]
-    fn timestamp_trims_trailing_zeros_like_go() {
-        let base = Utc.with_ymd_and_hms(2023, 7, 4, 16, 32, 22).unwrap();
-        let cases = [
-            (0, "2023-07-04T16:32:22Z"),
-            (223_912_519, "2023-07-04T16:32:22.223912519Z"),
-            (120_000_000, "2023-07-04T16:32:22.12Z"),
-            (1, "2023-07-04T16:32:22.000000001Z"),
-            (100_000, "2023-07-04T16:32:22.0001Z"),
-        ];
-        for (nanos, want) in cases {
-            let ts = base + chrono::Duration::nanoseconds(nanos);
-            assert_eq!(stamp(ts), want);
-        }
-    }
-
-    #[test]
-    fn timestamp_matches_chrono_over_many_instants() {
-        // Compare with chrono's parser: our text must parse back to the same instant.
-        let mut t = Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).unwrap();
-        let step = chrono::Duration::seconds(86_400 * 37 + 3_661)
-            + chrono::Duration::nanoseconds(7_654_321);
-        while t.year() < 9999 {
-            let text = stamp(t);
-            let back = DateTime::parse_from_rfc3339(&text)
-                .unwrap()
-                .with_timezone(&Utc);
-            assert_eq!(back, t, "{text}");
-            t += step;
-        }
-    }
-
-    #[test]
-    fn out_of_range_years_do_not_panic() {
-        let far = DateTime::<Utc>::MAX_UTC;
-        assert!(stamp(far).ends_with('Z'));
-        assert!(stamp(DateTime::<Utc>::MIN_UTC).len() > 10);
-    }
-
     #[test]
     fn go_zero_time_round_trips() {
         let m: Message = serde_json::from_str("{}").unwrap();
-        assert_eq!(stamp(m.timestamp), "0001-01-01T00:00:00Z");
+        assert_eq!(Rfc3339::new(&m.timestamp).as_str(), "0001-01-01T00:00:00Z");
         let m: Message = serde_json::from_str(r#"{"timestamp":null}"#).unwrap();
         assert_eq!(m.timestamp, go_zero_time());
     }

@@ -329,6 +329,28 @@ fn parse_duration(value: &str) -> Option<chrono::Duration> {
     ))
 }
 
+/// A request's `since` and `instance` conditions on a message.
+#[derive(Debug, Clone)]
+pub(crate) struct Filter {
+    pub(crate) since: Option<DateTime<Utc>>,
+    /// `None` when every instance is wanted.
+    pub(crate) instance: Option<String>,
+}
+
+impl Filter {
+    pub(crate) fn new(request: &Request) -> Self {
+        Filter {
+            since: request.since,
+            instance: (!request.instance.is_empty()).then(|| request.instance.clone()),
+        }
+    }
+
+    pub(crate) fn wanted(&self, m: &crate::Message) -> bool {
+        self.since.is_none_or(|since| m.timestamp >= since)
+            && self.instance.as_deref().is_none_or(|i| m.instance == i)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,12 +3,14 @@
 use std::pin::Pin;
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use futures_core::Stream;
 
 use crate::{Error, Message, Request};
 
-/// One item of a backend's answer: a message, or the mark that history is over.
+/// One item of a backend's answer: a message, the mark that history is over, or a gap.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// A log line.
     Message(Message),
@@ -18,6 +20,19 @@ pub enum Event {
     /// `tail` counts only history and a non-follow response ends at once. A backend that
     /// never sends it still works; see [`Requester`] for what the handler assumes then.
     HistoryEnd,
+    /// Lines were lost here: the reader fell behind its source (a slow client of a
+    /// bounded store, say), which dropped them before they could be read.
+    ///
+    /// The handler shows it as a visible line of the function, so that neither a
+    /// person nor a program takes the stream for complete:
+    /// `[faas-logs] 1234 lines lost here: this reader fell behind the store`.
+    Gap {
+        /// How many lines were lost.
+        lost: u64,
+        /// Where the gap sits in timestamp order: when the first line after it was
+        /// written (or now, when none is known).
+        timestamp: DateTime<Utc>,
+    },
 }
 
 impl From<Message> for Event {
@@ -36,7 +51,7 @@ pub type LogStream = Pin<Box<dyn Stream<Item = Result<Event, Error>> + Send + 's
 /// A provider's connection to its log system.
 ///
 /// Implement [`query`](Requester::query) and hand the requester to
-/// [`LogHandler`](crate::LogHandler). The handler guarantees the contract of
+/// [`LogHandler`](crate::server::LogHandler). The handler guarantees the contract of
 /// `GET /system/logs` whatever the stream contains:
 ///
 /// - messages older than `since`, or from another `instance` when one is named, are dropped;
@@ -47,13 +62,17 @@ pub type LogStream = Pin<Box<dyn Stream<Item = Result<Event, Error>> + Send + 's
 /// So a backend may ignore every field of the [`Request`] except `name` (and `namespace`),
 /// though honouring them saves work.
 ///
+/// **What it does itself.** [`capabilities`](Requester::capabilities) tells the handler
+/// which of these a backend does already, so that it does not do them twice; see
+/// [`Capabilities`].
+///
 /// **Where history ends.** The stream should send [`Event::HistoryEnd`] once it has sent
 /// every message written before the query; a backend whose streams always do should say
-/// so with [`marks_history_end`](Requester::marks_history_end), and the handler then
-/// relies on the mark alone. Otherwise the handler also guesses: history ends at the
+/// so with [`Capabilities::marks_history_end`], and the handler then relies on the mark
+/// alone. Otherwise the handler also guesses: history ends at the
 /// first message stamped at or after the moment the request arrived,
 /// or when the stream ends; in a follow request with a `tail`, also when the stream has
-/// been quiet for [`LogHandler::history_quiet`](crate::LogHandler::history_quiet)
+/// been quiet for [`LogHandler::history_quiet`](crate::server::LogHandler::history_quiet)
 /// (100 ms by default). Without the mark, a backend's clock that runs ahead of the
 /// handler's can end a non-follow history early, so send it when you can.
 ///
@@ -88,22 +107,72 @@ pub trait Requester: Send + Sync + 'static {
     /// stream aborts a response that has already started.
     async fn query(&self, request: Request) -> Result<LogStream, Error>;
 
-    /// Whether this backend selects [`Request::instance`] itself, by a rule wider than the
-    /// handler's exact match on [`Message::instance`] (Docker accepts a container name or
-    /// an ID prefix). When true, the handler leaves instance filtering to the backend.
-    /// The default is false: the handler keeps only messages whose instance is the one
-    /// asked for.
-    fn selects_instance(&self) -> bool {
-        false
+    /// What this backend does itself, of what the handler would otherwise do; the
+    /// default is nothing, which is always correct.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::NONE
+    }
+}
+
+/// What a [`Requester`] does itself, from [`Requester::capabilities`]; the handler skips
+/// that work. Say only what holds for every stream of the backend.
+///
+/// Built from [`Capabilities::NONE`] with its `with_*` methods (it is `#[non_exhaustive]`,
+/// so that the next fact does not break existing backends):
+///
+/// ```
+/// use faas_logs::Capabilities;
+///
+/// let store_like = Capabilities::NONE.with_history_end().with_exact_tail();
+/// assert!(store_like.marks_history_end && store_like.applies_tail);
+/// assert!(!store_like.selects_instance);
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub struct Capabilities {
+    /// The backend selects [`Request::instance`] itself, by a rule wider than the
+    /// handler's exact match on [`Message::instance`] (Docker accepts a container name
+    /// or an ID prefix): the handler leaves instance filtering to it. When false, the
+    /// handler keeps only messages whose instance is the one asked for.
+    pub selects_instance: bool,
+    /// Every stream sends [`Event::HistoryEnd`]: the handler trusts the mark alone and
+    /// guesses nothing from timestamps or pauses. A non-follow response of a stream that
+    /// never sends it would then last until the stream ends or the timeout.
+    pub marks_history_end: bool,
+    /// The history of every stream is exactly what `tail` asks for: at most `tail`
+    /// messages, the newest of those that match `since` and `instance`, in timestamp
+    /// order. The handler then passes history on as it comes instead of holding the
+    /// newest `tail` in memory to sort them.
+    pub applies_tail: bool,
+}
+
+impl Capabilities {
+    /// Nothing: the handler does all the work, whatever the backend.
+    pub const NONE: Capabilities = Capabilities {
+        selects_instance: false,
+        marks_history_end: false,
+        applies_tail: false,
+    };
+
+    /// With [`Capabilities::selects_instance`].
+    #[must_use]
+    pub const fn with_instance_selection(mut self) -> Self {
+        self.selects_instance = true;
+        self
     }
 
-    /// Whether every stream of this backend sends [`Event::HistoryEnd`]. When true the
-    /// handler trusts the mark alone; when false (the default) it also guesses where
-    /// history ends, as the trait's documentation says. Say true only if it holds: a
-    /// non-follow response of a stream that never sends the mark then lasts until the
-    /// stream ends or the timeout.
-    fn marks_history_end(&self) -> bool {
-        false
+    /// With [`Capabilities::marks_history_end`].
+    #[must_use]
+    pub const fn with_history_end(mut self) -> Self {
+        self.marks_history_end = true;
+        self
+    }
+
+    /// With [`Capabilities::applies_tail`].
+    #[must_use]
+    pub const fn with_exact_tail(mut self) -> Self {
+        self.applies_tail = true;
+        self
     }
 }
 
@@ -113,12 +182,8 @@ impl<R: Requester + ?Sized> Requester for Box<R> {
         (**self).query(request).await
     }
 
-    fn selects_instance(&self) -> bool {
-        (**self).selects_instance()
-    }
-
-    fn marks_history_end(&self) -> bool {
-        (**self).marks_history_end()
+    fn capabilities(&self) -> Capabilities {
+        (**self).capabilities()
     }
 }
 
@@ -128,11 +193,7 @@ impl<R: Requester + ?Sized> Requester for Arc<R> {
         (**self).query(request).await
     }
 
-    fn selects_instance(&self) -> bool {
-        (**self).selects_instance()
-    }
-
-    fn marks_history_end(&self) -> bool {
-        (**self).marks_history_end()
+    fn capabilities(&self) -> Capabilities {
+        (**self).capabilities()
     }
 }

@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use common::*;
-use faas_logs::{DockerRequester, LogHandler, Message, OutputStream};
+use faas_logs::docker::DockerRequester;
+use faas_logs::server::LogHandler;
+use faas_logs::{Message, OutputStream};
 
 const IMAGE: &str = "faas-logs-busybox:1";
 

@@ -8,7 +8,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use common::*;
-use faas_logs::{async_trait, Error, Event, LogHandler, LogStream, Request, Requester};
+use faas_logs::server::LogHandler;
+use faas_logs::{async_trait, Capabilities, Error, Event, LogStream, Request, Requester};
 use futures::StreamExt;
 use http_body_util::BodyExt;
 
@@ -30,8 +31,12 @@ impl Requester for Endless {
         Ok(Box::pin(mark.chain(lines)))
     }
 
-    fn marks_history_end(&self) -> bool {
-        self.marked
+    fn capabilities(&self) -> Capabilities {
+        if self.marked {
+            Capabilities::NONE.with_history_end()
+        } else {
+            Capabilities::NONE
+        }
     }
 }
 
@@ -205,8 +210,8 @@ impl Requester for Panicking {
         ))
     }
 
-    fn marks_history_end(&self) -> bool {
-        true
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::NONE.with_history_end()
     }
 }
 

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
-use faas_logs::{Error, LogHandler, Message};
+use faas_logs::server::LogHandler;
+use faas_logs::{Error, Message};
 use http_body_util::BodyExt;
 
 /// Sends one request and returns its status, headers and parsed JSON body.
@@ -164,7 +165,7 @@ async fn bad_post_bodies_are_refused_with_json_errors() {
 
     let big = format!(
         r#"{{"name":"f","pad":"{}"}}"#,
-        "x".repeat(faas_logs::MAX_BODY_BYTES)
+        "x".repeat(faas_logs::server::MAX_BODY_BYTES)
     );
     let (status, _, json) = call(addr, "POST", "/system/logs", big.as_bytes()).await;
     assert_eq!(status, 413);
@@ -265,7 +266,8 @@ fn go_html_escapes_offsets_and_extra_fields_are_read() {
         r#"{"name":"web","namespace":"ns","instance":"web-1","timestamp":"2024-05-01T12:00:00.5Z","text":"<h1> & done","stream":"stderr"}"#
     );
     // Without a stream, exactly Go's five fields.
-    let plain = Message { stream: None, ..m };
+    let mut plain = m;
+    plain.stream = None;
     assert!(serde_json::to_string(&plain)
         .unwrap()
         .ends_with(r#""text":"<h1> & done"}"#));

@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
 use common::*;
-use faas_logs::{Error, Event, LogHandler};
+use faas_logs::server::LogHandler;
+use faas_logs::{Error, Event};
 
 #[tokio::test]
 async fn tail_sends_the_newest_messages_in_timestamp_order() {

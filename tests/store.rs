@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use chrono::{SecondsFormat, Utc};
 use common::*;
-use faas_logs::{Event, LogHandler, LogStore, Message, Request, StoreLimits};
+use faas_logs::server::LogHandler;
+use faas_logs::store::{LogStore, StoreLimits};
+use faas_logs::{Event, Message, Request};
 use futures::StreamExt;
 
 fn limits(max_messages: usize, max_bytes: usize) -> StoreLimits {
@@ -26,14 +28,7 @@ async fn serve_store(store: &LogStore) -> std::net::SocketAddr {
 
 /// A line of writer `w`, number `i`, stamped now.
 fn written(w: usize, i: usize) -> Message {
-    Message {
-        name: "f".into(),
-        namespace: String::new(),
-        instance: format!("f-{w}"),
-        timestamp: Utc::now(),
-        text: format!("{w}:{i}"),
-        stream: None,
-    }
+    Message::new("f", Utc::now(), format!("{w}:{i}")).with_instance(format!("f-{w}"))
 }
 
 fn writer_and_count(m: &Message) -> (usize, usize) {
@@ -184,14 +179,18 @@ async fn a_reader_that_falls_behind_the_ring_is_told_how_many_lines_it_lost() {
     for i in 0..1_000 {
         store.append(written(0, i)).unwrap();
     }
-    let Some(Ok(Event::Message(notice))) = reader.next().await else {
-        panic!("expected the gap notice first");
+    let Some(Ok(Event::Gap { lost, timestamp })) = reader.next().await else {
+        panic!("expected the gap first");
+    };
+    assert_eq!(lost, 900);
+    let oldest_left = store.read(&Request::new("f")).unwrap().next().await;
+    let Some(Ok(Event::Message(oldest_left))) = oldest_left else {
+        panic!("the ring holds lines");
     };
     assert_eq!(
-        notice.text,
-        "[faas-logs] 900 lines lost here: this reader fell behind the store"
+        timestamp, oldest_left.timestamp,
+        "the gap sits before the oldest line left"
     );
-    assert_eq!(notice.name, "f");
     assert_eq!(reader.next().await.unwrap().unwrap(), Event::HistoryEnd);
     for i in 900..1_000 {
         let Some(Ok(Event::Message(m))) = reader.next().await else {
@@ -224,10 +223,8 @@ async fn a_slow_http_follower_sees_a_visible_gap_and_every_line_it_was_not_told_
             lost += rest.split(' ').next().unwrap().parse::<usize>().unwrap();
             continue;
         }
-        let (_, i) = writer_and_count(&Message {
-            text: m.text.trim_end_matches('x').to_owned(),
-            ..m
-        });
+        let text = m.text.trim_end_matches('x').to_owned();
+        let (_, i) = writer_and_count(&m.with_text(text));
         assert!(last.is_none_or(|l| i > l), "lines stay in order");
         last = Some(i);
         received += 1;

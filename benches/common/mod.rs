@@ -5,7 +5,8 @@
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 
-use faas_logs::{LogHandler, Requester};
+use faas_logs::server::LogHandler;
+use faas_logs::Requester;
 use hyper_util::rt::TokioIo;
 
 /// Serves `handler` on a fresh 127.0.0.1 port from a spawned task; returns the address.

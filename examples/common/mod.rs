@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use base64::Engine;
 use bytes::Bytes;
-use faas_logs::LogBody;
+use faas_logs::server::LogBody;
 use http_body_util::{BodyExt, Either, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};

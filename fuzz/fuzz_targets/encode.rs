@@ -3,8 +3,10 @@
 //! 12 bytes make the timestamp; the rest, split at 0x01 bytes, the strings.
 #![no_main]
 
+use bytes::BytesMut;
 use chrono::DateTime;
-use faas_logs::{fuzzing::encode, Message, OutputStream};
+use faas_logs::codec::encode_message;
+use faas_logs::{Message, OutputStream};
 use libfuzzer_sys::fuzz_target;
 
 /// Seconds up to the end of year 9999, the last RFC 3339 can write.
@@ -22,19 +24,17 @@ fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(rest);
     let mut parts = text.splitn(4, '\u{1}');
     let mut next = || parts.next().unwrap_or("").to_owned();
-    let message = Message {
-        name: next(),
-        namespace: next(),
-        instance: next(),
-        timestamp,
-        text: next(),
-        stream: match head[0] % 3 {
-            0 => None,
-            1 => Some(OutputStream::Stdout),
-            _ => Some(OutputStream::Stderr),
-        },
+    let mut message = Message::new(next(), timestamp, "")
+        .with_namespace(next())
+        .with_instance(next())
+        .with_text(next());
+    message.stream = match head[0] % 3 {
+        0 => None,
+        1 => Some(OutputStream::Stdout),
+        _ => Some(OutputStream::Stderr),
     };
-    let line = encode(&message);
+    let mut line = BytesMut::new();
+    encode_message(&message, &mut line);
     assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1);
     assert_eq!(line.last(), Some(&b'\n'));
     assert!(!line.iter().any(|b| matches!(b, b'<' | b'>' | b'&')));

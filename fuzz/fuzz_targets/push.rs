@@ -3,7 +3,7 @@
 //! it, and the store holds something exactly when a line was stored.
 #![no_main]
 
-use faas_logs::{LogStore, StoreLimits, MAX_LISTED_REJECTIONS};
+use faas_logs::store::{LogStore, StoreLimits, MAX_LISTED_REJECTIONS};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -77,6 +77,29 @@ pub(crate) struct Client {
     version: OnceCell<String>,
 }
 
+/// A failed request to the daemon, in the two kinds the backend acts on differently.
+pub(crate) enum ApiError {
+    /// The daemon answered 404: what was asked about (a container) does not exist, or no
+    /// longer does.
+    Gone(Error),
+    /// The daemon is out of reach, refused, or answered something unexpected.
+    Failed(Error),
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        ApiError::Failed(e)
+    }
+}
+
+impl From<ApiError> for Error {
+    fn from(e: ApiError) -> Self {
+        match e {
+            ApiError::Gone(e) | ApiError::Failed(e) => e,
+        }
+    }
+}
+
 /// A streaming response body together with the connection that feeds it.
 pub(crate) struct Response {
     pub(crate) status: http::StatusCode,
@@ -125,7 +148,7 @@ impl Response {
     }
 
     /// Turns a non-2xx answer into an error with the daemon's message.
-    pub(crate) async fn ok(self) -> Result<Response, Error> {
+    pub(crate) async fn ok(self) -> Result<Response, ApiError> {
         if self.status.is_success() {
             return Ok(self);
         }
@@ -139,8 +162,10 @@ impl Response {
             .map(|m| m.message)
             .unwrap_or_else(|_| String::from_utf8_lossy(&body).trim().to_owned());
         Err(match status.as_u16() {
-            404 => Error::not_found(message),
-            _ => Error::other(format!("the Docker daemon answered {status}: {message}")),
+            404 => ApiError::Gone(Error::not_found(message)),
+            _ => ApiError::Failed(Error::other(format!(
+                "the Docker daemon answered {status}: {message}"
+            ))),
         })
     }
 }
@@ -197,7 +222,7 @@ impl Client {
     pub(crate) async fn get_json<T: DeserializeOwned>(
         &self,
         path_and_query: &str,
-    ) -> Result<T, Error> {
+    ) -> Result<T, ApiError> {
         let bytes = self
             .get(path_and_query)
             .await?
@@ -206,10 +231,12 @@ impl Client {
             .bytes(16 << 20)
             .await?;
         serde_json::from_slice(&bytes).map_err(|e| {
-            Error::other(format!(
-                "unexpected answer from the Docker daemon to {path_and_query}"
-            ))
-            .with_source(e)
+            ApiError::Failed(
+                Error::other(format!(
+                    "unexpected answer from the Docker daemon to {path_and_query}"
+                ))
+                .with_source(e),
+            )
         })
     }
 
@@ -228,7 +255,7 @@ impl Client {
             #[serde(rename = "ApiVersion")]
             api_version: String,
         }
-        let server: Version = self.get_json("/version").await?;
+        let server: Version = self.get_json("/version").await.map_err(Error::from)?;
         let parsed = server
             .api_version
             .split_once('.')

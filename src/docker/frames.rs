@@ -1,28 +1,70 @@
-//! Docker's log streams turned into lines: the multiplexed framing of non-TTY containers,
-//! the raw stream of TTY containers, `timestamps=1` prefixes, and the 16 KiB pieces that
-//! the json-file and local drivers split long lines into.
+//! Docker's log streams as lines: [`tokio_util::codec`] decoders for the multiplexed
+//! framing of non-TTY containers ([`Multiplexed`]) and the raw stream of TTY containers
+//! ([`Raw`]), both read with `timestamps=1`, joining the 16 KiB pieces that the json-file
+//! and local drivers split long lines into.
+//!
+//! The backend reads container logs with them; they are public for providers that read
+//! `GET /containers/{id}/logs` themselves.
+//!
+//! ```
+//! use bytes::BytesMut;
+//! use faas_logs::docker::frames::Multiplexed;
+//! use faas_logs::OutputStream;
+//! use tokio_util::codec::Decoder;
+//!
+//! // One stderr frame: type 2, three zero bytes, the payload's length big-endian.
+//! let payload = b"2024-03-01T12:00:00.123456789Z disk full\n";
+//! let mut buf = BytesMut::from(&[2, 0, 0, 0, 0, 0, 0, payload.len() as u8][..]);
+//! buf.extend_from_slice(payload);
+//! let line = Multiplexed::new().decode(&mut buf).unwrap().unwrap();
+//! assert_eq!((line.stream, line.text.as_str()), (OutputStream::Stderr, "disk full"));
+//! ```
+
+use std::collections::VecDeque;
 
 use bytes::{Buf, BytesMut};
 use chrono::{DateTime, Utc};
+use tokio_util::codec::Decoder;
 
-use crate::ingest::line_text;
-use crate::{Error, OutputStream};
+use crate::codec::line_text;
+use crate::OutputStream;
 
 /// The size of the pieces Docker's log drivers cut a long line into.
 const PIECE: usize = 16 * 1024;
 
-/// The longest line kept whole after joining pieces; the rest is dropped with a marker.
-pub(crate) const MAX_JOINED: usize = 1 << 20;
+/// The longest line kept whole after joining pieces; the rest is dropped with the marker
+/// ` [faas-logs: line cut at N bytes]`.
+pub const MAX_JOINED: usize = 1 << 20;
 
 /// A frame larger than this is taken for a corrupt stream rather than allocated.
 const MAX_FRAME: usize = 16 << 20;
 
-/// One complete log line.
+/// One complete log line of a container.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Line {
+#[non_exhaustive]
+pub struct Line {
+    /// The daemon's timestamp of the line (of its first piece, for a joined line); now,
+    /// for an entry that has none.
     pub timestamp: DateTime<Utc>,
+    /// The output it was written to; always stdout for a TTY.
     pub stream: OutputStream,
+    /// The text: line ending removed, invalid UTF-8 replaced by U+FFFD.
     pub text: String,
+}
+
+/// Why a Docker log stream was refused. Lines decoded before it are good.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrameError {
+    /// Bytes that are not Docker's framing: the stream is corrupt.
+    #[error("malformed Docker log stream: {0}")]
+    Malformed(String),
+    /// The daemon wrote an error into the stream (its type-3 frame).
+    #[error("the Docker daemon reported an error in the log stream: {0}")]
+    Daemon(String),
+    /// Reading the stream failed.
+    #[error("reading the Docker log stream failed")]
+    Io(#[from] std::io::Error),
 }
 
 /// Splits `TIMESTAMP SP rest`; `None` when the prefix is not an RFC 3339 time.
@@ -110,7 +152,7 @@ struct FramedLines {
 }
 
 impl FramedLines {
-    fn frame(&mut self, payload: &[u8], out: &mut Vec<Line>) {
+    fn frame(&mut self, payload: &[u8], out: &mut VecDeque<Line>) {
         let (timestamp, content) = match split_timestamp(payload) {
             Some(split) => split,
             None => {
@@ -129,135 +171,188 @@ impl FramedLines {
             partial.extend(segment);
             if !last {
                 if let Some(done) = self.partial.take() {
-                    out.push(done.into_line(self.stream));
+                    out.push_back(done.into_line(self.stream));
                 }
             }
         }
     }
 
-    fn finish(&mut self, out: &mut Vec<Line>) {
+    fn finish(&mut self, out: &mut VecDeque<Line>) {
         if let Some(partial) = self.partial.take() {
-            out.push(partial.into_line(self.stream));
+            out.push_back(partial.into_line(self.stream));
         }
     }
 }
 
-/// Lines of a non-TTY container's multiplexed stream: 8-byte headers (type, three zero
-/// bytes, big-endian length) and payloads. Never split on newlines: a length byte can be
-/// one.
-pub(crate) struct Multiplexed {
-    buf: BytesMut,
+/// A [`Decoder`] of a non-TTY container's multiplexed stream: 8-byte headers (type, three
+/// zero bytes, big-endian length) and payloads. It never splits on newlines (a length
+/// byte can be one); a daemon error frame or a malformed header is a [`FrameError`], and
+/// so is a stream that ends inside a frame.
+pub struct Multiplexed {
     stdout: FramedLines,
     stderr: FramedLines,
+    /// Lines decoded and not yet returned (a payload can hold several).
+    ready: VecDeque<Line>,
+    /// Set once the end of the stream flushed the unfinished lines.
+    finished: bool,
+}
+
+impl std::fmt::Debug for Multiplexed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Multiplexed").finish_non_exhaustive()
+    }
+}
+
+impl Default for Multiplexed {
+    fn default() -> Self {
+        Multiplexed::new()
+    }
 }
 
 impl Multiplexed {
-    pub(crate) fn new() -> Self {
+    /// A decoder at the start of a stream.
+    #[must_use]
+    pub fn new() -> Self {
+        let output = |stream| FramedLines {
+            stream,
+            partial: None,
+        };
         Multiplexed {
-            buf: BytesMut::new(),
-            stdout: FramedLines {
-                stream: OutputStream::Stdout,
-                partial: None,
-            },
-            stderr: FramedLines {
-                stream: OutputStream::Stderr,
-                partial: None,
-            },
+            stdout: output(OutputStream::Stdout),
+            stderr: output(OutputStream::Stderr),
+            ready: VecDeque::new(),
+            finished: false,
         }
     }
 
-    /// Feeds bytes of the stream; complete lines are appended to `out`.
-    pub(crate) fn push(&mut self, bytes: &[u8], out: &mut Vec<Line>) -> Result<(), Error> {
-        self.buf.extend_from_slice(bytes);
-        while self.buf.len() >= 8 {
-            let header = &self.buf[..8];
-            if header[1..4] != [0, 0, 0] {
-                return Err(Error::other(
-                    "malformed Docker log stream: a frame header's padding is not zero",
-                ));
+    /// Takes one frame off `buf`, if a whole one is there; returns whether it did.
+    fn frame(&mut self, buf: &mut BytesMut) -> Result<bool, FrameError> {
+        if buf.len() < 8 {
+            return Ok(false);
+        }
+        let header = &buf[..8];
+        if header[1..4] != [0, 0, 0] {
+            return Err(FrameError::Malformed(
+                "a frame header's padding is not zero".into(),
+            ));
+        }
+        let kind = header[0];
+        let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
+        if len > MAX_FRAME {
+            return Err(FrameError::Malformed(format!("a frame of {len} bytes")));
+        }
+        if buf.len() < 8 + len {
+            buf.reserve(8 + len - buf.len());
+            return Ok(false);
+        }
+        buf.advance(8);
+        let payload = buf.split_to(len);
+        match kind {
+            0 | 1 => self.stdout.frame(&payload, &mut self.ready),
+            2 => self.stderr.frame(&payload, &mut self.ready),
+            3 => {
+                let text = String::from_utf8_lossy(&payload);
+                return Err(FrameError::Daemon(text.trim_end().to_owned()));
             }
-            let kind = header[0];
-            let len = u32::from_be_bytes([header[4], header[5], header[6], header[7]]) as usize;
-            if len > MAX_FRAME {
-                return Err(Error::other(format!(
-                    "malformed Docker log stream: a frame of {len} bytes"
-                )));
-            }
-            if self.buf.len() < 8 + len {
-                self.buf.reserve(8 + len - self.buf.len());
-                break;
-            }
-            self.buf.advance(8);
-            let payload = self.buf.split_to(len);
-            match kind {
-                0 | 1 => self.stdout.frame(&payload, out),
-                2 => self.stderr.frame(&payload, out),
-                3 => {
-                    let text = String::from_utf8_lossy(&payload);
-                    return Err(Error::other(format!(
-                        "the Docker daemon reported an error in the log stream: {}",
-                        text.trim_end()
-                    )));
-                }
-                other => {
-                    return Err(Error::other(format!(
-                        "malformed Docker log stream: unknown stream type {other}"
-                    )))
-                }
+            other => {
+                return Err(FrameError::Malformed(format!(
+                    "unknown stream type {other}"
+                )))
             }
         }
-        Ok(())
-    }
-
-    /// The stream ended: what is left of a line is a line; half a frame is an error.
-    pub(crate) fn finish(&mut self, out: &mut Vec<Line>) -> Result<(), Error> {
-        self.stdout.finish(out);
-        self.stderr.finish(out);
-        if self.buf.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::other(format!(
-                "the Docker log stream ended inside a frame ({} bytes left)",
-                self.buf.len()
-            )))
-        }
+        Ok(true)
     }
 }
 
-/// Lines of a TTY container's raw stream: `TIMESTAMP SP text\r\n` entries back to back. A
-/// line longer than 16 KiB arrives as pieces of exactly 16 KiB, each behind its own
-/// timestamp; those timestamps are recognised only at those exact offsets.
-pub(crate) struct Raw {
-    buf: BytesMut,
+impl Decoder for Multiplexed {
+    type Item = Line;
+    type Error = FrameError;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Line>, FrameError> {
+        loop {
+            if let Some(line) = self.ready.pop_front() {
+                return Ok(Some(line));
+            }
+            if !self.frame(buf)? {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// What is left of a line is a line; half a frame is an error, after those lines.
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Line>, FrameError> {
+        if let Some(line) = self.decode(buf)? {
+            return Ok(Some(line));
+        }
+        if !std::mem::replace(&mut self.finished, true) {
+            self.stdout.finish(&mut self.ready);
+            self.stderr.finish(&mut self.ready);
+        }
+        if let Some(line) = self.ready.pop_front() {
+            return Ok(Some(line));
+        }
+        if buf.is_empty() {
+            return Ok(None);
+        }
+        let left = buf.len();
+        buf.clear();
+        Err(FrameError::Malformed(format!(
+            "the stream ended inside a frame ({left} bytes left)"
+        )))
+    }
+}
+
+/// A [`Decoder`] of a TTY container's raw stream: `TIMESTAMP SP text\r\n` entries back
+/// to back. A line longer than 16 KiB arrives as pieces of exactly 16 KiB, each behind
+/// its own timestamp; those timestamps are recognised only at those exact offsets. Any
+/// bytes are lines: it never fails.
+pub struct Raw {
     partial: Option<Partial>,
     /// Bytes of the current piece; `None` once a piece boundary turned out not to be one.
     piece: Option<usize>,
 }
 
+impl std::fmt::Debug for Raw {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Raw").finish_non_exhaustive()
+    }
+}
+
+impl Default for Raw {
+    fn default() -> Self {
+        Raw::new()
+    }
+}
+
 impl Raw {
-    pub(crate) fn new() -> Self {
+    /// A decoder at the start of a stream.
+    #[must_use]
+    pub fn new() -> Self {
         Raw {
-            buf: BytesMut::new(),
             partial: None,
             piece: Some(0),
         }
     }
+}
 
-    pub(crate) fn push(&mut self, bytes: &[u8], out: &mut Vec<Line>) {
-        self.buf.extend_from_slice(bytes);
+impl Decoder for Raw {
+    type Item = Line;
+    type Error = FrameError;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<Line>, FrameError> {
         loop {
             let Some(partial) = self.partial.as_mut() else {
                 // At the start of an entry: its timestamp first.
-                let Some(space) = self.buf.iter().take(40).position(|&b| b == b' ') else {
-                    if self.buf.len() < 40 {
-                        return; // wait for the rest of the timestamp
+                let Some(space) = buf.iter().take(40).position(|&b| b == b' ') else {
+                    if buf.len() < 40 {
+                        return Ok(None); // wait for the rest of the timestamp
                     }
                     self.partial = Some(Partial::new(Utc::now()));
                     continue;
                 };
-                let ts = split_timestamp(&self.buf).map(|(ts, _)| ts);
+                let ts = split_timestamp(buf).map(|(ts, _)| ts);
                 if ts.is_some() {
-                    self.buf.advance(space + 1);
+                    buf.advance(space + 1);
                 }
                 self.partial = Some(Partial::new(ts.unwrap_or_else(Utc::now)));
                 self.piece = Some(0);
@@ -267,10 +362,10 @@ impl Raw {
                 Some(n) if n < PIECE => PIECE - n,
                 Some(_) => {
                     // At a piece boundary: another timestamp here means the line goes on.
-                    match self.buf.iter().take(40).position(|&b| b == b' ') {
-                        None if self.buf.len() < 40 => return,
-                        Some(space) if split_timestamp(&self.buf).is_some() => {
-                            self.buf.advance(space + 1);
+                    match buf.iter().take(40).position(|&b| b == b' ') {
+                        None if buf.len() < 40 => return Ok(None),
+                        Some(space) if split_timestamp(buf).is_some() => {
+                            buf.advance(space + 1);
                             self.piece = Some(0);
                         }
                         _ => self.piece = None,
@@ -279,42 +374,77 @@ impl Raw {
                 }
                 None => usize::MAX,
             };
-            let window = &self.buf[..self.buf.len().min(room)];
+            let window = &buf[..buf.len().min(room)];
             if let Some(i) = window.iter().position(|&b| b == b'\n') {
-                partial.extend(&self.buf[..i]);
-                self.buf.advance(i + 1);
+                partial.extend(&buf[..i]);
+                buf.advance(i + 1);
                 if let Some(done) = self.partial.take() {
-                    out.push(done.into_line(OutputStream::Stdout));
+                    return Ok(Some(done.into_line(OutputStream::Stdout)));
                 }
                 continue;
             }
             let n = window.len();
             if n == 0 {
-                return;
+                return Ok(None);
             }
-            partial.extend(&self.buf[..n]);
-            self.buf.advance(n);
+            partial.extend(&buf[..n]);
+            buf.advance(n);
             if let Some(piece) = self.piece.as_mut() {
                 *piece += n;
             }
         }
     }
 
-    pub(crate) fn finish(&mut self, out: &mut Vec<Line>) {
-        if !self.buf.is_empty() {
-            let rest = self.buf.split();
+    /// What is left is the last line.
+    fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<Line>, FrameError> {
+        if let Some(line) = self.decode(buf)? {
+            return Ok(Some(line));
+        }
+        if !buf.is_empty() {
+            let rest = buf.split();
             let partial = self.partial.get_or_insert_with(|| Partial::new(Utc::now()));
             partial.extend(&rest);
         }
-        if let Some(partial) = self.partial.take() {
-            out.push(partial.into_line(OutputStream::Stdout));
-        }
+        Ok(self
+            .partial
+            .take()
+            .map(|partial| partial.into_line(OutputStream::Stdout)))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Feeds a decoder as a reader would: bytes in, lines out.
+    struct Feed<D> {
+        decoder: D,
+        buf: BytesMut,
+    }
+
+    impl<D: Decoder<Item = Line, Error = FrameError>> Feed<D> {
+        fn push(&mut self, bytes: &[u8], out: &mut Vec<Line>) -> Result<(), FrameError> {
+            self.buf.extend_from_slice(bytes);
+            while let Some(line) = self.decoder.decode(&mut self.buf)? {
+                out.push(line);
+            }
+            Ok(())
+        }
+
+        fn finish(&mut self, out: &mut Vec<Line>) -> Result<(), FrameError> {
+            while let Some(line) = self.decoder.decode_eof(&mut self.buf)? {
+                out.push(line);
+            }
+            Ok(())
+        }
+    }
+
+    fn feed<D>(decoder: D) -> Feed<D> {
+        Feed {
+            decoder,
+            buf: BytesMut::new(),
+        }
+    }
 
     fn frame(kind: u8, payload: &[u8]) -> Vec<u8> {
         let mut f = vec![kind, 0, 0, 0];
@@ -344,7 +474,7 @@ mod tests {
         assert_eq!(&newline_len[6..8], b"\n\n");
         stream.extend_from_slice(&newline_len);
         // Fed one byte at a time, so that every boundary is crossed.
-        let mut demux = Multiplexed::new();
+        let mut demux = feed(Multiplexed::new());
         let mut out = Vec::new();
         for b in &stream {
             demux.push(std::slice::from_ref(b), &mut out).unwrap();
@@ -394,7 +524,7 @@ mod tests {
             format!("{later} {}", "b".repeat(PIECE)).as_bytes(),
         ));
         stream.extend(frame(1, format!("{later} tail\r\n").as_bytes()));
-        let mut demux = Multiplexed::new();
+        let mut demux = feed(Multiplexed::new());
         let mut out = Vec::new();
         demux.push(&stream, &mut out).unwrap();
         demux.finish(&mut out).unwrap();
@@ -411,7 +541,9 @@ mod tests {
         let mut stream = frame(1, format!("{TS} fine\n").as_bytes());
         stream.extend(frame(3, b"log driver failed\n"));
         let mut out = Vec::new();
-        let e = Multiplexed::new().push(&stream, &mut out).unwrap_err();
+        let e = feed(Multiplexed::new())
+            .push(&stream, &mut out)
+            .unwrap_err();
         assert_eq!(texts(&out), ["fine"]);
         assert!(e.to_string().ends_with("log driver failed"), "{e}");
     }
@@ -419,16 +551,16 @@ mod tests {
     #[test]
     fn malformed_streams_are_errors_not_panics() {
         let mut out = Vec::new();
-        assert!(Multiplexed::new()
+        assert!(feed(Multiplexed::new())
             .push(&[1, 9, 0, 0, 0, 0, 0, 1, b'x'], &mut out)
             .is_err());
-        assert!(Multiplexed::new()
+        assert!(feed(Multiplexed::new())
             .push(&[7, 0, 0, 0, 0, 0, 0, 1, b'x'], &mut out)
             .is_err());
-        assert!(Multiplexed::new()
+        assert!(feed(Multiplexed::new())
             .push(&[1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff], &mut out)
             .is_err());
-        let mut demux = Multiplexed::new();
+        let mut demux = feed(Multiplexed::new());
         demux
             .push(&[1, 0, 0, 0, 0, 0, 0, 9, b'x'], &mut out)
             .unwrap();
@@ -442,10 +574,10 @@ mod tests {
                     (seed >> 16) as u8 % 4
                 })
                 .collect();
-            let _ = Multiplexed::new().push(&junk, &mut out);
-            let mut raw = Raw::new();
-            raw.push(&junk, &mut out);
-            raw.finish(&mut out);
+            let _ = feed(Multiplexed::new()).push(&junk, &mut out);
+            let mut raw = feed(Raw::new());
+            raw.push(&junk, &mut out).unwrap();
+            raw.finish(&mut out).unwrap();
         }
     }
 
@@ -456,12 +588,12 @@ mod tests {
             "{TS} one\r\n{TS} {piece}{TS} {piece}{TS} end\r\n{TS} has {TS} inside\r\n{TS} last"
         );
         for chunk in [1, 7, 4096, stream.len()] {
-            let mut raw = Raw::new();
+            let mut raw = feed(Raw::new());
             let mut out = Vec::new();
             for part in stream.as_bytes().chunks(chunk) {
-                raw.push(part, &mut out);
+                raw.push(part, &mut out).unwrap();
             }
-            raw.finish(&mut out);
+            raw.finish(&mut out).unwrap();
             assert_eq!(out.len(), 4, "chunk {chunk}");
             assert_eq!(out[0].text, "one");
             assert_eq!(out[1].text, format!("{piece}{piece}end"));
@@ -472,7 +604,7 @@ mod tests {
 
     #[test]
     fn joined_lines_are_bounded() {
-        let mut demux = Multiplexed::new();
+        let mut demux = feed(Multiplexed::new());
         let mut out = Vec::new();
         for _ in 0..(MAX_JOINED / PIECE + 2) {
             demux

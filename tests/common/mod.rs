@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use chrono::{DateTime, TimeZone, Utc};
-use faas_logs::{async_trait, Error, Event, LogHandler, LogStream, Message, Request, Requester};
+use faas_logs::server::LogHandler;
+use faas_logs::{async_trait, Capabilities, Error, Event, LogStream, Message, Request, Requester};
 use futures::{Stream, StreamExt};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -167,14 +168,9 @@ pub(crate) async fn within<F: std::future::Future>(f: F) -> F::Output {
 
 /// A message of function `f` from `instance`, `ms` milliseconds after `base()`.
 pub(crate) fn message(instance: &str, ms: i64, text: &str) -> Message {
-    Message {
-        name: "f".into(),
-        namespace: "openfaas-fn".into(),
-        instance: instance.into(),
-        timestamp: base() + chrono::Duration::milliseconds(ms),
-        text: text.into(),
-        stream: None,
-    }
+    Message::new("f", base() + chrono::Duration::milliseconds(ms), text)
+        .with_namespace("openfaas-fn")
+        .with_instance(instance)
 }
 
 pub(crate) fn base() -> DateTime<Utc> {
@@ -300,8 +296,12 @@ impl Requester for Scripted {
         }))
     }
 
-    fn marks_history_end(&self) -> bool {
-        self.trusted_mark
+    fn capabilities(&self) -> Capabilities {
+        if self.trusted_mark {
+            Capabilities::NONE.with_history_end()
+        } else {
+            Capabilities::NONE
+        }
     }
 }
 

@@ -3,23 +3,20 @@
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
-use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
-use std::task::{Context, Poll, Waker};
+use std::task::Waker;
 
 use chrono::{DateTime, Utc};
-use futures_core::Stream;
 
-use crate::semantics::Filter;
-use crate::{Error, Event, LogStream, Message, Request, Requester};
+mod ingest;
+mod reader;
 
-/// How much one reader copies out of a ring per lock: bounds both the lock's hold time and
-/// the reader's memory.
-const READ_BATCH: usize = 256;
+pub use ingest::{capture_lines, IngestReport, RejectedLine, MAX_LISTED_REJECTIONS};
+pub use reader::StoreReader;
 
-/// How many stored lines one reader looks at per lock, matching or not.
-const SCAN_LIMIT: u64 = 4096;
+use crate::request::Filter;
+use crate::{Capabilities, Error, LogStream, Message, Request, Requester};
 
 /// Fixed cost counted per stored message on top of its text, for the byte limit.
 const MESSAGE_OVERHEAD: usize = std::mem::size_of::<Message>() + 16;
@@ -112,17 +109,12 @@ pub struct RingStats {
 ///
 /// ```
 /// use chrono::Utc;
-/// use faas_logs::{LogStore, Message};
+/// use faas_logs::store::LogStore;
+/// use faas_logs::Message;
 ///
 /// let store = LogStore::new();
-/// store.append(Message {
-///     name: "hello".into(),
-///     namespace: String::new(), // the store's default namespace
-///     instance: "hello-1".into(),
-///     timestamp: Utc::now(),
-///     text: "ready".into(),
-///     stream: None,
-/// }).unwrap();
+/// // No namespace: the store's default one.
+/// store.append(Message::new("hello", Utc::now(), "ready").with_instance("hello-1")).unwrap();
 /// assert_eq!(store.stats("", "hello").unwrap().messages, 1);
 /// ```
 #[derive(Clone)]
@@ -156,6 +148,34 @@ impl std::fmt::Debug for LogStore {
 impl Default for LogStore {
     fn default() -> Self {
         LogStore::new()
+    }
+}
+
+/// The settings of a new [`LogStore`], from [`LogStore::builder`].
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct LogStoreBuilder {
+    limits: StoreLimits,
+    default_namespace: String,
+}
+
+impl LogStoreBuilder {
+    /// The store's bounds (default [`StoreLimits::default`]; each at least 1).
+    pub fn limits(mut self, limits: StoreLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The namespace that messages and requests with an empty namespace belong to
+    /// (default `openfaas-fn`).
+    pub fn default_namespace(mut self, namespace: impl Into<String>) -> Self {
+        self.default_namespace = namespace.into();
+        self
+    }
+
+    /// The store.
+    pub fn build(self) -> LogStore {
+        LogStore::build(self.limits, self.default_namespace)
     }
 }
 
@@ -232,16 +252,34 @@ impl LogStore {
         LogStore::with_limits(StoreLimits::default())
     }
 
-    /// A store with the given limits (each at least 1).
+    /// A store with the given limits (each at least 1) and default namespace
+    /// `openfaas-fn`.
     pub fn with_limits(limits: StoreLimits) -> Self {
-        LogStore::build(limits, "openfaas-fn".into())
+        LogStore::builder().limits(limits).build()
     }
 
-    /// The same store settings with another default namespace: the one that messages and
-    /// requests with an empty namespace belong to.
-    #[must_use]
-    pub fn with_default_namespace(self, namespace: impl Into<String>) -> Self {
-        LogStore::build(self.inner.limits, namespace.into())
+    /// Settings for a new store, to change before [`LogStoreBuilder::build`]: a store's
+    /// settings are fixed once it exists, because its clones share it.
+    ///
+    /// ```
+    /// use faas_logs::store::{LogStore, StoreLimits};
+    ///
+    /// let store = LogStore::builder()
+    ///     .limits(StoreLimits { max_messages: 1_000, ..StoreLimits::default() })
+    ///     .default_namespace("fn")
+    ///     .build();
+    /// assert_eq!(store.default_namespace(), "fn");
+    /// ```
+    pub fn builder() -> LogStoreBuilder {
+        LogStoreBuilder {
+            limits: StoreLimits::default(),
+            default_namespace: "openfaas-fn".into(),
+        }
+    }
+
+    /// The namespace that messages and requests with an empty namespace belong to.
+    pub fn default_namespace(&self) -> &str {
+        &self.inner.default_namespace
     }
 
     fn build(limits: StoreLimits, default_namespace: String) -> Self {
@@ -434,7 +472,7 @@ impl LogStore {
                 self.namespace(&request.namespace)
             )));
         };
-        let filter = Filter::new(request, true);
+        let filter = Filter::new(request);
         let (next, history_end, mut unsorted) = {
             let state = lock(&ring.state);
             let end = state.end();
@@ -476,135 +514,10 @@ impl Requester for LogStore {
         Ok(Box::pin(self.read(&request)?))
     }
 
-    fn marks_history_end(&self) -> bool {
-        true
-    }
-}
-
-/// A reader of one function's ring: history from where the query started, then
-/// [`Event::HistoryEnd`], then (with follow) every message appended after the query.
-pub struct StoreReader {
-    ring: Arc<Ring>,
-    id: u64,
-    /// History already copied and sorted, for a ring holding out-of-order lines.
-    sorted_history: std::vec::IntoIter<Arc<Message>>,
-    /// Sequence number of the next message to read.
-    next: u64,
-    /// Where history ends, until the mark has been sent.
-    history_end: Option<u64>,
-    follow: bool,
-    filter: Filter,
-    batch: VecDeque<Event>,
-}
-
-impl std::fmt::Debug for StoreReader {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoreReader")
-            .field("next", &self.next)
-            .field("history_end", &self.history_end)
-            .field("follow", &self.follow)
-            .finish_non_exhaustive()
-    }
-}
-
-impl StoreReader {
-    /// Copies the next batch out of the ring; registers the task's waker when there is
-    /// nothing to read. Returns false once the reader has nothing more to give.
-    fn refill(&mut self, cx: &Context<'_>) -> bool {
-        if self.history_end.is_none() && !self.follow {
-            return false;
-        }
-        let mut state = lock(&self.ring.state);
-        if self.next < state.first {
-            let lost = state.first - self.next;
-            self.next = state.first;
-            self.batch
-                .push_back(Event::Message(self.gap_notice(lost, &state)));
-        }
-        let limit = self.history_end.unwrap_or_else(|| state.end());
-        let span = limit.saturating_sub(self.next).min(SCAN_LIMIT) as usize;
-        let offset = (self.next - state.first) as usize;
-        let mut copied = Vec::new();
-        let mut scanned = 0;
-        for m in state.messages.range(offset..offset + span) {
-            scanned += 1;
-            if self.filter.wanted(m) {
-                copied.push(Arc::clone(m));
-                if copied.len() == READ_BATCH {
-                    break;
-                }
-            }
-        }
-        self.next += scanned;
-        if !copied.is_empty() {
-            drop(state);
-            let messages = copied
-                .into_iter()
-                .map(|m| Event::Message(Message::clone(&m)));
-            self.batch.extend(messages);
-            return true;
-        }
-        if !self.batch.is_empty() {
-            return true;
-        }
-        if self.next < limit {
-            // A long run of lines this reader filters out: yield, then scan on.
-            cx.waker().wake_by_ref();
-            return true;
-        }
-        if self.history_end.take().is_some() {
-            self.batch.push_back(Event::HistoryEnd);
-            return true;
-        }
-        // Following and up to date: the next append wakes this task.
-        state.waiting.insert(self.id, cx.waker().clone());
-        true
-    }
-
-    fn gap_notice(&self, lost: u64, state: &RingState) -> Message {
-        let (name, namespace, timestamp) = match state.messages.front() {
-            Some(m) => (m.name.clone(), m.namespace.clone(), m.timestamp),
-            None => (String::new(), String::new(), Utc::now()),
-        };
-        tracing::warn!(lost, function = %name, "a log reader fell behind the store");
-        Message {
-            name,
-            namespace,
-            instance: self.filter.instance.clone().unwrap_or_default(),
-            timestamp: self
-                .filter
-                .since
-                .map_or(timestamp, |since| timestamp.max(since)),
-            text: format!("[faas-logs] {lost} lines lost here: this reader fell behind the store"),
-            stream: None,
-        }
-    }
-}
-
-impl Stream for StoreReader {
-    type Item = Result<Event, Error>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        loop {
-            if let Some(event) = self.batch.pop_front() {
-                return Poll::Ready(Some(Ok(event)));
-            }
-            if let Some(m) = self.sorted_history.next() {
-                return Poll::Ready(Some(Ok(Event::Message(Message::clone(&m)))));
-            }
-            if !self.refill(cx) {
-                return Poll::Ready(None);
-            }
-            if self.batch.is_empty() {
-                return Poll::Pending;
-            }
-        }
-    }
-}
-
-impl Drop for StoreReader {
-    fn drop(&mut self) {
-        lock(&self.ring.state).waiting.remove(&self.id);
+    /// History ends with the mark, and `tail`, `since` and `instance` are answered from
+    /// the ring exactly.
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::NONE.with_history_end().with_exact_tail()
     }
 }
 

@@ -6,16 +6,16 @@ use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 use http_body::{Body, Frame, SizeHint};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
+use super::shaping::Shaped;
+use crate::codec::encode_message;
 use crate::error::panicked;
-use crate::message::Rfc3339;
-use crate::semantics::Shaped;
-use crate::{Error, Message, OutputStream};
+use crate::{Error, Message};
 
 /// Once the buffer holds this much, it is sent even if more messages are ready: large
 /// enough that a bulk dump costs few writes, small enough to bound memory per response.
@@ -82,7 +82,7 @@ impl LogBody {
     ) -> Self {
         let mut buf = BytesMut::new();
         if let Some(first) = &first {
-            encode(first, &mut buf);
+            encode_message(first, &mut buf);
         }
         LogBody {
             kind: Kind::Streaming(Box::new(Streaming {
@@ -108,135 +108,6 @@ impl std::fmt::Debug for LogBody {
         };
         f.debug_struct("LogBody").field("kind", &kind).finish()
     }
-}
-
-/// Appends one message as a JSON line, byte for byte as Go's `json.Encoder` writes it.
-///
-/// Written by hand rather than through serde: this is the hot path of every response, and
-/// serde_json's generic struct writer costs about twice as much per short line.
-pub(crate) fn encode(message: &Message, buf: &mut BytesMut) {
-    let text_len =
-        message.name.len() + message.namespace.len() + message.instance.len() + message.text.len();
-    buf.reserve(text_len + 96);
-    buf.extend_from_slice(b"{\"name\":");
-    put_json_str(buf, &message.name);
-    buf.extend_from_slice(b",\"namespace\":");
-    put_json_str(buf, &message.namespace);
-    buf.extend_from_slice(b",\"instance\":");
-    put_json_str(buf, &message.instance);
-    buf.extend_from_slice(b",\"timestamp\":\"");
-    buf.extend_from_slice(Rfc3339::new(&message.timestamp).as_str().as_bytes());
-    buf.extend_from_slice(b"\",\"text\":");
-    put_json_str(buf, &message.text);
-    match message.stream {
-        None => {}
-        Some(OutputStream::Stdout) => buf.extend_from_slice(b",\"stream\":\"stdout\""),
-        Some(OutputStream::Stderr) => buf.extend_from_slice(b",\"stream\":\"stderr\""),
-    }
-    buf.extend_from_slice(b"}\n");
-}
-
-/// What Go's encoder (Go 1.22 and later) does with each byte: 0 copy it; `u` write
-/// `\u00XX` (so `<`, `>` and `&` become `\u003c` and so on, Go's HTML-safe default); 0xE2
-/// may start U+2028 or U+2029, which Go also escapes; any other letter is the short
-/// escape `\X`.
-const ESCAPE: [u8; 256] = {
-    let mut table = [0u8; 256];
-    let mut i = 0;
-    while i < 0x20 {
-        table[i] = b'u';
-        i += 1;
-    }
-    table[0x08] = b'b';
-    table[0x0c] = b'f';
-    table[b'\n' as usize] = b'n';
-    table[b'\r' as usize] = b'r';
-    table[b'\t' as usize] = b't';
-    table[b'"' as usize] = b'"';
-    table[b'\\' as usize] = b'\\';
-    table[b'<' as usize] = b'u';
-    table[b'>' as usize] = b'u';
-    table[b'&' as usize] = b'u';
-    table[0xE2] = 0xE2;
-    table
-};
-
-/// Whether none of `bytes` may need escaping (below 0x20, `"`, `\\`, `<`, `>`, `&`, or
-/// 0xE2, which may start U+2028 or U+2029). Written without an early exit so that the
-/// compiler turns it into vector compares.
-fn plain(bytes: &[u8]) -> bool {
-    !bytes.iter().fold(false, |any, &b| {
-        any | (b < 0x20)
-            | (b == b'"')
-            | (b == b'\\')
-            | (b == b'<')
-            | (b == b'>')
-            | (b == b'&')
-            | (b == 0xE2)
-    })
-}
-
-fn put_json_str(buf: &mut BytesMut, text: &str) {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    const PLAIN_BLOCK: usize = 32;
-    let bytes = text.as_bytes();
-    buf.put_u8(b'"');
-    if plain(bytes) {
-        buf.extend_from_slice(bytes);
-        buf.put_u8(b'"');
-        return;
-    }
-    let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        // Skip plain stretches a block at a time; most text has nothing to escape.
-        if i % PLAIN_BLOCK == 0
-            && bytes.len() - i >= PLAIN_BLOCK
-            && plain(&bytes[i..i + PLAIN_BLOCK])
-        {
-            i += PLAIN_BLOCK;
-            continue;
-        }
-        let b = bytes[i];
-        let escape = ESCAPE[b as usize];
-        if escape == 0 {
-            i += 1;
-            continue;
-        }
-        if escape == 0xE2 {
-            // U+2028 and U+2029 are E2 80 A8 and E2 80 A9.
-            if bytes.get(i + 1) == Some(&0x80) && matches!(bytes.get(i + 2), Some(0xA8 | 0xA9)) {
-                buf.extend_from_slice(&bytes[start..i]);
-                buf.extend_from_slice(if bytes[i + 2] == 0xA8 {
-                    b"\\u2028"
-                } else {
-                    b"\\u2029"
-                });
-                i += 3;
-                start = i;
-            } else {
-                i += 1;
-            }
-            continue;
-        }
-        buf.extend_from_slice(&bytes[start..i]);
-        if escape == b'u' {
-            buf.extend_from_slice(&[
-                b'\\',
-                b'u',
-                b'0',
-                b'0',
-                HEX[(b >> 4) as usize],
-                HEX[(b & 0xF) as usize],
-            ]);
-        } else {
-            buf.extend_from_slice(&[b'\\', escape]);
-        }
-        i += 1;
-        start = i;
-    }
-    buf.extend_from_slice(&bytes[start..]);
-    buf.put_u8(b'"');
 }
 
 impl Streaming {
@@ -291,7 +162,7 @@ impl Streaming {
                     .unwrap_or_else(|panic| Poll::Ready(Some(Err(panicked(panic)))));
             match next {
                 Poll::Ready(Some(Ok(message))) => {
-                    encode(&message, &mut self.buf);
+                    encode_message(&message, &mut self.buf);
                     if self.buf.len() >= FRAME_TARGET {
                         break;
                     }
@@ -403,8 +274,7 @@ mod tests {
             &request,
             Utc::now(),
             Duration::from_secs(1),
-            true,
-            true,
+            crate::Capabilities::NONE.with_history_end(),
         );
         let never = tokio_util::sync::CancellationToken::new().cancelled_owned();
         let far = Instant::now() + Duration::from_secs(3600);
@@ -414,56 +284,6 @@ mod tests {
     async fn next_frame(body: &mut LogBody) -> Bytes {
         let frame = body.frame().await.expect("a frame").expect("no error");
         frame.into_data().expect("data")
-    }
-
-    #[test]
-    fn the_plain_test_agrees_with_the_table_for_every_byte() {
-        for b in 0..=255u8 {
-            for pos in [0, 7, 31] {
-                let mut bytes = [b'a'; 32];
-                bytes[pos] = b;
-                assert_eq!(
-                    plain(&bytes),
-                    ESCAPE[b as usize] == 0,
-                    "byte {b:#x} at {pos}"
-                );
-            }
-        }
-    }
-
-    #[test]
-    fn escapes_anywhere_in_long_text_are_found() {
-        // An escape in every position of a text longer than a few blocks.
-        for pos in 0..100 {
-            let mut text: Vec<char> = "x".repeat(100).chars().collect();
-            text[pos] = '"';
-            let text: String = text.into_iter().collect();
-            let mut buf = BytesMut::new();
-            put_json_str(&mut buf, &text);
-            let back: String = serde_json::from_slice(&buf).unwrap();
-            assert_eq!(back, text);
-            assert_eq!(buf.len(), text.len() + 3, "at {pos}");
-        }
-    }
-
-    #[test]
-    fn lines_are_go_encoder_bytes() {
-        let mut m = line(0);
-        m.text = "<a href=\"x\">&\u{2028}\u{2029}\u{8}\u{c}\u{1}\u{7f}\n\r\t\\é\u{e2}".into();
-        let mut buf = BytesMut::new();
-        encode(&m, &mut buf);
-        let want = concat!(
-            r#"{"name":"f","namespace":"","instance":"f-1","timestamp":"2023-11-14T22:13:20Z","#,
-            r#""text":"\u003ca href=\"x\"\u003e\u0026\u2028\u2029\b\f\u0001"#,
-            "\u{7f}",
-            r#"\n\r\t\\éâ"}"#,
-            "\n"
-        );
-        let got = std::str::from_utf8(&buf).unwrap();
-        assert_eq!(got, want);
-        // And whatever we write, a JSON decoder reads back to the same message.
-        let back: Message = serde_json::from_str(got.trim_end()).unwrap();
-        assert_eq!(back, m);
     }
 
     #[tokio::test]

@@ -19,9 +19,9 @@ use http_body_util::{BodyExt, Limited};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::body::LogBody;
+use super::shaping::Shaped;
 use crate::error::{panicked, BoxError};
-use crate::ndjson::LogBody;
-use crate::semantics::Shaped;
 use crate::{Error, Message, Request, Requester};
 
 /// The largest `POST` body accepted.
@@ -204,8 +204,7 @@ impl<R: Requester + ?Sized> LogHandler<R> {
             &request,
             arrived,
             self.history_quiet,
-            !self.requester.selects_instance(),
-            !self.requester.marks_history_end(),
+            self.requester.capabilities(),
         );
         let first = std::future::poll_fn(|cx| match Pin::new(&mut shaped).poll_next(cx) {
             Poll::Ready(item) => Poll::Ready(item.transpose()),

@@ -13,37 +13,17 @@ use chrono::{DateTime, Utc};
 use futures_core::Stream;
 use tokio::time::Sleep;
 
-use crate::message::trim_line_end;
-use crate::{Error, Event, LogStream, Message, Request};
-
-/// A request's `since` and `instance` conditions on a message.
-#[derive(Debug, Clone)]
-pub(crate) struct Filter {
-    pub(crate) since: Option<DateTime<Utc>>,
-    /// `None` when every instance is wanted.
-    pub(crate) instance: Option<String>,
-}
-
-impl Filter {
-    /// The request's conditions; `by_instance` false leaves instances to the backend.
-    pub(crate) fn new(request: &Request, by_instance: bool) -> Self {
-        Filter {
-            since: request.since,
-            instance: (by_instance && !request.instance.is_empty())
-                .then(|| request.instance.clone()),
-        }
-    }
-
-    pub(crate) fn wanted(&self, m: &Message) -> bool {
-        self.since.is_none_or(|since| m.timestamp >= since)
-            && self.instance.as_deref().is_none_or(|i| m.instance == i)
-    }
-}
+use crate::codec::trim_line_end;
+use crate::request::Filter;
+use crate::{Capabilities, Error, Event, LogStream, Message, Request};
 
 /// Wraps a backend stream so that it yields exactly what the request asked for.
 pub(crate) struct Shaped {
     backend: Option<LogStream>,
     filter: Filter,
+    /// Who the response is for, to show a gap as a line of the function.
+    name: String,
+    namespace: String,
     follow: bool,
     arrived: DateTime<Utc>,
     phase: Phase,
@@ -79,7 +59,8 @@ enum Phase {
     Done,
 }
 
-/// The newest `tail` history messages, or none held at all when there is no tail.
+/// The newest `tail` history messages, or none held at all when there is no tail (or the
+/// backend applies it itself).
 struct History {
     tail: Option<usize>,
     heap: BinaryHeap<Reverse<Held>>,
@@ -148,23 +129,28 @@ impl Shaped {
         request: &Request,
         arrived: DateTime<Utc>,
         quiet_period: Duration,
-        filter_instance: bool,
-        guess_history_end: bool,
+        capabilities: Capabilities,
     ) -> Self {
+        let mut filter = Filter::new(request);
+        if capabilities.selects_instance {
+            filter.instance = None;
+        }
         Shaped {
             backend: Some(backend),
-            filter: Filter::new(request, filter_instance),
+            filter,
+            name: request.name.clone(),
+            namespace: request.namespace.clone(),
             follow: request.follow,
             arrived,
             phase: Phase::History,
             history: History {
-                tail: request.tail,
+                tail: request.tail.filter(|_| !capabilities.applies_tail),
                 heap: BinaryHeap::new(),
                 arrivals: 0,
             },
             quiet_period,
             quiet: None,
-            guess_history_end,
+            guess_history_end: !capabilities.marks_history_end,
             budget: SLICE,
             yielded: false,
         }
@@ -215,12 +201,31 @@ impl Shaped {
         timer.as_mut().poll(cx).is_ready()
     }
 
-    /// Applies the phase rules to one backend item; returns a message to emit, if any.
+    /// How a gap shows on the wire: a line of the function that says how many lines were
+    /// lost, at the gap's place in time (never before `since`, so it is not filtered out).
+    fn gap_line(&self, lost: u64, timestamp: DateTime<Utc>) -> Message {
+        let instance = self.filter.instance.clone().unwrap_or_default();
+        let timestamp = self.filter.since.map_or(timestamp, |s| timestamp.max(s));
+        Message::new(
+            self.name.clone(),
+            timestamp,
+            format!("[faas-logs] {lost} lines lost here: this reader fell behind the store"),
+        )
+        .with_namespace(self.namespace.clone())
+        .with_instance(instance)
+    }
+
+    /// Applies the filters to one backend message; returns a message to emit, if any.
     fn on_message(&mut self, mut m: Message) -> Option<Message> {
         if !self.filter.wanted(&m) {
             return None;
         }
         trim_line_end(&mut m.text);
+        self.place(m)
+    }
+
+    /// Applies the phase rules to a wanted message: held, passed on, or the end of history.
+    fn place(&mut self, m: Message) -> Option<Message> {
         if !matches!(self.phase, Phase::History) {
             return Some(m);
         }
@@ -305,6 +310,13 @@ impl Stream for Shaped {
                         return Poll::Ready(Some(Ok(m)));
                     }
                 }
+                Poll::Ready(Some(Ok(Event::Gap { lost, timestamp }))) => {
+                    this.quiet = None;
+                    let line = this.gap_line(lost, timestamp);
+                    if let Some(m) = this.place(line) {
+                        return Poll::Ready(Some(Ok(m)));
+                    }
+                }
             }
         }
     }
@@ -317,14 +329,8 @@ mod tests {
     use futures_util::StreamExt;
 
     fn message(second: i64, instance: &str) -> Message {
-        Message {
-            name: "f".into(),
-            namespace: String::new(),
-            instance: instance.into(),
-            timestamp: Utc.timestamp_opt(1_700_000_000 + second, 0).unwrap(),
-            text: format!("{instance} {second}\n"),
-            stream: None,
-        }
+        let at = Utc.timestamp_opt(1_700_000_000 + second, 0).unwrap();
+        Message::new("f", at, format!("{instance} {second}\n")).with_instance(instance)
     }
 
     #[test]
@@ -346,8 +352,7 @@ mod tests {
             &request,
             Utc::now(),
             Duration::from_secs(1),
-            true,
-            true,
+            Capabilities::NONE.with_history_end(),
         );
         let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
         // Each poll takes one time slice of the history and yields.

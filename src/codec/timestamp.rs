@@ -1,0 +1,168 @@
+//! Timestamps written as Go writes them: RFC 3339 in UTC with nanoseconds and trailing
+//! zeros trimmed.
+
+use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
+
+/// A timestamp as Go's `time.Time` marshals it in UTC (`2023-07-04T16:32:22.223912519Z`,
+/// `2019-11-10T23:00:00Z`), written into a stack buffer without allocating.
+///
+/// It is the encoder's hot path: chrono's own formatting costs about twice as much per
+/// short line (BENCHMARKS.md). Years outside 0-9999, which Go refuses, are written as
+/// chrono writes them.
+///
+/// ```
+/// use chrono::{TimeZone, Utc};
+/// use faas_logs::codec::Rfc3339;
+///
+/// let t = Utc.with_ymd_and_hms(2019, 11, 10, 23, 0, 0).unwrap();
+/// assert_eq!(Rfc3339::new(&t).as_str(), "2019-11-10T23:00:00Z");
+/// ```
+#[derive(Clone, Copy)]
+pub struct Rfc3339 {
+    buf: [u8; 40],
+    len: usize,
+}
+
+impl Rfc3339 {
+    /// Writes `ts`.
+    #[must_use]
+    pub fn new(ts: &DateTime<Utc>) -> Self {
+        let mut out = Rfc3339 {
+            buf: [0; 40],
+            len: 0,
+        };
+        let date = ts.date_naive();
+        let year = date.year();
+        if !(0..=9999).contains(&year) {
+            // Go refuses these years; chrono's text is the sensible answer.
+            let text = ts.to_rfc3339_opts(SecondsFormat::AutoSi, true);
+            let n = text.len().min(out.buf.len());
+            out.buf[..n].copy_from_slice(&text.as_bytes()[..n]);
+            out.len = n;
+            return out;
+        }
+        let time = ts.time();
+        let mut nanos = time.nanosecond();
+        let mut second = time.second();
+        if nanos >= 1_000_000_000 {
+            // chrono's leap second: write it as second 60, as RFC 3339 allows.
+            nanos -= 1_000_000_000;
+            second = 60;
+        }
+        let b = &mut out.buf;
+        put4(b, 0, year as u32);
+        b[4] = b'-';
+        put2(b, 5, date.month());
+        b[7] = b'-';
+        put2(b, 8, date.day());
+        b[10] = b'T';
+        put2(b, 11, time.hour());
+        b[13] = b':';
+        put2(b, 14, time.minute());
+        b[16] = b':';
+        put2(b, 17, second);
+        let mut len = 19;
+        if nanos != 0 {
+            b[19] = b'.';
+            let mut digits = 9;
+            while nanos % 10 == 0 {
+                nanos /= 10;
+                digits -= 1;
+            }
+            for i in (0..digits).rev() {
+                b[20 + i] = b'0' + (nanos % 10) as u8;
+                nanos /= 10;
+            }
+            len = 20 + digits;
+        }
+        b[len] = b'Z';
+        out.len = len + 1;
+        out
+    }
+
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits and punctuation, or chrono's own (valid UTF-8) text, are written.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
+    }
+}
+
+fn put2(b: &mut [u8], at: usize, v: u32) {
+    b[at] = b'0' + (v / 10 % 10) as u8;
+    b[at + 1] = b'0' + (v % 10) as u8;
+}
+
+fn put4(b: &mut [u8], at: usize, v: u32) {
+    put2(b, at, v / 100);
+    put2(b, at + 2, v % 100);
+}
+
+impl std::fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::fmt::Debug for Rfc3339 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{NaiveDate, TimeZone};
+
+    #[test]
+    fn a_leap_second_is_second_60() {
+        let leap = NaiveDate::from_ymd_opt(2016, 12, 31)
+            .and_then(|d| d.and_hms_nano_opt(23, 59, 59, 1_500_000_000))
+            .unwrap()
+            .and_utc();
+        assert_eq!(stamp(leap), "2016-12-31T23:59:60.5Z");
+    }
+
+    fn stamp(ts: DateTime<Utc>) -> String {
+        Rfc3339::new(&ts).as_str().to_owned()
+    }
+
+    #[test]
+    fn timestamp_trims_trailing_zeros_like_go() {
+        let base = Utc.with_ymd_and_hms(2023, 7, 4, 16, 32, 22).unwrap();
+        let cases = [
+            (0, "2023-07-04T16:32:22Z"),
+            (223_912_519, "2023-07-04T16:32:22.223912519Z"),
+            (120_000_000, "2023-07-04T16:32:22.12Z"),
+            (1, "2023-07-04T16:32:22.000000001Z"),
+            (100_000, "2023-07-04T16:32:22.0001Z"),
+        ];
+        for (nanos, want) in cases {
+            let ts = base + chrono::Duration::nanoseconds(nanos);
+            assert_eq!(stamp(ts), want);
+        }
+    }
+
+    #[test]
+    fn timestamp_matches_chrono_over_many_instants() {
+        // Compare with chrono's parser: our text must parse back to the same instant.
+        let mut t = Utc.with_ymd_and_hms(1, 1, 1, 0, 0, 0).unwrap();
+        let step = chrono::Duration::seconds(86_400 * 37 + 3_661)
+            + chrono::Duration::nanoseconds(7_654_321);
+        while t.year() < 9999 {
+            let text = stamp(t);
+            let back = DateTime::parse_from_rfc3339(&text)
+                .unwrap()
+                .with_timezone(&Utc);
+            assert_eq!(back, t, "{text}");
+            t += step;
+        }
+    }
+
+    #[test]
+    fn out_of_range_years_do_not_panic() {
+        let far = DateTime::<Utc>::MAX_UTC;
+        assert!(stamp(far).ends_with('Z'));
+        assert!(stamp(DateTime::<Utc>::MIN_UTC).len() > 10);
+    }
+}

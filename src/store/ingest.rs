@@ -1,0 +1,144 @@
+//! Two ways into a [`LogStore`]: a process's output captured line by line, and pushed
+//! NDJSON of [`Message`].
+
+use bytes::BytesMut;
+use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use tokio::io::AsyncRead;
+use tokio_util::codec::{Decoder, FramedRead};
+
+use super::LogStore;
+use crate::codec::{trim_line_end, LineCodec, NdjsonDecoder, NdjsonError};
+use crate::request::valid_name;
+use crate::Message;
+
+/// Reads `reader` (a process's stdout or stderr, say) to its end and appends each line to
+/// `store` as a message of the given function and instance, stamped when the line is
+/// complete. Lines are cut as [`LineCodec`] describes, at `max_line` bytes
+/// ([`DEFAULT_MAX_LINE`](crate::codec::DEFAULT_MAX_LINE) is a good default).
+///
+/// Returns the number of lines appended; a read error ends the capture and is returned.
+pub async fn capture_lines<R: AsyncRead + Unpin>(
+    reader: R,
+    store: &LogStore,
+    namespace: &str,
+    name: &str,
+    instance: &str,
+    max_line: usize,
+) -> std::io::Result<u64> {
+    let mut lines = FramedRead::with_capacity(reader, LineCodec::new(max_line), 16 * 1024);
+    let mut appended = 0u64;
+    while let Some(text) = lines.next().await {
+        let message = Message::new(name, Utc::now(), text?)
+            .with_namespace(namespace)
+            .with_instance(instance);
+        match store.append(message) {
+            Ok(()) => appended += 1,
+            Err(e) => tracing::warn!(error = %e, function = name, "captured line refused"),
+        }
+    }
+    Ok(appended)
+}
+
+/// The most refused lines an [`IngestReport`] lists; the rest are only counted.
+pub const MAX_LISTED_REJECTIONS: usize = 100;
+
+/// The outcome of [`LogStore::ingest_ndjson`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct IngestReport {
+    /// Lines stored.
+    pub accepted: usize,
+    /// The first [`MAX_LISTED_REJECTIONS`] lines refused, each with why.
+    pub rejected: Vec<RejectedLine>,
+    /// How many more lines were refused than `rejected` lists.
+    pub more_rejected: usize,
+}
+
+/// A pushed line that was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RejectedLine {
+    /// Its line number in the body, from 1.
+    pub line: usize,
+    /// What is wrong with it.
+    pub error: String,
+}
+
+/// A pushed line: a [`Message`] whose namespace, instance and timestamp may be left out.
+#[derive(Deserialize)]
+struct Pushed {
+    name: String,
+    #[serde(default)]
+    namespace: String,
+    #[serde(default)]
+    instance: String,
+    #[serde(default)]
+    timestamp: Option<String>,
+    text: String,
+}
+
+impl LogStore {
+    /// Stores pushed NDJSON: one JSON [`Message`] per line, blank lines skipped.
+    ///
+    /// `name` and `text` are required; `namespace` defaults to the store's; `instance` may
+    /// be empty; `timestamp` (RFC 3339) defaults to now; a trailing `\n` or `\r\n` in
+    /// `text` is removed. Each bad line is refused with its line number and reason (the
+    /// first [`MAX_LISTED_REJECTIONS`] listed, the rest counted), and every good line is
+    /// stored all the same.
+    pub fn ingest_ndjson(&self, body: &[u8]) -> IngestReport {
+        let mut report = IngestReport::default();
+        let now = Utc::now();
+        // The whole body is at hand: any line fits, and the last needs no newline.
+        let mut decoder = NdjsonDecoder::<Pushed>::new(body.len());
+        let mut buf = BytesMut::with_capacity(body.len() + 1);
+        buf.extend_from_slice(body);
+        if !body.ends_with(b"\n") {
+            buf.extend_from_slice(b"\n");
+        }
+        loop {
+            let outcome = match decoder.decode(&mut buf) {
+                Ok(None) => break,
+                Ok(Some(pushed)) => self.ingest_line(pushed, now),
+                Err(NdjsonError::Invalid { source, .. }) => {
+                    Err(format!("not a log message: {source}"))
+                }
+                Err(e) => Err(e.to_string()),
+            };
+            match outcome {
+                Ok(()) => report.accepted += 1,
+                Err(_) if report.rejected.len() == MAX_LISTED_REJECTIONS => {
+                    report.more_rejected += 1
+                }
+                Err(error) => report.rejected.push(RejectedLine {
+                    line: decoder.lines_read(),
+                    error,
+                }),
+            }
+        }
+        report
+    }
+
+    fn ingest_line(&self, pushed: Pushed, now: DateTime<Utc>) -> Result<(), String> {
+        if pushed.name.is_empty() {
+            return Err("invalid name: the function name is required".into());
+        }
+        let check = |param, value: String| {
+            if value.is_empty() {
+                return Ok(value);
+            }
+            valid_name(param, value.into()).map_err(|e| e.to_string())
+        };
+        let timestamp = match pushed.timestamp {
+            None => now,
+            Some(t) => DateTime::parse_from_rfc3339(&t)
+                .map_err(|e| format!("invalid timestamp {t:?}: {e}"))?
+                .with_timezone(&Utc),
+        };
+        let mut text = pushed.text;
+        trim_line_end(&mut text);
+        let message = Message::new(check("name", pushed.name)?, timestamp, text)
+            .with_namespace(check("namespace", pushed.namespace)?)
+            .with_instance(check("instance", pushed.instance)?);
+        self.append(message).map_err(|e| e.to_string())
+    }
+}
