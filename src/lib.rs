@@ -35,8 +35,8 @@
 //!
 //! # Where things are
 //!
-//! The contract every part shares is at the root: [`Message`], [`Request`], [`Error`],
-//! [`Requester`] and what it streams, [`Event`]. Each part that builds on it is a module:
+//! The contract every part shares is at the root: [`Message`] (and its [`SharedStr`]),
+//! [`Request`], [`Error`], [`Requester`] and what it streams, [`Event`]. Each part that builds on it is a module:
 //!
 //! | module | what it holds |
 //! |---|---|
@@ -127,6 +127,7 @@ mod message;
 mod request;
 mod requester;
 pub mod server;
+mod shared;
 pub mod store;
 
 pub use async_trait::async_trait;
@@ -134,6 +135,7 @@ pub use error::{BoxError, Error};
 pub use message::{Message, OutputStream};
 pub use request::Request;
 pub use requester::{Capabilities, Event, LogStream, Requester};
+pub use shared::SharedStr;
 
 /// Compiles the README's Rust examples as doctests, so they stay true.
 #[cfg(doctest)]

@@ -8,6 +8,7 @@ use serde::ser::{SerializeStruct, Serializer};
 use serde::{Deserialize, Serialize};
 
 use crate::codec::Rfc3339;
+use crate::SharedStr;
 
 /// One log line of one function instance.
 ///
@@ -22,6 +23,11 @@ use crate::codec::Rfc3339;
 /// Build one with [`Message::new`] and the `with_*` setters: the struct is
 /// `#[non_exhaustive]`, so that a field (a request id, say) can be added without breaking
 /// code that builds messages. Its fields stay public to read and to change.
+///
+/// The name, namespace and instance are [`SharedStr`]: every line of an instance carries
+/// the same three, so a copy of a message (each reader of a store makes one per line)
+/// shares them instead of allocating them again. Build the lines of one instance from
+/// one `SharedStr` each (`Message::new(name.clone(), ..)`) to share them from the start.
 ///
 /// ```
 /// use chrono::{TimeZone, Utc};
@@ -45,13 +51,13 @@ use crate::codec::Rfc3339;
 pub struct Message {
     /// The function's name.
     #[serde(default)]
-    pub name: String,
+    pub name: SharedStr,
     /// The function's namespace; empty when the provider has none.
     #[serde(default)]
-    pub namespace: String,
+    pub namespace: SharedStr,
     /// The instance (container, pod, process) that wrote the line.
     #[serde(default)]
-    pub instance: String,
+    pub instance: SharedStr,
     /// When the line was written.
     #[serde(default = "go_zero_time", deserialize_with = "deserialize_timestamp")]
     pub timestamp: DateTime<Utc>,
@@ -68,11 +74,15 @@ impl Message {
     /// A line of function `name`, written at `timestamp`; namespace and instance empty
     /// (a store or handler reads an empty namespace as its default), stream unknown.
     #[must_use]
-    pub fn new(name: impl Into<String>, timestamp: DateTime<Utc>, text: impl Into<String>) -> Self {
+    pub fn new(
+        name: impl Into<SharedStr>,
+        timestamp: DateTime<Utc>,
+        text: impl Into<String>,
+    ) -> Self {
         Message {
             name: name.into(),
-            namespace: String::new(),
-            instance: String::new(),
+            namespace: SharedStr::default(),
+            instance: SharedStr::default(),
             timestamp,
             text: text.into(),
             stream: None,
@@ -81,21 +91,21 @@ impl Message {
 
     /// The same line with `name` as its function.
     #[must_use]
-    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+    pub fn with_name(mut self, name: impl Into<SharedStr>) -> Self {
         self.name = name.into();
         self
     }
 
     /// The same line in `namespace`.
     #[must_use]
-    pub fn with_namespace(mut self, namespace: impl Into<String>) -> Self {
+    pub fn with_namespace(mut self, namespace: impl Into<SharedStr>) -> Self {
         self.namespace = namespace.into();
         self
     }
 
     /// The same line from `instance`.
     #[must_use]
-    pub fn with_instance(mut self, instance: impl Into<String>) -> Self {
+    pub fn with_instance(mut self, instance: impl Into<SharedStr>) -> Self {
         self.instance = instance.into();
         self
     }
@@ -137,9 +147,9 @@ pub enum OutputStream {
 impl Default for Message {
     fn default() -> Self {
         Message {
-            name: String::new(),
-            namespace: String::new(),
-            instance: String::new(),
+            name: SharedStr::default(),
+            namespace: SharedStr::default(),
+            instance: SharedStr::default(),
             timestamp: go_zero_time(),
             text: String::new(),
             stream: None,

@@ -347,7 +347,7 @@ impl Filter {
 
     pub(crate) fn wanted(&self, m: &crate::Message) -> bool {
         self.since.is_none_or(|since| m.timestamp >= since)
-            && self.instance.as_deref().is_none_or(|i| m.instance == i)
+            && self.instance.as_deref().is_none_or(|i| *m.instance == *i)
     }
 }
 

@@ -609,7 +609,7 @@ async fn each_message_carries_its_containers_namespace_and_none_means_the_defaul
             .messages()
             .await
             .into_iter()
-            .map(|m| (m.namespace, m.text))
+            .map(|m| (m.namespace.to_string(), m.text))
             .collect();
         got.sort();
         got

@@ -47,7 +47,7 @@ async fn commands_run_as_functions_and_their_output_comes_back_line_by_line() {
     let mut instance = String::new();
     while texts.len() < 3 {
         let m = lines.next_message().await;
-        instance = m.instance.clone();
+        instance = m.instance.to_string();
         texts.insert(m.text);
     }
     // stdout and stderr are separate pipes: their relative order is the OS's.

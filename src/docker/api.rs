@@ -6,6 +6,8 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
+use crate::SharedStr;
+
 /// A time as the API's `since` takes it, to the nanosecond: `seconds.nanoseconds`.
 pub(super) fn api_time(t: DateTime<Utc>) -> String {
     format!("{}.{:09}", t.timestamp(), t.timestamp_subsec_nanos())
@@ -25,12 +27,13 @@ pub(super) struct Namespaces {
 }
 
 impl Namespaces {
-    pub(super) fn of(&self, labels: Option<&HashMap<String, String>>) -> String {
+    pub(super) fn of(&self, labels: Option<&HashMap<String, String>>) -> SharedStr {
         labels
             .and_then(|labels| labels.get(&self.label))
             .filter(|ns| !ns.is_empty())
             .unwrap_or(&self.default)
-            .clone()
+            .as_str()
+            .into()
     }
 }
 
@@ -38,8 +41,9 @@ impl Namespaces {
 #[derive(Debug, Clone)]
 pub(super) struct Container {
     pub(super) id: String,
-    pub(super) name: String,
-    pub(super) namespace: String,
+    /// Shared by every message of the container.
+    pub(super) name: SharedStr,
+    pub(super) namespace: SharedStr,
     pub(super) running: bool,
     pub(super) tty: bool,
 }

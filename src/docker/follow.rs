@@ -14,7 +14,7 @@ use super::api::{api_time, filters, StartEvent};
 use super::client::{ApiError, Client, Response};
 use super::frames::Line;
 use super::outbox::Outbox;
-use super::query::{Broken, Query, Tracked};
+use super::query::{Broken, Part, Query, Tracked};
 use crate::codec::NdjsonDecoder;
 use crate::{Error, Event};
 
@@ -129,7 +129,7 @@ impl Following {
         let container = tracked.container.clone();
         let cursor = tracked.cursor;
         let opened = async move {
-            match query.open(&container, true, cursor).await {
+            match query.open(&container, Part::Follow(cursor)).await {
                 Ok(lines) => Some(lines),
                 Err(e) => {
                     let e = Error::from(e);

@@ -22,7 +22,7 @@ use self::client::{ApiError, Client, Host};
 use self::follow::{subscribe, Events, Following};
 use self::history::merge_history;
 use self::outbox::{Outbox, TaskStream, OUTBOX_BATCHES};
-use self::query::{Lines, Query, Tracked};
+use self::query::{Lines, Part, Query, Tracked};
 use crate::{Capabilities, Error, Event, LogStream, Request, Requester};
 
 /// The socket a local Docker daemon listens on.
@@ -176,6 +176,7 @@ impl Requester for DockerRequester {
         let query = Arc::new(Query {
             client: Arc::clone(&self.client),
             prefix,
+            name: request.name.as_str().into(),
             request,
             namespaces: Namespaces {
                 label: self.namespace_label.clone(),
@@ -212,7 +213,7 @@ impl Requester for DockerRequester {
             let opened = futures_util::stream::iter(containers.clone().into_iter().enumerate())
                 .map(|(i, c)| {
                     let query = Arc::clone(&query);
-                    async move { query.open(&c, false, None).await.map(|lines| (i, lines)) }
+                    async move { query.open(&c, Part::History).await.map(|lines| (i, lines)) }
                 })
                 .buffered(CONCURRENT_REQUESTS);
             still_there(opened).await?

@@ -11,7 +11,7 @@ use tokio_util::codec::Decoder;
 use super::api::{api_time, Container, Inspect, Namespaces};
 use super::client::{ApiError, Client, Response};
 use super::frames::{FrameError, Line, Multiplexed, Raw};
-use crate::{Error, Message, Request};
+use crate::{Error, Message, Request, SharedStr};
 
 /// Where a container's lines have been read up to: the newest timestamp sent and how many
 /// lines carried exactly that timestamp (Docker's `since` includes it).
@@ -75,12 +75,23 @@ impl From<Broken> for Error {
     }
 }
 
+/// Which part of a container's log to open.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Part {
+    /// History, with the request's `since` and `tail`.
+    History,
+    /// Live lines, from the cursor (or the request's `since`).
+    Follow(Option<Cursor>),
+}
+
 /// What a query needs once the stream runs: shared by its task.
 pub(super) struct Query {
     pub(super) client: Arc<Client>,
     pub(super) prefix: String,
     /// With its namespace resolved: never empty.
     pub(super) request: Request,
+    /// The function's name, shared by every message.
+    pub(super) name: SharedStr,
     pub(super) namespaces: Namespaces,
     /// The daemon's label filter for the function's containers.
     pub(super) labels: Vec<String>,
@@ -97,21 +108,19 @@ impl Query {
             .await?;
         Ok(Container {
             id: id.to_owned(),
-            name: info.name.trim_start_matches('/').to_owned(),
+            name: info.name.trim_start_matches('/').into(),
             namespace: self.namespaces.of(info.config.labels.as_ref()),
             running: info.state.running,
             tty: info.config.tty,
         })
     }
 
-    /// Opens a container's log: `follow` from `cursor` (or the request's `since`), or
-    /// history with the request's `tail`.
-    pub(super) async fn open(
-        &self,
-        container: &Container,
-        follow: bool,
-        cursor: Option<Cursor>,
-    ) -> Result<Lines, ApiError> {
+    /// Opens a part of a container's log.
+    pub(super) async fn open(&self, container: &Container, part: Part) -> Result<Lines, ApiError> {
+        let (follow, cursor) = match part {
+            Part::History => (false, None),
+            Part::Follow(cursor) => (true, cursor),
+        };
         let mut query = format!(
             "{}/containers/{}/logs?stdout=1&stderr=1&timestamps=1&follow={}",
             self.prefix,
@@ -157,7 +166,7 @@ impl Query {
     }
 
     pub(super) fn message(&self, container: &Container, line: Line) -> Message {
-        Message::new(self.request.name.clone(), line.timestamp, line.text)
+        Message::new(self.name.clone(), line.timestamp, line.text)
             .with_namespace(container.namespace.clone())
             .with_instance(container.name.clone())
             .with_stream(line.stream)

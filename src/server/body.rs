@@ -253,7 +253,7 @@ mod tests {
     fn line(i: usize) -> Message {
         Message {
             name: "f".into(),
-            namespace: String::new(),
+            namespace: Default::default(),
             instance: "f-1".into(),
             timestamp: Utc.timestamp_opt(1_700_000_000 + i as i64, 0).unwrap(),
             text: format!("line {i}"),

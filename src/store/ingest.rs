@@ -11,7 +11,7 @@ use tokio_util::codec::{Decoder, FramedRead};
 use super::LogStore;
 use crate::codec::{trim_line_end, LineCodec, NdjsonDecoder, NdjsonError};
 use crate::request::valid_name;
-use crate::Message;
+use crate::{Message, SharedStr};
 
 /// Reads `reader` (a process's stdout or stderr, say) to its end and appends each line to
 /// `store` as a message of the given function and instance, stamped when the line is
@@ -29,13 +29,16 @@ pub async fn capture_lines<R: AsyncRead + Unpin>(
 ) -> std::io::Result<u64> {
     let mut lines = FramedRead::with_capacity(reader, LineCodec::new(max_line), 16 * 1024);
     let mut appended = 0u64;
+    // Every line shares these three rather than allocating its own.
+    let (name, namespace, instance): (SharedStr, SharedStr, SharedStr) =
+        (name.into(), namespace.into(), instance.into());
     while let Some(text) = lines.next().await {
-        let message = Message::new(name, Utc::now(), text?)
-            .with_namespace(namespace)
-            .with_instance(instance);
+        let message = Message::new(name.clone(), Utc::now(), text?)
+            .with_namespace(namespace.clone())
+            .with_instance(instance.clone());
         match store.append(message) {
             Ok(()) => appended += 1,
-            Err(e) => tracing::warn!(error = %e, function = name, "captured line refused"),
+            Err(e) => tracing::warn!(error = %e, function = %name, "captured line refused"),
         }
     }
     Ok(appended)

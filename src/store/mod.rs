@@ -16,7 +16,7 @@ pub use ingest::{capture_lines, IngestReport, RejectedLine, MAX_LISTED_REJECTION
 pub use reader::StoreReader;
 
 use crate::request::Filter;
-use crate::{Capabilities, Error, LogStream, Message, Request, Requester};
+use crate::{Capabilities, Error, LogStream, Message, Request, Requester, SharedStr};
 
 /// Fixed cost counted per stored message on top of its text, for the byte limit.
 const MESSAGE_OVERHEAD: usize = std::mem::size_of::<Message>() + 16;
@@ -126,7 +126,7 @@ struct Inner {
     /// namespace -> name -> ring; nested so that appends look up without allocating.
     functions: RwLock<HashMap<String, HashMap<String, Arc<Ring>>>>,
     limits: StoreLimits,
-    default_namespace: String,
+    default_namespace: SharedStr,
     next_reader: AtomicU64,
     /// Bytes held by every ring together, against [`StoreLimits::max_total_bytes`].
     total_bytes: AtomicUsize,
@@ -231,7 +231,7 @@ impl RingState {
         let mut found = 0;
         while start > from && found < tail {
             start -= 1;
-            if instance.is_empty() || self.messages[start].instance == instance {
+            if instance.is_empty() || *self.messages[start].instance == *instance {
                 found += 1;
             }
         }
@@ -293,7 +293,7 @@ impl LogStore {
             inner: Arc::new(Inner {
                 functions: RwLock::new(HashMap::new()),
                 limits,
-                default_namespace,
+                default_namespace: default_namespace.into(),
                 next_reader: AtomicU64::new(0),
                 total_bytes: AtomicUsize::new(0),
                 next_stamp: AtomicU64::new(0),

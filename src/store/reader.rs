@@ -103,7 +103,7 @@ impl StoreReader {
         let oldest = state.messages.front();
         tracing::warn!(
             lost,
-            function = oldest.map_or("", |m| m.name.as_str()),
+            function = oldest.map_or("", |m| &*m.name),
             "a log reader fell behind the store"
         );
         Event::Gap {
