@@ -8,7 +8,7 @@ use std::time::Duration;
 use chrono::{SecondsFormat, Utc};
 use common::*;
 use faas_logs::server::LogHandler;
-use faas_logs::{Error, Event};
+use faas_logs::{Capabilities, Error, Event};
 
 #[tokio::test]
 async fn tail_sends_the_newest_messages_in_timestamp_order() {
@@ -170,6 +170,56 @@ async fn follow_sends_tail_of_history_then_live_messages_in_arrival_order() {
     drop(live);
     // The backend ended: so does the response, cleanly.
     assert_eq!(lines.rest().await.unwrap(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_backend_that_applies_tail_itself_has_its_history_passed_on_as_it_comes() {
+    // Without the capability the handler would hold these until history ends (the mark
+    // below), and the first reads would time out.
+    let (backend, live) = Scripted::new(Vec::new()).exact().open().live();
+    let (addr, _) = start(backend).await;
+    let (_, mut lines) = get(addr, "/system/logs?name=f&tail=2&follow=true").await;
+    for (i, ms) in [(0, 20), (1, 10)] {
+        let m = message("f-a", ms, &format!("history {i}"));
+        live.send(Ok(Event::Message(m.clone()))).unwrap();
+        assert_eq!(lines.next_message().await, m, "in the backend's order");
+    }
+    live.send(Ok(Event::HistoryEnd)).unwrap();
+    let m = message("f-a", 30, "live");
+    live.send(Ok(Event::Message(m.clone()))).unwrap();
+    assert_eq!(lines.next_message().await, m);
+}
+
+#[tokio::test]
+async fn a_gap_is_a_visible_line_of_the_function_in_its_place_in_time() {
+    let (mut backend, live) = Scripted::new(Vec::new()).open().live();
+    backend.capabilities = Capabilities::NONE.with_history_end();
+    let (addr, _) = start(backend).await;
+    let (_, mut lines) = get(
+        addr,
+        "/system/logs?name=f&namespace=openfaas-fn&instance=f-a&tail=2&follow=true",
+    )
+    .await;
+    let gap = |lost, ms| Event::Gap {
+        lost,
+        timestamp: base() + chrono::Duration::milliseconds(ms),
+    };
+    let notice = |lost, ms| {
+        let text = format!("[faas-logs] {lost} lines lost here: this reader fell behind the store");
+        message("f-a", ms, &text)
+    };
+    // History: the gap is held with the tail and sorted by its timestamp.
+    live.send(Ok(Event::Message(message("f-a", 0, "oldest"))))
+        .unwrap();
+    live.send(Ok(gap(900, 15))).unwrap();
+    live.send(Ok(Event::Message(message("f-a", 10, "newer"))))
+        .unwrap();
+    live.send(Ok(Event::HistoryEnd)).unwrap();
+    assert_eq!(lines.next_message().await, message("f-a", 10, "newer"));
+    assert_eq!(lines.next_message().await, notice(900, 15));
+    // Live: as it comes, carrying the request's function, namespace and instance.
+    live.send(Ok(gap(3, 20))).unwrap();
+    assert_eq!(lines.next_message().await, notice(3, 20));
 }
 
 #[tokio::test]

@@ -400,3 +400,20 @@ async fn a_follower_of_a_quiet_function_gets_its_first_line_at_once() {
     store.append(written(1, 1)).unwrap();
     assert_eq!(lines.next_message().await.text, "1:1");
 }
+
+#[tokio::test]
+async fn a_store_built_with_a_default_namespace_is_one_store_for_every_clone() {
+    let store = LogStore::builder().default_namespace("team-a").build();
+    let addr = serve_store(&store.clone()).await;
+    store.clone().append(written(0, 1)).unwrap();
+    assert_eq!(store.default_namespace(), "team-a");
+    assert_eq!(store.stats("team-a", "f").unwrap().messages, 1);
+    for query in ["", "&namespace=team-a"] {
+        let (_, mut lines) = get(addr, &format!("/system/logs?name=f{query}")).await;
+        let got = lines.messages().await;
+        assert_eq!(texts(&got), ["0:1"], "{query}");
+        assert_eq!(got[0].namespace, "team-a");
+    }
+    let (response, _) = get(addr, "/system/logs?name=f&namespace=openfaas-fn").await;
+    assert_eq!(response.status(), 404);
+}

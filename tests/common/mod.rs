@@ -223,8 +223,8 @@ impl Dropped {
 pub(crate) struct Scripted {
     pub(crate) history: Vec<Message>,
     pub(crate) mark: bool,
-    /// Whether it tells the handler that it always marks history's end.
-    pub(crate) trusted_mark: bool,
+    /// What it tells the handler it does itself.
+    pub(crate) capabilities: Capabilities,
     pub(crate) open: bool,
     pub(crate) live: Mutex<Option<mpsc::UnboundedReceiver<Result<Event, Error>>>>,
     pub(crate) queries: AtomicUsize,
@@ -237,7 +237,7 @@ impl Scripted {
         Scripted {
             history,
             mark: false,
-            trusted_mark: false,
+            capabilities: Capabilities::NONE,
             open: false,
             live: Mutex::new(None),
             queries: AtomicUsize::new(0),
@@ -254,7 +254,14 @@ impl Scripted {
     /// Marks history's end and says so to the handler.
     pub(crate) fn trusted(mut self) -> Self {
         self.mark = true;
-        self.trusted_mark = true;
+        self.capabilities = self.capabilities.with_history_end();
+        self
+    }
+
+    /// Tells the handler that it marks history's end and applies `tail` itself, without
+    /// sending the mark after `history` (the test sends it through `live`).
+    pub(crate) fn exact(mut self) -> Self {
+        self.capabilities = self.capabilities.with_history_end().with_exact_tail();
         self
     }
 
@@ -297,11 +304,7 @@ impl Requester for Scripted {
     }
 
     fn capabilities(&self) -> Capabilities {
-        if self.trusted_mark {
-            Capabilities::NONE.with_history_end()
-        } else {
-            Capabilities::NONE
-        }
+        self.capabilities
     }
 }
 
