@@ -90,6 +90,7 @@ impl Error {
     }
 
     /// A request body over `limit` bytes (413).
+    #[must_use]
     pub fn body_too_large(limit: usize) -> Self {
         Error::BodyTooLarge {
             limit,
@@ -127,6 +128,7 @@ impl Error {
     }
 
     /// The HTTP status this error is answered with before a response has started.
+    #[must_use]
     pub fn status(&self) -> StatusCode {
         match self {
             Error::InvalidRequest { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -138,6 +140,7 @@ impl Error {
     }
 
     /// The error and every cause under it, joined by `": "`, for logs.
+    #[must_use]
     pub fn chain(&self) -> String {
         let mut text = self.to_string();
         let mut cause = std::error::Error::source(self);

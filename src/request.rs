@@ -106,6 +106,7 @@ impl Request {
     /// assert_eq!(r.to_query(), "name=hello&since=1704207845.500000000&tail=5");
     /// assert_eq!(faas_logs::Request::from_query(&r.to_query()).unwrap(), r);
     /// ```
+    #[must_use]
     pub fn to_query(&self) -> String {
         let mut query = form_urlencoded::Serializer::new(String::new());
         for (key, value) in self.wire_pairs() {
@@ -116,6 +117,7 @@ impl Request {
 
     /// The request as the JSON body of a `POST`, which [`Request::from_json`] reads back
     /// to the same request; values as in [`Request::to_query`].
+    #[must_use]
     pub fn to_json(&self) -> String {
         let object: serde_json::Map<String, serde_json::Value> = self
             .wire_pairs()

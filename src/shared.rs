@@ -25,13 +25,22 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// assert!(copy.starts_with("he"));
 /// assert_eq!(serde_json::to_string(&copy).unwrap(), r#""hello""#);
 /// ```
-#[derive(Clone, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct SharedStr(Arc<str>);
+#[derive(Clone, Default)]
+pub struct SharedStr(
+    /// `None` for the empty string, which is common (no namespace, no instance) and then
+    /// costs no allocation and no shared counter.
+    Option<Arc<str>>,
+);
 
 impl SharedStr {
     /// The text.
+    #[must_use]
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.as_deref().unwrap_or("")
+    }
+
+    fn new(text: Arc<str>) -> Self {
+        SharedStr((!text.is_empty()).then_some(text))
     }
 }
 
@@ -39,108 +48,167 @@ impl Deref for SharedStr {
     type Target = str;
 
     fn deref(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
 impl AsRef<str> for SharedStr {
     fn as_ref(&self) -> &str {
-        &self.0
+        self.as_str()
     }
 }
 
 impl Borrow<str> for SharedStr {
     fn borrow(&self) -> &str {
-        &self.0
+        self.as_str()
+    }
+}
+
+impl PartialEq for SharedStr {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for SharedStr {}
+
+impl PartialOrd for SharedStr {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for SharedStr {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl std::hash::Hash for SharedStr {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
     }
 }
 
 impl fmt::Display for SharedStr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&*self.0, f)
+        fmt::Display::fmt(self.as_str(), f)
     }
 }
 
 impl fmt::Debug for SharedStr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
+        fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
 impl From<&str> for SharedStr {
     fn from(text: &str) -> Self {
-        SharedStr(text.into())
+        SharedStr::new(text.into())
     }
 }
 
 impl From<String> for SharedStr {
     fn from(text: String) -> Self {
-        SharedStr(text.into())
+        SharedStr::new(text.into())
     }
 }
 
 impl From<&String> for SharedStr {
     fn from(text: &String) -> Self {
-        SharedStr(text.as_str().into())
+        SharedStr::new(text.as_str().into())
     }
 }
 
 impl From<Arc<str>> for SharedStr {
     fn from(text: Arc<str>) -> Self {
-        SharedStr(text)
+        SharedStr::new(text)
     }
 }
 
 impl From<SharedStr> for String {
     fn from(text: SharedStr) -> Self {
-        text.0.as_ref().to_owned()
+        text.as_str().to_owned()
     }
 }
 
 impl PartialEq<str> for SharedStr {
     fn eq(&self, other: &str) -> bool {
-        &*self.0 == other
+        self.as_str() == other
     }
 }
 
 impl PartialEq<&str> for SharedStr {
     fn eq(&self, other: &&str) -> bool {
-        &*self.0 == *other
+        self.as_str() == *other
     }
 }
 
 impl PartialEq<String> for SharedStr {
     fn eq(&self, other: &String) -> bool {
-        *self.0 == **other
+        self.as_str() == other.as_str()
     }
 }
 
 impl PartialEq<SharedStr> for str {
     fn eq(&self, other: &SharedStr) -> bool {
-        self == &*other.0
+        self == other.as_str()
     }
 }
 
 impl PartialEq<SharedStr> for &str {
     fn eq(&self, other: &SharedStr) -> bool {
-        *self == &*other.0
+        *self == other.as_str()
     }
 }
 
 impl PartialEq<SharedStr> for String {
     fn eq(&self, other: &SharedStr) -> bool {
-        **self == *other.0
+        self.as_str() == other.as_str()
     }
 }
 
 impl Serialize for SharedStr {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.0)
+        serializer.serialize_str(self.as_str())
     }
 }
 
 impl<'de> Deserialize<'de> for SharedStr {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         String::deserialize(deserializer).map(SharedStr::from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn empty_is_empty_whatever_it_was_made_from() {
+        let made: [SharedStr; 4] = [
+            SharedStr::default(),
+            "".into(),
+            String::new().into(),
+            Arc::<str>::from("").into(),
+        ];
+        for s in &made {
+            assert_eq!(s, &SharedStr::default());
+            assert_eq!(s.as_str(), "");
+            assert_eq!(serde_json::to_string(s).unwrap(), r#""""#);
+        }
+    }
+
+    #[test]
+    fn it_is_found_by_str_in_maps_and_orders_as_text() {
+        let mut map = HashMap::new();
+        map.insert(SharedStr::from("f-1"), 1);
+        assert_eq!(map.get("f-1"), Some(&1));
+        let mut names: Vec<SharedStr> = ["b", "", "a"].map(SharedStr::from).to_vec();
+        names.sort();
+        assert_eq!(names, ["", "a", "b"]);
+        let back: SharedStr = serde_json::from_str(r#""hello""#).unwrap();
+        assert_eq!(back, "hello");
     }
 }

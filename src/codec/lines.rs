@@ -54,6 +54,7 @@ impl LineCodec {
     }
 
     /// The longest line kept whole, in bytes.
+    #[must_use]
     pub fn max_line(&self) -> usize {
         self.max_line
     }

@@ -246,6 +246,7 @@ impl<T> NdjsonDecoder<T> {
     }
 
     /// How many lines have been consumed, blank ones included.
+    #[must_use]
     pub fn lines_read(&self) -> usize {
         self.line
     }

@@ -81,6 +81,7 @@ impl Rfc3339 {
     }
 
     /// The text.
+    #[must_use]
     pub fn as_str(&self) -> &str {
         // Only ASCII digits and punctuation, or chrono's own (valid UTF-8) text, are written.
         std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")

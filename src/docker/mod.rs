@@ -129,6 +129,7 @@ impl DockerRequester {
     }
 
     /// The daemon's address, as `unix://...` or `tcp://...`.
+    #[must_use]
     pub fn host(&self) -> String {
         self.client.host.to_string()
     }

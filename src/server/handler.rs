@@ -118,6 +118,7 @@ impl<R: Requester + ?Sized> LogHandler<R> {
     }
 
     /// The longest a response may last.
+    #[must_use]
     pub fn timeout(&self) -> Duration {
         self.timeout
     }

@@ -88,6 +88,7 @@ impl LogStore {
     /// `text` is removed. Each bad line is refused with its line number and reason (the
     /// first [`MAX_LISTED_REJECTIONS`] listed, the rest counted), and every good line is
     /// stored all the same.
+    #[must_use]
     pub fn ingest_ndjson(&self, body: &[u8]) -> IngestReport {
         let mut report = IngestReport::default();
         let now = Utc::now();

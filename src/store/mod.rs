@@ -126,7 +126,7 @@ struct Inner {
     /// namespace -> name -> ring; nested so that appends look up without allocating.
     functions: RwLock<HashMap<String, HashMap<String, Arc<Ring>>>>,
     limits: StoreLimits,
-    default_namespace: SharedStr,
+    default_namespace: String,
     next_reader: AtomicU64,
     /// Bytes held by every ring together, against [`StoreLimits::max_total_bytes`].
     total_bytes: AtomicUsize,
@@ -174,6 +174,7 @@ impl LogStoreBuilder {
     }
 
     /// The store.
+    #[must_use]
     pub fn build(self) -> LogStore {
         LogStore::build(self.limits, self.default_namespace)
     }
@@ -182,6 +183,9 @@ impl LogStoreBuilder {
 /// One function's messages.
 struct Ring {
     state: Mutex<RingState>,
+    /// Its namespace, given to messages that name none: one shared string per ring, so
+    /// that appends to different functions do not all count references on one.
+    namespace: SharedStr,
 }
 
 struct RingState {
@@ -248,12 +252,14 @@ fn message_bytes(m: &Message) -> usize {
 
 impl LogStore {
     /// A store with the default [`StoreLimits`] and default namespace `openfaas-fn`.
+    #[must_use]
     pub fn new() -> Self {
         LogStore::with_limits(StoreLimits::default())
     }
 
     /// A store with the given limits (each at least 1) and default namespace
     /// `openfaas-fn`.
+    #[must_use]
     pub fn with_limits(limits: StoreLimits) -> Self {
         LogStore::builder().limits(limits).build()
     }
@@ -278,6 +284,7 @@ impl LogStore {
     }
 
     /// The namespace that messages and requests with an empty namespace belong to.
+    #[must_use]
     pub fn default_namespace(&self) -> &str {
         &self.inner.default_namespace
     }
@@ -293,7 +300,7 @@ impl LogStore {
             inner: Arc::new(Inner {
                 functions: RwLock::new(HashMap::new()),
                 limits,
-                default_namespace: default_namespace.into(),
+                default_namespace,
                 next_reader: AtomicU64::new(0),
                 total_bytes: AtomicUsize::new(0),
                 next_stamp: AtomicU64::new(0),
@@ -303,6 +310,7 @@ impl LogStore {
     }
 
     /// The store's limits.
+    #[must_use]
     pub fn limits(&self) -> StoreLimits {
         self.inner.limits
     }
@@ -351,6 +359,7 @@ impl LogStore {
                 disorder: None,
                 waiting: HashMap::new(),
             }),
+            namespace: namespace.as_str().into(),
         });
         functions
             .entry(namespace)
@@ -365,10 +374,10 @@ impl LogStore {
     /// Fails only when the message would create a function beyond
     /// [`StoreLimits::max_functions`]; nothing stored is touched then.
     pub fn append(&self, mut message: Message) -> Result<(), Error> {
-        if message.namespace.is_empty() {
-            message.namespace.clone_from(&self.inner.default_namespace);
-        }
         let ring = self.ring_or_create(&message.namespace, &message.name)?;
+        if message.namespace.is_empty() {
+            message.namespace = ring.namespace.clone();
+        }
         let limits = &self.inner.limits;
         let waiting = {
             let mut state = lock(&ring.state);
@@ -447,11 +456,13 @@ impl LogStore {
 
     /// Bytes held by the whole store, as counted against
     /// [`StoreLimits::max_total_bytes`].
+    #[must_use]
     pub fn total_bytes(&self) -> usize {
         self.inner.total_bytes.load(Ordering::Relaxed)
     }
 
     /// What a function's ring holds, or `None` for a function the store does not know.
+    #[must_use]
     pub fn stats(&self, namespace: &str, name: &str) -> Option<RingStats> {
         let ring = self.ring(namespace, name)?;
         let state = lock(&ring.state);
