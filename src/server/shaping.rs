@@ -24,6 +24,7 @@ pub(crate) struct Shaped {
     /// Who the response is for, to show a gap as a line of the function.
     name: String,
     namespace: String,
+    instance: String,
     follow: bool,
     arrived: DateTime<Utc>,
     phase: Phase,
@@ -140,6 +141,7 @@ impl Shaped {
             filter,
             name: request.name.clone(),
             namespace: request.namespace.clone(),
+            instance: request.instance.clone(),
             follow: request.follow,
             arrived,
             phase: Phase::History,
@@ -204,7 +206,6 @@ impl Shaped {
     /// How a gap shows on the wire: a line of the function that says how many lines were
     /// lost, at the gap's place in time (never before `since`, so it is not filtered out).
     fn gap_line(&self, lost: u64, timestamp: DateTime<Utc>) -> Message {
-        let instance = self.filter.instance.clone().unwrap_or_default();
         let timestamp = self.filter.since.map_or(timestamp, |s| timestamp.max(s));
         Message::new(
             self.name.clone(),
@@ -212,7 +213,7 @@ impl Shaped {
             format!("[faas-logs] {lost} lines lost here: this reader fell behind the store"),
         )
         .with_namespace(self.namespace.clone())
-        .with_instance(instance)
+        .with_instance(self.instance.clone())
     }
 
     /// Applies the filters to one backend message; returns a message to emit, if any.
