@@ -42,6 +42,7 @@
 //! |---|---|
 //! | [`server`] | [`LogHandler`](server::LogHandler), the endpoint over any requester, and its body [`LogBody`](server::LogBody) |
 //! | [`store`] | [`LogStore`](store::LogStore), the embedded default backend: an in-memory ring per function, filled by [`capture_lines`](store::capture_lines) from a process's output and by [`LogStore::ingest_ndjson`](store::LogStore::ingest_ndjson) from pushed logs |
+//! | [`telemetry`] | [`TelemetryListener`](telemetry::TelemetryListener): Lambda's and FunctionGraph's telemetry pushes into a store, as lines and invocation records |
 //! | [`codec`] | the bytes: Go's exact NDJSON encoder and a decoder, line framing, timestamps |
 //! | `docker` (feature `docker`) | `DockerRequester`, for functions that run as Docker containers, and decoders of Docker's log streams |
 //!
@@ -129,6 +130,7 @@ mod requester;
 pub mod server;
 mod shared;
 pub mod store;
+pub mod telemetry;
 
 pub use async_trait::async_trait;
 pub use error::{BoxError, Error};

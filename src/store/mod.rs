@@ -10,10 +10,14 @@ use std::task::Waker;
 use chrono::{DateTime, Utc};
 
 mod ingest;
+mod invocations;
 mod reader;
 
 pub use ingest::{capture_lines, IngestReport, RejectedLine, MAX_LISTED_REJECTIONS};
+pub use invocations::Invocation;
 pub use reader::StoreReader;
+
+use self::invocations::Invocations;
 
 use crate::request::Filter;
 use crate::{Capabilities, Error, LogStream, Message, Request, Requester, SharedStr};
@@ -32,6 +36,9 @@ pub struct StoreLimits {
     /// The most functions the store keeps; an append for a new function beyond it is
     /// refused (default 1,024).
     pub max_functions: usize,
+    /// The most invocation records kept per function (default 10,000); see
+    /// [`LogStore::record_invocation`].
+    pub max_invocations: usize,
     /// The most bytes kept in the whole store, counted as for `max_bytes` (default an
     /// eighth of the machine's memory, or of the cgroup's limit when that is lower;
     /// 1 GiB where neither can be read). Past it, the oldest lines of the whole store are
@@ -45,6 +52,7 @@ impl Default for StoreLimits {
             max_messages: 10_000,
             max_bytes: 16 << 20,
             max_functions: 1024,
+            max_invocations: 10_000,
             max_total_bytes: default_total_bytes(),
         }
     }
@@ -183,6 +191,8 @@ impl LogStoreBuilder {
 /// One function's messages.
 struct Ring {
     state: Mutex<RingState>,
+    /// The function's invocation records, beside its lines.
+    invocations: Mutex<Invocations>,
     /// Its namespace, given to messages that name none: one shared string per ring, so
     /// that appends to different functions do not all count references on one.
     namespace: SharedStr,
@@ -294,6 +304,7 @@ impl LogStore {
             max_messages: limits.max_messages.max(1),
             max_bytes: limits.max_bytes.max(1),
             max_functions: limits.max_functions.max(1),
+            max_invocations: limits.max_invocations.max(1),
             max_total_bytes: limits.max_total_bytes.max(1),
         };
         LogStore {
@@ -360,6 +371,7 @@ impl LogStore {
                 waiting: HashMap::new(),
             }),
             namespace: namespace.as_str().into(),
+            invocations: Mutex::default(),
         });
         functions
             .entry(namespace)

@@ -1,0 +1,560 @@
+//! [`TelemetryListener`]: the endpoint a platform POSTs its telemetry batches to.
+
+use std::collections::hash_map::DefaultHasher;
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::fmt::Write;
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use http::{Method, StatusCode};
+use http_body::Body;
+use http_body_util::{BodyExt, Limited};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::event::{parse, Metrics, Phase, Source, Telemetry};
+use crate::codec::trim_line_end;
+use crate::server::LogBody;
+use crate::store::{Invocation, LogStore, MAX_LISTED_REJECTIONS};
+use crate::{BoxError, Message, SharedStr};
+
+/// The largest batch accepted by default: 4 MiB (Lambda sends at most about twice its
+/// 1 MiB `maxBytes`).
+pub const DEFAULT_MAX_BATCH_BYTES: usize = 4 << 20;
+
+/// How many recent batches are remembered to recognise a platform's retry.
+const RECENT_BATCHES: usize = 64;
+
+/// The answer to one batch.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct BatchReport {
+    /// Events stored (as lines, records, or both).
+    pub accepted: usize,
+    /// The first [`MAX_LISTED_REJECTIONS`] events refused, each with why.
+    pub rejected: Vec<RejectedEvent>,
+    /// How many more events were refused than `rejected` lists.
+    pub more_rejected: usize,
+    /// The batch equals one already stored (a platform's retry): nothing was stored again.
+    pub duplicate: bool,
+}
+
+/// An event of a batch that was refused; the rest of its batch is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct RejectedEvent {
+    /// Its place in the batch, from 0.
+    pub index: usize,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+/// Receives telemetry batches into a [`LogStore`], for one function (see the
+/// [module documentation](crate::telemetry) for what becomes of each event).
+///
+/// Cheap to clone; clones share the store and what the listener has learnt (the
+/// instance, recent batches). Use it as [`LogHandler`](crate::server::LogHandler) is
+/// used: [`TelemetryListener::handle`], a hyper `Service` or a tower `Service` (axum's
+/// `route_service`); or feed it bodies with [`TelemetryListener::ingest`].
+///
+/// ```
+/// use faas_logs::store::LogStore;
+/// use faas_logs::telemetry::TelemetryListener;
+///
+/// let store = LogStore::new();
+/// let listener = TelemetryListener::new(store.clone(), "hello");
+/// let report = listener.ingest(br#"[
+///   {"time":"2024-03-01T12:00:00.000Z","type":"platform.start","record":{"requestId":"r-1"}},
+///   {"time":"2024-03-01T12:00:00.010Z","type":"function","record":"hello from the function\n"},
+///   {"time":"2024-03-01T12:00:00.020Z","type":"platform.nextBigThing","record":{}}
+/// ]"#);
+/// assert_eq!(report.accepted, 3);
+/// assert_eq!(store.stats("", "hello").unwrap().messages, 3);
+/// let invocations = store.invocations("", "hello", None, 10).unwrap();
+/// assert_eq!(invocations[0].request_id, "r-1");
+/// ```
+#[derive(Clone)]
+pub struct TelemetryListener {
+    store: LogStore,
+    name: SharedStr,
+    namespace: SharedStr,
+    fallback_instance: SharedStr,
+    max_batch_bytes: usize,
+    learnt: Arc<Mutex<Learnt>>,
+}
+
+/// What the listener learns from the batches.
+#[derive(Default)]
+struct Learnt {
+    /// The instance named by the platform (a pod, an environment id).
+    instance: Option<SharedStr>,
+    /// Hashes of the last batches stored, newest last.
+    recent: VecDeque<u64>,
+}
+
+impl std::fmt::Debug for TelemetryListener {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TelemetryListener")
+            .field("function", &self.name)
+            .field("namespace", &self.namespace)
+            .field("max_batch_bytes", &self.max_batch_bytes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TelemetryListener {
+    /// A listener that stores the telemetry of function `name` in `store`, in the
+    /// store's default namespace.
+    #[must_use]
+    pub fn new(store: LogStore, name: impl Into<SharedStr>) -> Self {
+        TelemetryListener {
+            store,
+            name: name.into(),
+            namespace: SharedStr::default(),
+            fallback_instance: "sandbox".into(),
+            max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
+            learnt: Arc::default(),
+        }
+    }
+
+    /// The namespace the function's lines and records go to (default: the store's).
+    #[must_use]
+    pub fn namespace(mut self, namespace: impl Into<SharedStr>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// The instance of lines until the platform names one (default `sandbox`).
+    #[must_use]
+    pub fn instance(mut self, instance: impl Into<SharedStr>) -> Self {
+        self.fallback_instance = instance.into();
+        self
+    }
+
+    /// The largest batch accepted (default [`DEFAULT_MAX_BATCH_BYTES`]); a larger one is
+    /// answered `413` and nothing of it is stored.
+    #[must_use]
+    pub fn max_batch_bytes(mut self, bytes: usize) -> Self {
+        self.max_batch_bytes = bytes;
+        self
+    }
+
+    /// Stores one batch (the body of a POST) and says what became of each event.
+    pub fn ingest(&self, body: &[u8]) -> BatchReport {
+        let mut report = BatchReport::default();
+        if self.seen_before(body) {
+            report.duplicate = true;
+            return report;
+        }
+        let events: Vec<Value> = match serde_json::from_slice::<Value>(body) {
+            Ok(Value::Array(events)) => events,
+            Ok(single @ Value::Object(_)) => vec![single],
+            Ok(other) => {
+                self.unreadable(
+                    body.len(),
+                    &format!("it is JSON but not an array ({other:.40})"),
+                );
+                return report;
+            }
+            Err(e) => {
+                self.unreadable(body.len(), &e.to_string());
+                return report;
+            }
+        };
+        for (index, event) in events.iter().enumerate() {
+            match parse(event).and_then(|t| self.store_event(t)) {
+                Ok(()) => report.accepted += 1,
+                Err(_) if report.rejected.len() == MAX_LISTED_REJECTIONS => {
+                    report.more_rejected += 1
+                }
+                Err(reason) => report.rejected.push(RejectedEvent { index, reason }),
+            }
+        }
+        if !report.rejected.is_empty() {
+            tracing::debug!(
+                refused = report.rejected.len() + report.more_rejected,
+                first = %report.rejected[0].reason,
+                "telemetry events refused"
+            );
+        }
+        report
+    }
+
+    /// Whether `body` equals a batch stored lately; remembers it otherwise.
+    fn seen_before(&self, body: &[u8]) -> bool {
+        let mut hasher = DefaultHasher::new();
+        body.hash(&mut hasher);
+        let hash = hasher.finish();
+        let mut learnt = lock(&self.learnt);
+        if learnt.recent.contains(&hash) {
+            return true;
+        }
+        if learnt.recent.len() == RECENT_BATCHES {
+            learnt.recent.pop_front();
+        }
+        learnt.recent.push_back(hash);
+        false
+    }
+
+    fn unreadable(&self, len: usize, why: &str) {
+        tracing::warn!(bytes = len, error = why, "an unreadable telemetry batch");
+        let text = format!("[faas-logs] a telemetry batch of {len} bytes was unreadable: {why}");
+        let _ = self.append(Utc::now(), text);
+    }
+
+    fn current_instance(&self) -> SharedStr {
+        lock(&self.learnt)
+            .instance
+            .clone()
+            .unwrap_or_else(|| self.fallback_instance.clone())
+    }
+
+    fn learn_instance(&self, instance: &str) {
+        let mut learnt = lock(&self.learnt);
+        if learnt.instance.as_deref() != Some(instance) {
+            learnt.instance = Some(instance.into());
+        }
+    }
+
+    fn append(&self, time: DateTime<Utc>, text: String) -> Result<(), String> {
+        let message = Message::new(self.name.clone(), time, text)
+            .with_namespace(self.namespace.clone())
+            .with_instance(self.current_instance());
+        self.store.append(message).map_err(|e| e.to_string())
+    }
+
+    fn record(
+        &self,
+        phase: Phase,
+        request_id: &str,
+        update: impl FnOnce(&mut Invocation),
+    ) -> Result<Invocation, String> {
+        self.store
+            .record_invocation(
+                &self.namespace,
+                &self.name,
+                request_id,
+                phase.as_str(),
+                update,
+            )
+            .map_err(|e| e.to_string())
+    }
+
+    /// Stores what one event says: lines, a record, or both.
+    fn store_event(&self, event: Telemetry) -> Result<(), String> {
+        match event {
+            Telemetry::Log {
+                source,
+                time,
+                record,
+            } => self.store_log(source, time.unwrap_or_else(Utc::now), &record),
+            Telemetry::Start {
+                phase,
+                request_id,
+                time,
+                detail,
+                instance,
+            } => {
+                if let Some(instance) = instance {
+                    self.learn_instance(&instance);
+                }
+                let at = time.unwrap_or_else(Utc::now);
+                self.record(phase, &request_id, |r| r.start = Some(at))?;
+                let mut line = match phase {
+                    Phase::Invoke => format!("START RequestId: {request_id}"),
+                    Phase::Init => "INIT_START".to_owned(),
+                    Phase::Restore => "RESTORE_START".to_owned(),
+                };
+                if let Some(detail) = detail {
+                    line.push(' ');
+                    line.push_str(&detail);
+                }
+                self.append(at, line)
+            }
+            Telemetry::Done {
+                phase,
+                request_id,
+                time,
+                status,
+                error_type,
+                duration_ms,
+            } => {
+                self.record(phase, &request_id, |r| {
+                    r.end = r.end.or(time);
+                    r.status = status.or(r.status.take());
+                    r.error_type = error_type.or(r.error_type.take());
+                    r.duration_ms = r.duration_ms.or(duration_ms);
+                })?;
+                Ok(())
+            }
+            Telemetry::Report {
+                phase,
+                request_id,
+                start,
+                end,
+                status,
+                error_type,
+                metrics,
+            } => {
+                if let Some(pod) = &metrics.pod {
+                    self.learn_instance(pod);
+                }
+                let at = end.or(start).unwrap_or_else(Utc::now);
+                let record = self.record(phase, &request_id, |r| {
+                    r.start = r.start.or(start.filter(|_| end.is_some()));
+                    r.end = Some(at);
+                    r.status = status.or(r.status.take());
+                    r.error_type = error_type.or(r.error_type.take());
+                    fold_metrics(r, &metrics);
+                })?;
+                if phase == Phase::Invoke {
+                    self.append(at, format!("END RequestId: {request_id}"))?;
+                }
+                self.append(at, report_line(phase, &record))
+            }
+            Telemetry::LogsDropped {
+                time,
+                records,
+                bytes,
+                reason,
+            } => self.append(
+                time.unwrap_or_else(Utc::now),
+                format!(
+                    "[faas-logs] the platform dropped {records} log records ({bytes} bytes): {reason}"
+                ),
+            ),
+            Telemetry::Notice { time, text } => self.append(time.unwrap_or_else(Utc::now), text),
+            Telemetry::Unknown { time, kind, json } => self.append(
+                time.unwrap_or_else(Utc::now),
+                format!("[faas-logs] a telemetry event of a type not known here ({kind}): {json}"),
+            ),
+        }
+    }
+
+    /// One message per line of a log record.
+    fn store_log(&self, source: Source, time: DateTime<Utc>, record: &Value) -> Result<(), String> {
+        let (time, text) = match record {
+            Value::String(text) => (time, text.clone()),
+            Value::Object(fields) => structured(time, fields),
+            _ => return Err("a log record is a string or an object".into()),
+        };
+        let tag = match source {
+            Source::Function => "[Function]",
+            Source::Extension => "[Extension]",
+        };
+        let mut lines = text.split_inclusive('\n').peekable();
+        if lines.peek().is_none() {
+            return self.append(time, String::new());
+        }
+        for line in lines {
+            let mut line = line.to_owned();
+            trim_line_end(&mut line);
+            let line = line.strip_prefix(tag).unwrap_or(&line);
+            let text = match source {
+                Source::Function => line.to_owned(),
+                Source::Extension => format!("[extension] {line}"),
+            };
+            self.append(time, text)?;
+        }
+        Ok(())
+    }
+
+    /// Answers one POST. Never fails: a bad request is a status and a JSON body.
+    pub async fn handle<B>(&self, req: http::Request<B>) -> http::Response<LogBody>
+    where
+        B: Body,
+        B::Error: Into<BoxError>,
+    {
+        if req.method() != Method::POST {
+            let mut response = json(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &serde_json::json!({"error": "the platform POSTs telemetry batches"}),
+            );
+            response
+                .headers_mut()
+                .insert(ALLOW, HeaderValue::from_static("POST"));
+            return response;
+        }
+        let body = match Limited::new(req.into_body(), self.max_batch_bytes)
+            .collect()
+            .await
+        {
+            Ok(collected) => collected.to_bytes(),
+            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+                tracing::warn!(
+                    limit = self.max_batch_bytes,
+                    "a telemetry batch over the limit"
+                );
+                let error = format!(
+                    "a telemetry batch larger than {} bytes; nothing of it was stored",
+                    self.max_batch_bytes
+                );
+                return json(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &serde_json::json!({ "error": error }),
+                );
+            }
+            Err(e) => {
+                let error = format!("the batch could not be read: {e}");
+                return json(
+                    StatusCode::BAD_REQUEST,
+                    &serde_json::json!({ "error": error }),
+                );
+            }
+        };
+        let report = self.ingest(&body);
+        json(StatusCode::OK, &report)
+    }
+}
+
+/// Folds a report's figures into a record, keeping what is known when a figure is absent.
+fn fold_metrics(record: &mut Invocation, metrics: &Metrics) {
+    record.duration_ms = metrics.duration_ms.or(record.duration_ms);
+    record.billed_duration_ms = metrics.billed_duration_ms.or(record.billed_duration_ms);
+    record.memory_size_mb = metrics.memory_size_mb.or(record.memory_size_mb);
+    record.max_memory_used_mb = metrics.max_memory_used_mb.or(record.max_memory_used_mb);
+    record.init_duration_ms = metrics.init_duration_ms.or(record.init_duration_ms);
+    if let Some(pod) = &metrics.pod {
+        record.pod = Some(pod.clone());
+    }
+}
+
+/// The line CloudWatch shows for a report.
+fn report_line(phase: Phase, r: &Invocation) -> String {
+    let mut line = match phase {
+        Phase::Invoke => format!("REPORT RequestId: {}", r.request_id),
+        Phase::Init => "INIT_REPORT".to_owned(),
+        Phase::Restore => "RESTORE_REPORT".to_owned(),
+    };
+    let duration_label = match phase {
+        Phase::Invoke => "Duration",
+        Phase::Init => "Init Duration",
+        Phase::Restore => "Restore Duration",
+    };
+    if let Some(d) = r.duration_ms {
+        let _ = write!(line, " {duration_label}: {d:.2} ms");
+    }
+    if let Some(b) = r.billed_duration_ms {
+        let _ = write!(line, " Billed Duration: {} ms", figure(b));
+    }
+    if let Some(m) = r.memory_size_mb {
+        let _ = write!(line, " Memory Size: {} MB", figure(m));
+    }
+    if let Some(m) = r.max_memory_used_mb {
+        let _ = write!(line, " Max Memory Used: {} MB", figure(m));
+    }
+    if let Some(i) = r.init_duration_ms.filter(|_| phase == Phase::Invoke) {
+        let _ = write!(line, " Init Duration: {i:.2} ms");
+    }
+    if let Some(status) = r.status.as_deref().filter(|s| *s != "success") {
+        let _ = write!(line, " Status: {status}");
+    }
+    if let Some(error_type) = &r.error_type {
+        let _ = write!(line, " Error Type: {error_type}");
+    }
+    line
+}
+
+/// A figure as people write it: `128`, `23.4`.
+fn figure(n: f64) -> String {
+    if n.fract() == 0.0 && n.abs() < 1e15 {
+        format!("{}", n as i64)
+    } else {
+        format!("{}", (n * 100.0).round() / 100.0)
+    }
+}
+
+/// A structured log record as a line: level and message first, then every other field as
+/// JSON; stamped with its own `timestamp` when that reads.
+fn structured(
+    time: DateTime<Utc>,
+    fields: &serde_json::Map<String, Value>,
+) -> (DateTime<Utc>, String) {
+    let mut rest = fields.clone();
+    let mut take = |key: &str| match rest.remove(key) {
+        Some(Value::String(s)) => Some(s),
+        Some(other) => Some(other.to_string()),
+        None => None,
+    };
+    let level = take("level");
+    let message = take("message");
+    let time = rest
+        .get("timestamp")
+        .and_then(Value::as_str)
+        .and_then(|t| DateTime::parse_from_rfc3339(t.trim()).ok())
+        .map_or(time, |t| t.with_timezone(&Utc));
+    let mut text = String::new();
+    for part in [level, message].into_iter().flatten() {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push_str(&part);
+    }
+    if !rest.is_empty() {
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        text.push_str(&Value::Object(rest).to_string());
+    }
+    (time, text)
+}
+
+fn json(status: StatusCode, value: &impl Serialize) -> http::Response<LogBody> {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    let mut response = http::Response::new(LogBody::once(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// The listener's state is plain data left consistent by every critical section.
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+type ResponseFuture =
+    Pin<Box<dyn Future<Output = Result<http::Response<LogBody>, Infallible>> + Send>>;
+
+impl<B> hyper::service::Service<http::Request<B>> for TelemetryListener
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Response = http::Response<LogBody>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn call(&self, req: http::Request<B>) -> Self::Future {
+        let listener = self.clone();
+        Box::pin(async move { Ok(listener.handle(req).await) })
+    }
+}
+
+impl<B> tower_service::Service<http::Request<B>> for TelemetryListener
+where
+    B: Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<BoxError>,
+{
+    type Response = http::Response<LogBody>;
+    type Error = Infallible;
+    type Future = ResponseFuture;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<B>) -> Self::Future {
+        hyper::service::Service::call(self, req)
+    }
+}
