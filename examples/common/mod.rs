@@ -220,6 +220,21 @@ pub(crate) async fn serve<F, Fut>(
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
+    serve_until(listener, args, credentials, route, shutdown_signal(), stop).await
+}
+
+/// [`serve`], until `until` resolves instead of a signal.
+pub(crate) async fn serve_until<F, Fut>(
+    listener: tokio::net::TcpListener,
+    args: &ServerArgs,
+    credentials: Option<Arc<Credentials>>,
+    route: F,
+    until: impl Future<Output = ()>,
+    stop: impl FnOnce(),
+) where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = Response<Body>> + Send + 'static,
+{
     let mut server = auto::Builder::new(TokioExecutor::new());
     server
         .http1()
@@ -227,7 +242,7 @@ pub(crate) async fn serve<F, Fut>(
         .header_read_timeout(Duration::from_secs(args.header_timeout));
     server.http2().timer(TokioTimer::new());
     let graceful = GracefulShutdown::new();
-    let signal = shutdown_signal();
+    let signal = until;
     tokio::pin!(signal);
     let mut failures = 0u32;
     loop {

@@ -59,6 +59,10 @@ pub struct RejectedEvent {
 /// Receives telemetry batches into a [`LogStore`], for one function (see the
 /// [module documentation](crate::telemetry) for what becomes of each event).
 ///
+/// The function is known to the store from its first line on; call
+/// [`LogStore::register`] first so that a follower who comes before it waits rather than
+/// getting a 404.
+///
 /// Cheap to clone; clones share the store and what the listener has learnt (the
 /// instance, recent batches). Use it as [`LogHandler`](crate::server::LogHandler) is
 /// used: [`TelemetryListener::handle`], a hyper `Service` or a tower `Service` (axum's

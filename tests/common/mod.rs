@@ -377,6 +377,17 @@ impl Example {
         wrapper: &[&str],
         stderr: std::process::Stdio,
     ) -> Example {
+        Example::start_env(name, args, wrapper, stderr, &[])
+    }
+
+    /// Like [`Example::start_with`], with extra environment variables.
+    pub(crate) fn start_env(
+        name: &str,
+        args: &[&str],
+        wrapper: &[&str],
+        stderr: std::process::Stdio,
+        env: &[(&str, &str)],
+    ) -> Example {
         use std::io::BufRead;
         // cargo test builds the examples next to the test binaries' folder.
         let exe = std::env::current_exe().unwrap();
@@ -392,6 +403,7 @@ impl Example {
         };
         let mut child = command
             .args(args)
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped())
             .stderr(stderr)
             .spawn()
