@@ -2,7 +2,11 @@
 //! and FunctionGraph's flat objects, with the stray spaces of FunctionGraph's examples
 //! trimmed from keys and values and type names matched in any case.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 /// Who wrote a log record.
@@ -97,33 +101,104 @@ pub(crate) enum Telemetry {
     },
 }
 
-/// Reads one event; the error says why it was refused.
-pub(crate) fn parse(event: &Value) -> Result<Telemetry, String> {
-    let Value::Object(object) = event else {
-        return Err(format!("an event is a JSON object, not {}", kind_of(event)));
+/// Reads a Lambda log event of the exact documented form (`time`, `type` `function` or
+/// `extension`, a string `record`) straight from its text: the common case, which skips
+/// building a JSON tree. `None` for anything else, which [`parse`] reads.
+pub(crate) fn quick(raw: &RawValue) -> Option<Telemetry> {
+    #[derive(Deserialize)]
+    struct Quick<'a> {
+        #[serde(borrow)]
+        time: Cow<'a, str>,
+        #[serde(rename = "type", borrow)]
+        kind: Cow<'a, str>,
+        #[serde(borrow)]
+        record: &'a RawValue,
+    }
+    let event: Quick<'_> = serde_json::from_str(raw.get()).ok()?;
+    let source = match &*event.kind {
+        "function" => Source::Function,
+        "extension" => Source::Extension,
+        _ => return None,
     };
-    if let Some(kind) = string(object, "type")? {
-        // Lambda: {time, type, record}; the record holds the fields.
-        let time = read_time(object, "time")?;
-        let record = field(object, "record").unwrap_or(&Value::Null);
-        return read(&kind.to_ascii_lowercase(), time, record, object);
+    let record: String = serde_json::from_str(event.record.get()).ok()?;
+    let time = DateTime::parse_from_rfc3339(&event.time).ok()?;
+    Some(Telemetry::Log {
+        source,
+        time: Some(time.with_timezone(&Utc)),
+        record: Value::String(record),
+    })
+}
+
+/// Reads one event; the error says why it was refused.
+pub(crate) fn parse(mut event: Value) -> Result<Telemetry, String> {
+    let Some(object) = event.as_object() else {
+        return Err(format!(
+            "an event is a JSON object, not {}",
+            kind_of(&event)
+        ));
+    };
+    // Lambda: {time, type, record}, the fields in the record. FunctionGraph: flat, the
+    // fields beside the name.
+    let (kind, time, lambda) = if let Some(kind) = string(object, "type")? {
+        (kind, read_time(object, "time")?, true)
+    } else if let Some(kind) = string(object, "name")? {
+        (kind, read_time(object, "startTime")?, false)
+    } else {
+        return Err(
+            "neither a Lambda event (time, type, record) nor a FunctionGraph event (name, startTime)"
+                .into(),
+        );
+    };
+    let kind = kind.to_ascii_lowercase();
+    if kind == "function" || kind == "extension" {
+        // The hot path: the log is moved out, not copied.
+        let keys: &[&str] = if lambda {
+            &["record"]
+        } else {
+            &["logs", "record"]
+        };
+        let record = match &mut event {
+            Value::Object(object) => keys.iter().find_map(|key| take(object, key)),
+            _ => None,
+        };
+        return log(&kind, time, record);
     }
-    if let Some(kind) = string(object, "name")? {
-        // FunctionGraph: flat, the fields beside the name.
-        let time = read_time(object, "startTime")?;
-        return read(&kind.to_ascii_lowercase(), time, event, object);
+    let record = match (lambda, event.as_object()) {
+        (true, Some(object)) => field(object, "record").unwrap_or(&Value::Null),
+        _ => &event,
+    };
+    read(&kind, time, record, &event)
+}
+
+fn log(
+    kind: &str,
+    time: Option<DateTime<Utc>>,
+    record: Option<Value>,
+) -> Result<Telemetry, String> {
+    let source = if kind == "function" {
+        Source::Function
+    } else {
+        Source::Extension
+    };
+    match record {
+        Some(record @ (Value::String(_) | Value::Object(_))) => Ok(Telemetry::Log {
+            source,
+            time,
+            record,
+        }),
+        Some(other) => Err(format!(
+            "a {kind} log record is a string or an object, not {}",
+            kind_of(&other)
+        )),
+        None => Err(format!("a {kind} event without its log")),
     }
-    Err(
-        "neither a Lambda event (time, type, record) nor a FunctionGraph event (name, startTime)"
-            .into(),
-    )
 }
 
 fn read(
     kind: &str,
     time: Option<DateTime<Utc>>,
     record: &Value,
-    event: &Map<String, Value>,
+    event: &Value,
 ) -> Result<Telemetry, String> {
     let phase = |name: &str| match name {
         "init" => Phase::Init,
@@ -140,32 +215,6 @@ fn read(
         Ok(text("status")?.map(|s| s.to_ascii_lowercase()))
     };
     match kind {
-        "function" | "extension" => {
-            let source = if kind == "function" {
-                Source::Function
-            } else {
-                Source::Extension
-            };
-            // Lambda's record is the log; FunctionGraph's log is its `logs` field.
-            let log = match record {
-                Value::Object(flat) if std::ptr::eq(flat, event) => {
-                    field(flat, "logs").or(field(flat, "record")).cloned()
-                }
-                other => Some(other.clone()),
-            };
-            match log {
-                Some(record @ (Value::String(_) | Value::Object(_))) => Ok(Telemetry::Log {
-                    source,
-                    time,
-                    record,
-                }),
-                Some(other) => Err(format!(
-                    "a {kind} log record is a string or an object, not {}",
-                    kind_of(&other)
-                )),
-                None => Err(format!("a {kind} event without its log")),
-            }
-        }
         "platform.initstart" | "platform.start" | "platform.restorestart" => {
             let phase = phase(&kind["platform.".len()..kind.len() - "start".len()]);
             let detail = match phase {
@@ -267,7 +316,7 @@ fn read(
         _ => Ok(Telemetry::Unknown {
             time,
             kind: kind.to_owned(),
-            json: Value::Object(event.clone()).to_string(),
+            json: event.to_string(),
         }),
     }
 }
@@ -292,6 +341,18 @@ fn field<'a>(object: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
             .find(|(k, _)| k.trim().eq_ignore_ascii_case(key))
             .map(|(_, v)| v)
     })
+}
+
+/// Removes and returns the value of `key`, found as [`field`] finds it.
+fn take(object: &mut Map<String, Value>, key: &str) -> Option<Value> {
+    if let Some(value) = object.remove(key) {
+        return Some(value);
+    }
+    let found = object
+        .keys()
+        .find(|k| k.trim().eq_ignore_ascii_case(key))
+        .cloned()?;
+    object.remove(&found)
 }
 
 /// A string field, trimmed; `None` when absent, null or empty; an error for another type.

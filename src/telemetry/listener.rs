@@ -1,11 +1,9 @@
 //! [`TelemetryListener`]: the endpoint a platform POSTs its telemetry batches to.
 
-use std::collections::hash_map::DefaultHasher;
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::fmt::Write;
 use std::future::Future;
-use std::hash::{Hash, Hasher};
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
@@ -17,9 +15,10 @@ use http::{Method, StatusCode};
 use http_body::Body;
 use http_body_util::{BodyExt, Limited};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::event::{parse, Metrics, Phase, Source, Telemetry};
+use super::event::{parse, quick, Metrics, Phase, Source, Telemetry};
 use crate::codec::trim_line_end;
 use crate::server::LogBody;
 use crate::store::{Invocation, LogStore, MAX_LISTED_REJECTIONS};
@@ -157,29 +156,38 @@ impl TelemetryListener {
             report.duplicate = true;
             return report;
         }
-        let events: Vec<Value> = match serde_json::from_slice::<Value>(body) {
-            Ok(Value::Array(events)) => events,
-            Ok(single @ Value::Object(_)) => vec![single],
-            Ok(other) => {
-                self.unreadable(
-                    body.len(),
-                    &format!("it is JSON but not an array ({other:.40})"),
-                );
-                return report;
-            }
-            Err(e) => {
-                self.unreadable(body.len(), &e.to_string());
-                return report;
-            }
-        };
-        for (index, event) in events.iter().enumerate() {
-            match parse(event).and_then(|t| self.store_event(t)) {
-                Ok(()) => report.accepted += 1,
-                Err(_) if report.rejected.len() == MAX_LISTED_REJECTIONS => {
-                    report.more_rejected += 1
+        // Each event is cut out of the batch as text first, so that one odd event costs
+        // only itself; the common log event is then read without a JSON tree.
+        let events: Vec<Box<RawValue>> = match serde_json::from_slice::<Vec<Box<RawValue>>>(body) {
+            Ok(events) => events,
+            Err(e) => match serde_json::from_slice::<Value>(body) {
+                Ok(single @ Value::Object(_)) => {
+                    let outcome = parse(single).and_then(|t| self.store_event(t));
+                    self.tally(&mut report, 0, outcome);
+                    return report;
                 }
-                Err(reason) => report.rejected.push(RejectedEvent { index, reason }),
-            }
+                Ok(other) => {
+                    self.unreadable(
+                        body.len(),
+                        &format!("it is JSON but not an array ({other:.40})"),
+                    );
+                    return report;
+                }
+                Err(_) => {
+                    self.unreadable(body.len(), &e.to_string());
+                    return report;
+                }
+            },
+        };
+        for (index, raw) in events.iter().enumerate() {
+            let event = match quick(raw) {
+                Some(event) => Ok(event),
+                None => serde_json::from_str::<Value>(raw.get())
+                    .map_err(|e| format!("unreadable: {e}"))
+                    .and_then(parse),
+            };
+            let outcome = event.and_then(|t| self.store_event(t));
+            self.tally(&mut report, index, outcome);
         }
         if !report.rejected.is_empty() {
             tracing::debug!(
@@ -191,11 +199,18 @@ impl TelemetryListener {
         report
     }
 
+    /// Counts one event's outcome in the report.
+    fn tally(&self, report: &mut BatchReport, index: usize, outcome: Result<(), String>) {
+        match outcome {
+            Ok(()) => report.accepted += 1,
+            Err(_) if report.rejected.len() == MAX_LISTED_REJECTIONS => report.more_rejected += 1,
+            Err(reason) => report.rejected.push(RejectedEvent { index, reason }),
+        }
+    }
+
     /// Whether `body` equals a batch stored lately; remembers it otherwise.
     fn seen_before(&self, body: &[u8]) -> bool {
-        let mut hasher = DefaultHasher::new();
-        body.hash(&mut hasher);
-        let hash = hasher.finish();
+        let hash = fingerprint(body);
         let mut learnt = lock(&self.learnt);
         if learnt.recent.contains(&hash) {
             return true;
@@ -228,9 +243,18 @@ impl TelemetryListener {
     }
 
     fn append(&self, time: DateTime<Utc>, text: String) -> Result<(), String> {
+        self.append_from(&self.current_instance(), time, text)
+    }
+
+    fn append_from(
+        &self,
+        instance: &SharedStr,
+        time: DateTime<Utc>,
+        text: String,
+    ) -> Result<(), String> {
         let message = Message::new(self.name.clone(), time, text)
             .with_namespace(self.namespace.clone())
-            .with_instance(self.current_instance());
+            .with_instance(instance.clone());
         self.store.append(message).map_err(|e| e.to_string())
     }
 
@@ -258,7 +282,7 @@ impl TelemetryListener {
                 source,
                 time,
                 record,
-            } => self.store_log(source, time.unwrap_or_else(Utc::now), &record),
+            } => self.store_log(source, time.unwrap_or_else(Utc::now), record),
             Telemetry::Start {
                 phase,
                 request_id,
@@ -343,29 +367,37 @@ impl TelemetryListener {
     }
 
     /// One message per line of a log record.
-    fn store_log(&self, source: Source, time: DateTime<Utc>, record: &Value) -> Result<(), String> {
-        let (time, text) = match record {
-            Value::String(text) => (time, text.clone()),
+    fn store_log(&self, source: Source, time: DateTime<Utc>, record: Value) -> Result<(), String> {
+        let (time, mut text) = match record {
+            Value::String(text) => (time, text),
             Value::Object(fields) => structured(time, fields),
             _ => return Err("a log record is a string or an object".into()),
         };
-        let tag = match source {
-            Source::Function => "[Function]",
-            Source::Extension => "[Extension]",
-        };
-        let mut lines = text.split_inclusive('\n').peekable();
-        if lines.peek().is_none() {
-            return self.append(time, String::new());
-        }
-        for line in lines {
-            let mut line = line.to_owned();
-            trim_line_end(&mut line);
-            let line = line.strip_prefix(tag).unwrap_or(&line);
-            let text = match source {
+        let instance = self.current_instance();
+        let mark = |line: &str| -> String {
+            let tag = match source {
+                Source::Function => "[Function]",
+                Source::Extension => "[Extension]",
+            };
+            let line = line.strip_prefix(tag).unwrap_or(line);
+            match source {
                 Source::Function => line.to_owned(),
                 Source::Extension => format!("[extension] {line}"),
+            }
+        };
+        trim_line_end(&mut text);
+        if !text.contains('\n') {
+            // Nearly every record is one line: keep its string unless a tag must go.
+            let text = match source {
+                Source::Function if !text.starts_with("[Function]") => text,
+                _ => mark(&text),
             };
-            self.append(time, text)?;
+            return self.append_from(&instance, time, text);
+        }
+        for line in text.split('\n') {
+            let mut line = mark(line);
+            trim_line_end(&mut line);
+            self.append_from(&instance, time, line)?;
         }
         Ok(())
     }
@@ -416,6 +448,26 @@ impl TelemetryListener {
         let report = self.ingest(&body);
         json(StatusCode::OK, &report)
     }
+}
+
+/// A batch's fingerprint, to recognise a retry: FxHash's multiply and rotate over 8-byte
+/// words, quicker than the standard hasher (built to resist attacks, which a batch from
+/// the platform is not), and ample to tell a platform's batches apart.
+fn fingerprint(body: &[u8]) -> u64 {
+    const K: u64 = 0x517c_c1b7_2722_0a95;
+    let mix = |h: u64, word: u64| (h.rotate_left(5) ^ word).wrapping_mul(K);
+    let mut words = body.chunks_exact(8);
+    let mut h = mix(0, body.len() as u64);
+    for w in &mut words {
+        h = mix(
+            h,
+            u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]]),
+        );
+    }
+    for &b in words.remainder() {
+        h = mix(h, u64::from(b));
+    }
+    h
 }
 
 /// Folds a report's figures into a record, keeping what is known when a figure is absent.
@@ -479,9 +531,8 @@ fn figure(n: f64) -> String {
 /// JSON; stamped with its own `timestamp` when that reads.
 fn structured(
     time: DateTime<Utc>,
-    fields: &serde_json::Map<String, Value>,
+    mut rest: serde_json::Map<String, Value>,
 ) -> (DateTime<Utc>, String) {
-    let mut rest = fields.clone();
     let mut take = |key: &str| match rest.remove(key) {
         Some(Value::String(s)) => Some(s),
         Some(other) => Some(other.to_string()),
