@@ -12,6 +12,7 @@ fuzz_target!(|data: &[u8]| {
         max_bytes: 16 << 20,
         max_functions: 1024,
         max_total_bytes: 64 << 20,
+        ..StoreLimits::default()
     });
     let report = store.ingest_ndjson(data);
     let lines = data
