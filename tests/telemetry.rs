@@ -279,6 +279,7 @@ async fn unreadable_bodies_are_answered_200_and_leave_a_visible_line() {
         let prefix = format!("[faas-logs] a telemetry batch of {len} bytes was unreadable: ");
         assert!(text.starts_with(&prefix), "{text}");
     }
+    assert!(texts[1].ends_with("unreadable: it is a number, not an array of events"));
 }
 
 #[tokio::test]

@@ -408,7 +408,8 @@ fn list(value: Option<&Value>) -> String {
     format!("[{}]", items.join(", "))
 }
 
-fn kind_of(value: &Value) -> &'static str {
+/// What a JSON value is, for messages: `a number`, `an array`...
+pub(crate) fn kind_of(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

@@ -18,7 +18,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use super::event::{parse, quick, Metrics, Phase, Source, Telemetry};
+use super::event::{kind_of, parse, quick, Metrics, Phase, Source, Telemetry};
 use crate::codec::trim_line_end;
 use crate::server::LogBody;
 use crate::store::{Invocation, LogStore, MAX_LISTED_REJECTIONS};
@@ -82,6 +82,18 @@ pub struct RejectedEvent {
 /// assert_eq!(store.stats("", "hello").unwrap().messages, 3);
 /// let invocations = store.invocations("", "hello", None, 10).unwrap();
 /// assert_eq!(invocations[0].request_id, "r-1");
+/// ```
+///
+/// Mounted beside the log endpoint in axum:
+///
+/// ```
+/// # use std::time::Duration;
+/// # use faas_logs::{server::LogHandler, store::LogStore, telemetry::TelemetryListener};
+/// let store = LogStore::new();
+/// store.register("", "hello").unwrap(); // followers wait for its first line
+/// let app: axum::Router = axum::Router::new()
+///     .route_service("/telemetry", TelemetryListener::new(store.clone(), "hello"))
+///     .route_service("/system/logs", LogHandler::new(store, Duration::from_secs(60)));
 /// ```
 #[derive(Clone)]
 pub struct TelemetryListener {
@@ -167,10 +179,8 @@ impl TelemetryListener {
                     return report;
                 }
                 Ok(other) => {
-                    self.unreadable(
-                        body.len(),
-                        &format!("it is JSON but not an array ({other:.40})"),
-                    );
+                    let what = format!("it is {}, not an array of events", kind_of(&other));
+                    self.unreadable(body.len(), &what);
                     return report;
                 }
                 Err(_) => {
