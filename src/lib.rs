@@ -43,6 +43,7 @@
 //! | [`server`] | [`LogHandler`](server::LogHandler), the endpoint over any requester, and its body [`LogBody`](server::LogBody) |
 //! | [`store`] | [`LogStore`](store::LogStore), the embedded default backend: an in-memory ring per function, filled by [`capture_lines`](store::capture_lines) from a process's output and by [`LogStore::ingest_ndjson`](store::LogStore::ingest_ndjson) from pushed logs |
 //! | [`telemetry`] | [`TelemetryListener`](telemetry::TelemetryListener): Lambda's and FunctionGraph's telemetry pushes into a store, as lines and invocation records |
+//! | `client` (feature `client`) | `LogClient`: reads any provider's `/system/logs` as a stream of messages, over http or https, and follows across the provider's timeouts |
 //! | [`codec`] | the bytes: Go's exact NDJSON encoder and a decoder, line framing, timestamps |
 //! | `docker` (feature `docker`) | `DockerRequester`, for functions that run as Docker containers, and decoders of Docker's log streams |
 //!
@@ -120,6 +121,8 @@
 //! let app: axum::Router = axum::Router::new().route_service("/system/logs", handler);
 //! ```
 
+#[cfg(feature = "client")]
+pub mod client;
 pub mod codec;
 #[cfg(feature = "docker")]
 pub mod docker;
