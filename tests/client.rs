@@ -203,3 +203,43 @@ async fn following_a_provider_that_is_gone_gives_up_after_the_policys_failures()
     assert!(matches!(*last, ClientError::Transport(_)), "{last:?}");
     assert!(within(follow.next()).await.is_none());
 }
+
+#[tokio::test]
+async fn several_functions_merge_into_one_stream_in_time_order() {
+    let store = LogStore::new();
+    let start = Utc::now() - chrono::Duration::seconds(10);
+    for i in 0..200 {
+        let name = if i % 2 == 0 { "f" } else { "g" };
+        let at = start + chrono::Duration::milliseconds(i);
+        store
+            .append(
+                Message::new(name, at, format!("{name} {i}")).with_instance(format!("{name}-1")),
+            )
+            .unwrap();
+    }
+    let addr = serve(LogHandler::new(store.clone(), Duration::from_secs(30))).await;
+    let client = LogClient::new(format!("http://{addr}")).unwrap();
+    let streams = vec![
+        client.logs(&Request::new("f")).await.unwrap(),
+        client.logs(&Request::new("g")).await.unwrap(),
+    ];
+    // A window longer than the test: the order comes from the merge, not from timing.
+    let merged = faas_logs::client::merge_by_time(streams, Duration::from_secs(60));
+    let (got, error) = collect(merged).await;
+    assert!(error.is_none(), "{error:?}");
+    let want: Vec<String> = (0..200)
+        .map(|i| format!("{} {i}", if i % 2 == 0 { "f" } else { "g" }))
+        .collect();
+    assert_eq!(texts(&got), want);
+    assert!(
+        got.iter().all(|m| m.text.starts_with(m.name.as_str())),
+        "each line says its function"
+    );
+    // logs_of does the same for names, and an unknown one is the query's error.
+    let Err(ClientError::Status { status: 404, .. }) = client
+        .logs_of(&["f", "nobody"], &Request::new("f"), Resume::default())
+        .await
+    else {
+        panic!("an unknown function is a 404");
+    };
+}

@@ -295,6 +295,121 @@ impl LogClient {
     }
 }
 
+/// How long a merged stream holds a message to put the functions' lines in time order.
+pub const MERGE_WINDOW: Duration = Duration::from_millis(50);
+
+impl LogClient {
+    /// Several functions at once, as one stream: `request` for each of `names` (with
+    /// [`LogClient::follow`] when `request.follow` is set, so the merged stream survives
+    /// the provider's timeouts too), merged by timestamp within [`MERGE_WINDOW`]. Each
+    /// message's `name` says which function wrote it. An error of one function ends the
+    /// merged stream with that error.
+    pub async fn logs_of(
+        &self,
+        names: &[&str],
+        request: &Request,
+        resume: Resume,
+    ) -> Result<MessageStream, ClientError> {
+        let mut streams = Vec::with_capacity(names.len());
+        for name in names {
+            let request = Request {
+                name: (*name).to_owned(),
+                ..request.clone()
+            };
+            streams.push(if request.follow {
+                self.follow(request, resume)
+            } else {
+                self.logs(&request).await?
+            });
+        }
+        Ok(merge_by_time(streams, MERGE_WINDOW))
+    }
+}
+
+/// Merges `streams` into one, in timestamp order within `window`: a message is held at
+/// most `window` after it arrives, so that a slightly older one of another stream can go
+/// first; at the end everything held goes out in order.
+#[must_use = "the stream does nothing until polled"]
+pub fn merge_by_time(streams: Vec<MessageStream>, window: Duration) -> MessageStream {
+    use std::cmp::Reverse;
+    use std::collections::BinaryHeap;
+
+    /// A held message: the oldest timestamp first, then the first to arrive.
+    struct Held(DateTime<Utc>, u64, tokio::time::Instant, Message);
+    impl PartialEq for Held {
+        fn eq(&self, other: &Self) -> bool {
+            (self.0, self.1) == (other.0, other.1)
+        }
+    }
+    impl Eq for Held {}
+    impl PartialOrd for Held {
+        fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+            Some(self.cmp(other))
+        }
+    }
+    impl Ord for Held {
+        fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+            (self.0, self.1).cmp(&(other.0, other.1))
+        }
+    }
+    struct Merge {
+        inputs: futures_util::stream::SelectAll<MessageStream>,
+        held: BinaryHeap<Reverse<Held>>,
+        arrivals: u64,
+        ended: bool,
+        failed: Option<ClientError>,
+    }
+    let merge = Merge {
+        inputs: futures_util::stream::select_all(streams),
+        held: BinaryHeap::new(),
+        arrivals: 0,
+        ended: false,
+        failed: None,
+    };
+    Box::pin(futures_util::stream::unfold(
+        merge,
+        move |mut m| async move {
+            loop {
+                // The oldest held message goes once it has waited its window, or at the end.
+                let due = m.held.peek().map(|Reverse(h)| h.2 + window);
+                if let Some(due) = due {
+                    if m.ended || tokio::time::Instant::now() >= due {
+                        let Reverse(Held(_, _, _, message)) = m.held.pop()?;
+                        return Some((Ok(message), m));
+                    }
+                }
+                if m.ended {
+                    return m.failed.take().map(|e| (Err(e), m));
+                }
+                let next = async {
+                    match due {
+                        Some(due) => tokio::time::timeout_at(due, m.inputs.next()).await.ok(),
+                        None => Some(m.inputs.next().await),
+                    }
+                };
+                match next.await {
+                    None => continue, // the oldest held message is due
+                    Some(Some(Ok(message))) => {
+                        let arrival = tokio::time::Instant::now();
+                        m.held.push(Reverse(Held(
+                            message.timestamp,
+                            m.arrivals,
+                            arrival,
+                            message,
+                        )));
+                        m.arrivals += 1;
+                    }
+                    Some(Some(Err(e))) => {
+                        m.failed = Some(e);
+                        m.ended = true;
+                    }
+                    Some(None) => m.ended = true,
+                }
+            }
+        },
+    ))
+}
+
 /// The messages of one response, then its end or what broke it.
 fn decode(
     response: reqwest::Response,
