@@ -128,6 +128,7 @@ pub mod codec;
 pub mod docker;
 mod error;
 mod message;
+mod ordered;
 mod request;
 mod requester;
 pub mod server;

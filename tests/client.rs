@@ -15,7 +15,6 @@ use faas_logs::server::LogHandler;
 use faas_logs::store::LogStore;
 use faas_logs::{Error, Event, Message, Request};
 use futures::StreamExt;
-use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 
 fn line(i: usize) -> Message {
@@ -135,25 +134,14 @@ async fn a_follow_resumes_across_the_providers_timeouts_with_every_line_once_in_
     // A provider whose follow streams end every 300 ms; its requests are counted (the
     // client keeps its connection alive between them).
     let handler = LogHandler::new(store.clone(), Duration::from_millis(300));
-    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = tcp.local_addr().unwrap();
     let requests = Arc::new(AtomicUsize::new(0));
     let counted = Arc::clone(&requests);
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = tcp.accept().await {
-            let (handler, counted) = (handler.clone(), Arc::clone(&counted));
-            let service = hyper::service::service_fn(move |req| {
-                counted.fetch_add(1, Ordering::SeqCst);
-                let handler = handler.clone();
-                async move { Ok::<_, std::convert::Infallible>(handler.handle(req).await) }
-            });
-            tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
+    let addr = serve_fn(move |req| {
+        counted.fetch_add(1, Ordering::SeqCst);
+        let handler = handler.clone();
+        async move { handler.handle(req).await }
+    })
+    .await;
     // A writer that keeps writing while the client reconnects.
     let writer = {
         let store = store.clone();

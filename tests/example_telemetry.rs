@@ -15,7 +15,6 @@ use common::*;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response};
-use hyper_util::rt::TokioIo;
 use tokio::sync::{mpsc, oneshot};
 
 /// What the emulated platform saw, and the events it hands out.
@@ -65,23 +64,18 @@ async fn answer(platform: Arc<Platform>, req: Request<Incoming>) -> Response<Ful
 }
 
 async fn emulate(platform: Arc<Platform>) -> SocketAddr {
-    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = tcp.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = tcp.accept().await {
-            let platform = Arc::clone(&platform);
-            let service = hyper::service::service_fn(move |req| {
-                let platform = Arc::clone(&platform);
-                async move { Ok::<_, std::convert::Infallible>(answer(platform, req).await) }
-            });
-            tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    addr
+    serve_fn(move |req| answer(Arc::clone(&platform), req)).await
+}
+
+/// Starts `examples/telemetry.rs` on free ports with `env`.
+fn start_extension(env: &[(&str, &str)]) -> Example {
+    let ports = [
+        "--listen",
+        "127.0.0.1:0",
+        "--telemetry-listen",
+        "127.0.0.1:0",
+    ];
+    Example::start_env("telemetry", &ports, &[], std::process::Stdio::null(), env)
 }
 
 /// Posts a batch to the extension, as the platform does.
@@ -110,21 +104,10 @@ async fn a_lambda_extension_registers_subscribes_serves_follows_and_exits_on_shu
         events: tokio::sync::Mutex::new(next),
     });
     let api = emulate(Arc::clone(&platform)).await.to_string();
-    let extension = Example::start_env(
-        "telemetry",
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--telemetry-listen",
-            "127.0.0.1:0",
-        ],
-        &[],
-        std::process::Stdio::null(),
-        &[
-            ("AWS_LAMBDA_RUNTIME_API", &api),
-            ("TELEMETRY_HOST", "127.0.0.1"),
-        ],
-    );
+    let extension = start_extension(&[
+        ("AWS_LAMBDA_RUNTIME_API", &api),
+        ("TELEMETRY_HOST", "127.0.0.1"),
+    ]);
     let (name, registration) = platform.registered.lock().unwrap().clone().unwrap();
     assert_eq!(name, "faas-logs");
     assert_eq!(
@@ -221,51 +204,37 @@ async fn emulate_functiongraph(
     subscribed: oneshot::Sender<serde_json::Value>,
 ) -> SocketAddr {
     let subscribed = Arc::new(Mutex::new(Some(subscribed)));
-    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = tcp.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = tcp.accept().await {
-            let (seen, subscribed) = (Arc::clone(&seen), Arc::clone(&subscribed));
-            let service = hyper::service::service_fn(move |req: Request<Incoming>| {
-                let (seen, subscribed) = (Arc::clone(&seen), Arc::clone(&subscribed));
-                async move {
-                    let (parts, body) = req.into_parts();
-                    let body = body.collect().await.unwrap().to_bytes();
-                    let header = |name: &str| {
-                        let value = parts.headers.get(name).and_then(|v| v.to_str().ok());
-                        value.unwrap_or("").to_owned()
-                    };
-                    let answer: &'static [u8] = match parts.uri.path() {
-                        "/extension/register" => {
-                            let name = header("FunctionGraph-Extension-Name");
-                            let address = header("FunctionGraph-Extension-Address");
-                            seen.lock()
-                                .unwrap()
-                                .push(("register".into(), name, address));
-                            br#"{"functionName":"fg-hello","functionVersion":"latest","errorInfo":{"errorType":"","errorMessage":""}}"#
-                        }
-                        "/telemetry" => {
-                            let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
-                            if let Some(tx) = subscribed.lock().unwrap().take() {
-                                let _ = tx.send(json);
-                            }
-                            b"{}"
-                        }
-                        path => panic!("the extension called {path}"),
-                    };
-                    Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from_static(
-                        answer,
-                    ))))
+    serve_fn(move |req: Request<Incoming>| {
+        let (seen, subscribed) = (Arc::clone(&seen), Arc::clone(&subscribed));
+        async move {
+            let (parts, body) = req.into_parts();
+            let body = body.collect().await.unwrap().to_bytes();
+            let header = |name: &str| {
+                let value = parts.headers.get(name).and_then(|v| v.to_str().ok());
+                value.unwrap_or("").to_owned()
+            };
+            let answer: &'static [u8] = match parts.uri.path() {
+                "/extension/register" => {
+                    let name = header("FunctionGraph-Extension-Name");
+                    let address = header("FunctionGraph-Extension-Address");
+                    seen.lock()
+                        .unwrap()
+                        .push(("register".into(), name, address));
+                    br#"{"functionName":"fg-hello","functionVersion":"latest","errorInfo":{"errorType":"","errorMessage":""}}"#
                 }
-            });
-            tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+                "/telemetry" => {
+                    let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                    if let Some(tx) = subscribed.lock().unwrap().take() {
+                        let _ = tx.send(json);
+                    }
+                    b"{}"
+                }
+                path => panic!("the extension called {path}"),
+            };
+            Response::new(Full::new(Bytes::from_static(answer)))
         }
-    });
-    addr
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -275,18 +244,7 @@ async fn a_functiongraph_extension_registers_its_address_subscribes_and_takes_in
     let api = emulate_functiongraph(Arc::clone(&seen), subscribed)
         .await
         .to_string();
-    let extension = Example::start_env(
-        "telemetry",
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--telemetry-listen",
-            "127.0.0.1:0",
-        ],
-        &[],
-        std::process::Stdio::null(),
-        &[("EXTENSION_API_ADDR", &api)],
-    );
+    let extension = start_extension(&[("EXTENSION_API_ADDR", &api)]);
     let subscription = within(subscription).await.unwrap();
     let uri = subscription["subscriber"]["uri"]
         .as_str()

@@ -13,36 +13,22 @@ use faas_logs::server::LogHandler;
 use faas_logs::store::{Invocation, LogStore, StoreLimits};
 use faas_logs::telemetry::TelemetryListener;
 use http_body_util::BodyExt;
-use hyper_util::rt::TokioIo;
 
 /// A provider with both routes: the platform posts to `/telemetry`, clients read
 /// `/system/logs`.
 async fn serve_both(listener: TelemetryListener, store: &LogStore) -> SocketAddr {
     let handler = LogHandler::new(store.clone(), Duration::from_secs(30));
-    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = tcp.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((stream, _)) = tcp.accept().await {
-            let (listener, handler) = (listener.clone(), handler.clone());
-            let service =
-                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let (listener, handler) = (listener.clone(), handler.clone());
-                    async move {
-                        Ok::<_, std::convert::Infallible>(if req.uri().path() == "/telemetry" {
-                            listener.handle(req).await
-                        } else {
-                            handler.handle(req).await
-                        })
-                    }
-                });
-            tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
+    serve_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+        let (listener, handler) = (listener.clone(), handler.clone());
+        async move {
+            if req.uri().path() == "/telemetry" {
+                listener.handle(req).await
+            } else {
+                handler.handle(req).await
+            }
         }
-    });
-    addr
+    })
+    .await
 }
 
 /// POSTs a batch; returns the status and the JSON answer.

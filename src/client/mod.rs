@@ -26,6 +26,7 @@ use futures_util::StreamExt;
 use tokio_util::codec::Decoder;
 
 use crate::codec::{NdjsonDecoder, NdjsonError, DEFAULT_MAX_JSON_LINE};
+use crate::ordered::TimeOrdered;
 use crate::{Message, Request};
 
 /// Why reading logs failed.
@@ -334,24 +335,8 @@ pub fn merge_by_time(streams: Vec<MessageStream>, window: Duration) -> MessageSt
     use std::cmp::Reverse;
     use std::collections::BinaryHeap;
 
-    /// A held message: the oldest timestamp first, then the first to arrive.
-    struct Held(DateTime<Utc>, u64, tokio::time::Instant, Message);
-    impl PartialEq for Held {
-        fn eq(&self, other: &Self) -> bool {
-            (self.0, self.1) == (other.0, other.1)
-        }
-    }
-    impl Eq for Held {}
-    impl PartialOrd for Held {
-        fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-            Some(self.cmp(other))
-        }
-    }
-    impl Ord for Held {
-        fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-            (self.0, self.1).cmp(&(other.0, other.1))
-        }
-    }
+    /// A held message and when it arrived.
+    type Held = TimeOrdered<(tokio::time::Instant, Message)>;
     struct Merge {
         inputs: futures_util::stream::SelectAll<MessageStream>,
         held: BinaryHeap<Reverse<Held>>,
@@ -371,11 +356,11 @@ pub fn merge_by_time(streams: Vec<MessageStream>, window: Duration) -> MessageSt
         move |mut m| async move {
             loop {
                 // The oldest held message goes once it has waited its window, or at the end.
-                let due = m.held.peek().map(|Reverse(h)| h.2 + window);
+                let due = m.held.peek().map(|Reverse(h)| h.item.0 + window);
                 if let Some(due) = due {
                     if m.ended || tokio::time::Instant::now() >= due {
-                        let Reverse(Held(_, _, _, message)) = m.held.pop()?;
-                        return Some((Ok(message), m));
+                        let Reverse(held) = m.held.pop()?;
+                        return Some((Ok(held.item.1), m));
                     }
                 }
                 if m.ended {
@@ -391,12 +376,8 @@ pub fn merge_by_time(streams: Vec<MessageStream>, window: Duration) -> MessageSt
                     None => continue, // the oldest held message is due
                     Some(Some(Ok(message))) => {
                         let arrival = tokio::time::Instant::now();
-                        m.held.push(Reverse(Held(
-                            message.timestamp,
-                            m.arrivals,
-                            arrival,
-                            message,
-                        )));
+                        let held = Held::new(message.timestamp, m.arrivals, (arrival, message));
+                        m.held.push(Reverse(held));
                         m.arrivals += 1;
                     }
                     Some(Some(Err(e))) => {

@@ -100,6 +100,21 @@ impl LogBody {
     }
 }
 
+/// A small JSON answer of an endpoint: `value` with `status`.
+pub(crate) fn json_response(
+    status: http::StatusCode,
+    value: &impl serde::Serialize,
+) -> http::Response<LogBody> {
+    let body = serde_json::to_vec(value).unwrap_or_default();
+    let mut response = http::Response::new(LogBody::once(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
 impl std::fmt::Debug for LogBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let kind = match self.kind {

@@ -1,11 +1,9 @@
 //! [`LogHandler`]: the `/system/logs` endpoint over any [`Requester`].
 
-use std::convert::Infallible;
-use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,7 +17,7 @@ use http_body_util::{BodyExt, Limited};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use super::body::LogBody;
+use super::body::{json_response, LogBody};
 use super::shaping::Shaped;
 use crate::error::{panicked, BoxError};
 use crate::{Error, Message, Request, Requester};
@@ -239,13 +237,7 @@ where
 }
 
 fn json_error(status: StatusCode, message: &str) -> http::Response<LogBody> {
-    let body = serde_json::json!({ "error": message }).to_string();
-    let mut response = http::Response::new(LogBody::once(Bytes::from(body)));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
+    json_response(status, &serde_json::json!({ "error": message }))
 }
 
 /// The response for an error found before the stream started, logged by its weight.
@@ -270,42 +262,4 @@ fn method_not_allowed() -> http::Response<LogBody> {
     response
 }
 
-type ResponseFuture =
-    Pin<Box<dyn Future<Output = Result<http::Response<LogBody>, Infallible>> + Send>>;
-
-impl<R, B> hyper::service::Service<http::Request<B>> for LogHandler<R>
-where
-    R: Requester + ?Sized,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
-    type Response = http::Response<LogBody>;
-    type Error = Infallible;
-    type Future = ResponseFuture;
-
-    fn call(&self, req: http::Request<B>) -> Self::Future {
-        let handler = self.clone();
-        Box::pin(async move { Ok(handler.handle(req).await) })
-    }
-}
-
-impl<R, B> tower_service::Service<http::Request<B>> for LogHandler<R>
-where
-    R: Requester + ?Sized,
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
-    type Response = http::Response<LogBody>;
-    type Error = Infallible;
-    type Future = ResponseFuture;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        hyper::service::Service::call(self, req)
-    }
-}
+super::endpoint_services!(LogHandler<R>, [R: Requester + ?Sized]);

@@ -14,6 +14,7 @@ use futures_core::Stream;
 use tokio::time::Sleep;
 
 use crate::codec::trim_line_end;
+use crate::ordered::TimeOrdered;
 use crate::request::Filter;
 use crate::{Capabilities, Error, Event, LogStream, Message, Request};
 
@@ -68,44 +69,13 @@ struct History {
     arrivals: u64,
 }
 
-/// A held message, ordered by timestamp and then by arrival, so that equal timestamps
-/// keep the backend's order.
-struct Held {
-    timestamp: DateTime<Utc>,
-    arrival: u64,
-    message: Message,
-}
-
-impl PartialEq for Held {
-    fn eq(&self, other: &Self) -> bool {
-        self.key() == other.key()
-    }
-}
-impl Eq for Held {}
-impl PartialOrd for Held {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
-    }
-}
-impl Ord for Held {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.key().cmp(&other.key())
-    }
-}
-impl Held {
-    fn key(&self) -> (DateTime<Utc>, u64) {
-        (self.timestamp, self.arrival)
-    }
-}
+/// A held message.
+type Held = TimeOrdered<Message>;
 
 impl History {
     /// Keeps `message` if it is among the newest `tail`; memory never exceeds `tail`.
     fn hold(&mut self, tail: usize, message: Message) {
-        let held = Held {
-            timestamp: message.timestamp,
-            arrival: self.arrivals,
-            message,
-        };
+        let held = Held::new(message.timestamp, self.arrivals, message);
         self.arrivals += 1;
         if self.heap.len() < tail {
             self.heap.push(Reverse(held));
@@ -119,7 +89,7 @@ impl History {
     fn take_sorted(&mut self) -> std::vec::IntoIter<Message> {
         let mut held = std::mem::take(&mut self.heap).into_vec();
         held.sort_unstable_by_key(|h| h.0.key());
-        let messages: Vec<Message> = held.into_iter().map(|h| h.0.message).collect();
+        let messages: Vec<Message> = held.into_iter().map(|h| h.0.item).collect();
         messages.into_iter()
     }
 }

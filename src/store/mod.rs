@@ -544,9 +544,10 @@ impl Requester for LogStore {
     }
 }
 
-/// The store's locks guard plain data that every critical section leaves consistent, so a
-/// panic elsewhere (a poisoned lock) is no reason to stop serving logs.
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+/// The store's locks (and the telemetry listener's) guard plain data that every critical
+/// section leaves consistent, so a panic elsewhere (a poisoned lock) is no reason to stop
+/// serving logs.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 

@@ -1,16 +1,11 @@
 //! [`TelemetryListener`]: the endpoint a platform POSTs its telemetry batches to.
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::fmt::Write;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use http::header::{HeaderValue, ALLOW, CONTENT_TYPE};
+use http::header::{HeaderValue, ALLOW};
 use http::{Method, StatusCode};
 use http_body::Body;
 use http_body_util::{BodyExt, Limited};
@@ -20,8 +15,8 @@ use serde_json::Value;
 
 use super::event::{kind_of, parse, quick, Metrics, Phase, Source, Telemetry};
 use crate::codec::trim_line_end;
-use crate::server::LogBody;
-use crate::store::{Invocation, LogStore, MAX_LISTED_REJECTIONS};
+use crate::server::{json_response, LogBody};
+use crate::store::{lock, Invocation, LogStore, MAX_LISTED_REJECTIONS};
 use crate::{BoxError, Message, SharedStr};
 
 /// The largest batch accepted by default: 4 MiB (Lambda sends at most about twice its
@@ -419,7 +414,7 @@ impl TelemetryListener {
         B::Error: Into<BoxError>,
     {
         if req.method() != Method::POST {
-            let mut response = json(
+            let mut response = json_response(
                 StatusCode::METHOD_NOT_ALLOWED,
                 &serde_json::json!({"error": "the platform POSTs telemetry batches"}),
             );
@@ -442,21 +437,21 @@ impl TelemetryListener {
                     "a telemetry batch larger than {} bytes; nothing of it was stored",
                     self.max_batch_bytes
                 );
-                return json(
+                return json_response(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     &serde_json::json!({ "error": error }),
                 );
             }
             Err(e) => {
                 let error = format!("the batch could not be read: {e}");
-                return json(
+                return json_response(
                     StatusCode::BAD_REQUEST,
                     &serde_json::json!({ "error": error }),
                 );
             }
         };
         let report = self.ingest(&body);
-        json(StatusCode::OK, &report)
+        json_response(StatusCode::OK, &report)
     }
 }
 
@@ -571,55 +566,4 @@ fn structured(
     (time, text)
 }
 
-fn json(status: StatusCode, value: &impl Serialize) -> http::Response<LogBody> {
-    let body = serde_json::to_vec(value).unwrap_or_default();
-    let mut response = http::Response::new(LogBody::once(Bytes::from(body)));
-    *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
-}
-
-/// The listener's state is plain data left consistent by every critical section.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-type ResponseFuture =
-    Pin<Box<dyn Future<Output = Result<http::Response<LogBody>, Infallible>> + Send>>;
-
-impl<B> hyper::service::Service<http::Request<B>> for TelemetryListener
-where
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
-    type Response = http::Response<LogBody>;
-    type Error = Infallible;
-    type Future = ResponseFuture;
-
-    fn call(&self, req: http::Request<B>) -> Self::Future {
-        let listener = self.clone();
-        Box::pin(async move { Ok(listener.handle(req).await) })
-    }
-}
-
-impl<B> tower_service::Service<http::Request<B>> for TelemetryListener
-where
-    B: Body + Send + 'static,
-    B::Data: Send,
-    B::Error: Into<BoxError>,
-{
-    type Response = http::Response<LogBody>;
-    type Error = Infallible;
-    type Future = ResponseFuture;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: http::Request<B>) -> Self::Future {
-        hyper::service::Service::call(self, req)
-    }
-}
+crate::server::endpoint_services!(TelemetryListener);

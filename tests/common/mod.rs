@@ -19,16 +19,50 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::sync::{mpsc, Notify};
 
-/// Serves `handler` on a fresh 127.0.0.1 port, one task per connection.
+/// Serves `handler` on a fresh 127.0.0.1 port, one task per connection (the handler is
+/// hyper's service itself).
 pub(crate) async fn serve<R: Requester>(handler: LogHandler<R>) -> SocketAddr {
+    serve_service(handler).await
+}
+
+/// Serves `answer` (every request of every connection) on a fresh 127.0.0.1 port.
+pub(crate) async fn serve_fn<F, Fut, B>(answer: F) -> SocketAddr
+where
+    F: Fn(hyper::Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = hyper::Response<B>> + Send + 'static,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    serve_service(hyper::service::service_fn(move |req| {
+        let answered = answer(req);
+        async move { Ok::<_, std::convert::Infallible>(answered.await) }
+    }))
+    .await
+}
+
+async fn serve_service<S, B>(service: S) -> SocketAddr
+where
+    S: hyper::service::Service<
+            hyper::Request<Incoming>,
+            Response = hyper::Response<B>,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: http_body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
-            let handler = handler.clone();
+            let service = service.clone();
             tokio::spawn(async move {
                 let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(tcp), handler)
+                    .serve_connection(TokioIo::new(tcp), service)
                     .await;
             });
         }
