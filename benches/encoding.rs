@@ -8,9 +8,10 @@
 use bytes::BytesMut;
 use chrono::{TimeZone, Utc};
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use faas_logs::codec::{encode_message, Rfc3339};
+use faas_logs::codec::{encode_message, NdjsonDecoder, Rfc3339};
 use faas_logs::Message;
 use std::hint::black_box;
+use tokio_util::codec::Decoder;
 
 /// A message whose encoded line is about `line_len` bytes; short ones have short names.
 fn message(line_len: usize, escaping: bool) -> Message {
@@ -112,5 +113,33 @@ fn timestamp(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, encode, timestamp);
+/// Decoding what a provider sends: 1,000 lines of 200 B in 64 KiB chunks, as a client
+/// reads a dump.
+fn decode(c: &mut Criterion) {
+    const BATCH: usize = 1_000;
+    let mut body = BytesMut::new();
+    for _ in 0..BATCH {
+        encode_message(&message(200, false), &mut body);
+    }
+    let body = body.freeze();
+    let mut group = c.benchmark_group("decode");
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function("typical 200 B, NdjsonDecoder<Message>", |b| {
+        b.iter(|| {
+            let mut decoder: NdjsonDecoder = NdjsonDecoder::default();
+            let mut buf = BytesMut::new();
+            let mut count = 0;
+            for chunk in body.chunks(64 * 1024) {
+                buf.extend_from_slice(chunk);
+                while let Some(m) = decoder.decode(&mut buf).unwrap() {
+                    count += black_box(m).text.len();
+                }
+            }
+            count
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, encode, timestamp, decode);
 criterion_main!(benches);

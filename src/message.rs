@@ -204,14 +204,30 @@ fn go_zero_time() -> DateTime<Utc> {
 }
 
 fn deserialize_timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
-    // Go leaves a time.Time untouched on `null`, so it stays the zero time.
-    let text: Option<std::borrow::Cow<'de, str>> = Option::deserialize(d)?;
-    match text {
-        None => Ok(go_zero_time()),
-        Some(text) => DateTime::parse_from_rfc3339(&text)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(|e| de::Error::custom(format!("timestamp {text:?} is not RFC 3339: {e}"))),
+    // A visitor reads the text where it lies, without copying it into a String.
+    struct Timestamp;
+    impl<'de> de::Visitor<'de> for Timestamp {
+        type Value = DateTime<Utc>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an RFC 3339 timestamp")
+        }
+        fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
+            DateTime::parse_from_rfc3339(text)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|e| E::custom(format!("timestamp {text:?} is not RFC 3339: {e}")))
+        }
+        // Go leaves a time.Time untouched on `null`, so it stays the zero time.
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(go_zero_time())
+        }
+        fn visit_none<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(go_zero_time())
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+            d.deserialize_str(self)
+        }
     }
+    d.deserialize_option(Timestamp)
 }
 
 #[cfg(test)]

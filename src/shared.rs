@@ -176,7 +176,18 @@ impl Serialize for SharedStr {
 
 impl<'de> Deserialize<'de> for SharedStr {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        String::deserialize(deserializer).map(SharedStr::from)
+        // A visitor, not String: text read straight into the Arc, one allocation not two.
+        struct Text;
+        impl serde::de::Visitor<'_> for Text {
+            type Value = SharedStr;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<SharedStr, E> {
+                Ok(SharedStr::from(text))
+            }
+        }
+        deserializer.deserialize_str(Text)
     }
 }
 

@@ -16,17 +16,19 @@
 //!
 //! [`NdjsonDecoder`]: crate::codec::NdjsonDecoder
 
+mod body;
+mod follow;
+mod merge;
+mod query;
+
 use std::pin::Pin;
 use std::time::Duration;
 
-use bytes::BytesMut;
-use chrono::{DateTime, Utc};
+use bytes::Bytes;
 use futures_core::Stream;
 use futures_util::StreamExt;
-use tokio_util::codec::Decoder;
 
-use crate::codec::{NdjsonDecoder, NdjsonError, DEFAULT_MAX_JSON_LINE};
-use crate::ordered::TimeOrdered;
+use crate::codec::{NdjsonError, DEFAULT_MAX_JSON_LINE};
 use crate::{Message, Request};
 
 /// Why reading logs failed.
@@ -71,6 +73,20 @@ pub enum ClientError {
 
 /// The stream of a query: messages, then either the end or one error.
 pub type MessageStream = Pin<Box<dyn Stream<Item = Result<Message, ClientError>> + Send>>;
+
+/// The stream of a query as [`LogLine`]s: each message with the line it came in.
+pub type LineStream = Pin<Box<dyn Stream<Item = Result<LogLine, ClientError>> + Send>>;
+
+/// A message and the NDJSON line it was read from, for a caller that passes the
+/// provider's lines on unchanged (`faas-logs -o json`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LogLine {
+    /// The message.
+    pub message: Message,
+    /// The line as the provider sent it, without its newline.
+    pub line: Bytes,
+}
 
 /// How [`LogClient::follow`] reconnects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,6 +153,7 @@ pub struct LogClient {
     auth: Auth,
     timeout: Duration,
     max_line: usize,
+    unlimited_tail: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -154,6 +171,7 @@ pub struct LogClientBuilder {
     auth: Auth,
     timeout: Duration,
     max_line: usize,
+    unlimited_tail: Option<i64>,
     http: reqwest::ClientBuilder,
 }
 
@@ -180,6 +198,14 @@ impl LogClientBuilder {
     /// The longest line accepted (default 1 MiB); a longer one is an error.
     pub fn max_line(mut self, bytes: usize) -> Self {
         self.max_line = bytes;
+        self
+    }
+
+    /// Sends `tail=N` (`N <= 0`, which every provider reads as unlimited) for a request
+    /// without a tail, where the default sends no `tail`: faas-cli sends `tail=-1` for its
+    /// default `--lines -1`.
+    pub fn unlimited_tail_as(mut self, tail: i64) -> Self {
+        self.unlimited_tail = Some(tail.min(0));
         self
     }
 
@@ -218,6 +244,7 @@ impl LogClientBuilder {
             auth: self.auth.clone(),
             timeout: self.timeout,
             max_line: self.max_line,
+            unlimited_tail: self.unlimited_tail,
         })
     }
 }
@@ -230,6 +257,7 @@ impl LogClient {
             auth: Auth::None,
             timeout: Duration::from_secs(10),
             max_line: DEFAULT_MAX_JSON_LINE,
+            unlimited_tail: None,
             http: reqwest::Client::builder(),
         }
     }
@@ -239,10 +267,33 @@ impl LogClient {
         LogClient::builder(base_url).build()
     }
 
+    /// The query string sent for `request`, as faas-cli writes it (keys sorted, values
+    /// escaped as Go's `url.Values.Encode` does, `since` in RFC 3339), so that Go
+    /// providers read it too.
+    ///
+    /// ```
+    /// # fn main() -> Result<(), faas_logs::client::ClientError> {
+    /// use faas_logs::client::LogClient;
+    /// use faas_logs::Request;
+    ///
+    /// let client = LogClient::builder("http://127.0.0.1:8080").unlimited_tail_as(-1).build()?;
+    /// assert_eq!(client.query(&Request::new("hist")), "follow=false&name=hist&tail=-1");
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn query(&self, request: &Request) -> String {
+        query::wire_query(request, self.unlimited_tail)
+    }
+
     /// One query: its messages as they arrive, ended by the provider (a clean end) or by
     /// an error (a broken stream).
     pub async fn logs(&self, request: &Request) -> Result<MessageStream, ClientError> {
-        let url = format!("{}?{}", self.endpoint, request.to_query());
+        Ok(messages(self.lines(request).await?))
+    }
+
+    /// As [`LogClient::logs`], each message with the line it came in.
+    pub async fn lines(&self, request: &Request) -> Result<LineStream, ClientError> {
+        let url = format!("{}?{}", self.endpoint, self.query(request));
         let mut call = self.http.get(&url);
         call = match &self.auth {
             Auth::None => call,
@@ -265,7 +316,7 @@ impl LogClient {
                 message,
             });
         }
-        Ok(Box::pin(decode(response, self.max_line)))
+        Ok(Box::pin(body::lines(response, self.max_line)))
     }
 
     /// Follows a function for ever (until the stream is dropped): `request` with
@@ -274,18 +325,13 @@ impl LogClient {
     /// comes once, in order; the stream ends only with [`ClientError::GaveUp`].
     #[must_use = "the stream does nothing until polled"]
     pub fn follow(&self, request: Request, resume: Resume) -> MessageStream {
-        let state = Following {
-            client: self.clone(),
-            request: Request {
-                follow: true,
-                ..request
-            },
-            resume,
-            cursor: None,
-            failures: 0,
-            current: None,
-            done: false,
-        };
+        messages(self.follow_lines(request, resume))
+    }
+
+    /// As [`LogClient::follow`], each message with the line it came in.
+    #[must_use = "the stream does nothing until polled"]
+    pub fn follow_lines(&self, request: Request, resume: Resume) -> LineStream {
+        let state = follow::Following::new(self.clone(), request, resume);
         Box::pin(futures_util::stream::unfold(
             state,
             |mut state| async move {
@@ -294,12 +340,7 @@ impl LogClient {
             },
         ))
     }
-}
 
-/// How long a merged stream holds a message to put the functions' lines in time order.
-pub const MERGE_WINDOW: Duration = Duration::from_millis(50);
-
-impl LogClient {
     /// Several functions at once, as one stream: `request` for each of `names` (with
     /// [`LogClient::follow`] when `request.follow` is set, so the merged stream survives
     /// the provider's timeouts too), merged by timestamp within [`MERGE_WINDOW`]. Each
@@ -311,6 +352,16 @@ impl LogClient {
         request: &Request,
         resume: Resume,
     ) -> Result<MessageStream, ClientError> {
+        Ok(messages(self.lines_of(names, request, resume).await?))
+    }
+
+    /// As [`LogClient::logs_of`], each message with the line it came in.
+    pub async fn lines_of(
+        &self,
+        names: &[&str],
+        request: &Request,
+        resume: Resume,
+    ) -> Result<LineStream, ClientError> {
         let mut streams = Vec::with_capacity(names.len());
         for name in names {
             let request = Request {
@@ -318,233 +369,27 @@ impl LogClient {
                 ..request.clone()
             };
             streams.push(if request.follow {
-                self.follow(request, resume)
+                self.follow_lines(request, resume)
             } else {
-                self.logs(&request).await?
+                self.lines(&request).await?
             });
         }
-        Ok(merge_by_time(streams, MERGE_WINDOW))
+        Ok(merge::merge(streams, MERGE_WINDOW))
     }
 }
+
+/// How long a merged stream holds a message to put the functions' lines in time order.
+pub const MERGE_WINDOW: Duration = Duration::from_millis(50);
 
 /// Merges `streams` into one, in timestamp order within `window`: a message is held at
 /// most `window` after it arrives, so that a slightly older one of another stream can go
 /// first; at the end everything held goes out in order.
 #[must_use = "the stream does nothing until polled"]
 pub fn merge_by_time(streams: Vec<MessageStream>, window: Duration) -> MessageStream {
-    use std::cmp::Reverse;
-    use std::collections::BinaryHeap;
-
-    /// A held message and when it arrived.
-    type Held = TimeOrdered<(tokio::time::Instant, Message)>;
-    struct Merge {
-        inputs: futures_util::stream::SelectAll<MessageStream>,
-        held: BinaryHeap<Reverse<Held>>,
-        arrivals: u64,
-        ended: bool,
-        failed: Option<ClientError>,
-    }
-    let merge = Merge {
-        inputs: futures_util::stream::select_all(streams),
-        held: BinaryHeap::new(),
-        arrivals: 0,
-        ended: false,
-        failed: None,
-    };
-    Box::pin(futures_util::stream::unfold(
-        merge,
-        move |mut m| async move {
-            loop {
-                // The oldest held message goes once it has waited its window, or at the end.
-                let due = m.held.peek().map(|Reverse(h)| h.item.0 + window);
-                if let Some(due) = due {
-                    if m.ended || tokio::time::Instant::now() >= due {
-                        let Reverse(held) = m.held.pop()?;
-                        return Some((Ok(held.item.1), m));
-                    }
-                }
-                if m.ended {
-                    return m.failed.take().map(|e| (Err(e), m));
-                }
-                let next = async {
-                    match due {
-                        Some(due) => tokio::time::timeout_at(due, m.inputs.next()).await.ok(),
-                        None => Some(m.inputs.next().await),
-                    }
-                };
-                match next.await {
-                    None => continue, // the oldest held message is due
-                    Some(Some(Ok(message))) => {
-                        let arrival = tokio::time::Instant::now();
-                        let held = Held::new(message.timestamp, m.arrivals, (arrival, message));
-                        m.held.push(Reverse(held));
-                        m.arrivals += 1;
-                    }
-                    Some(Some(Err(e))) => {
-                        m.failed = Some(e);
-                        m.ended = true;
-                    }
-                    Some(None) => m.ended = true,
-                }
-            }
-        },
-    ))
+    merge::merge(streams, window)
 }
 
-/// The messages of one response, then its end or what broke it.
-fn decode(
-    response: reqwest::Response,
-    max_line: usize,
-) -> impl Stream<Item = Result<Message, ClientError>> + Send {
-    struct Body {
-        chunks: Pin<Box<dyn Stream<Item = reqwest::Result<bytes::Bytes>> + Send>>,
-        decoder: NdjsonDecoder<Message>,
-        buf: BytesMut,
-        ended: bool,
-        done: bool,
-    }
-    let body = Body {
-        chunks: Box::pin(response.bytes_stream()),
-        decoder: NdjsonDecoder::new(max_line),
-        buf: BytesMut::new(),
-        ended: false,
-        done: false,
-    };
-    futures_util::stream::unfold(body, |mut body| async move {
-        while !body.done {
-            let decoded = if body.ended {
-                body.decoder.decode_eof(&mut body.buf)
-            } else {
-                body.decoder.decode(&mut body.buf)
-            };
-            match decoded {
-                Ok(Some(message)) => return Some((Ok(message), body)),
-                Ok(None) if body.ended => body.done = true,
-                Ok(None) => match body.chunks.next().await {
-                    Some(Ok(chunk)) => body.buf.extend_from_slice(&chunk),
-                    Some(Err(e)) => {
-                        body.done = true;
-                        return Some((Err(ClientError::Transport(e)), body));
-                    }
-                    None => body.ended = true,
-                },
-                Err(e) => {
-                    body.done = true;
-                    return Some((Err(ClientError::Decode(e)), body));
-                }
-            }
-        }
-        None
-    })
-}
-
-/// Where a follow has got to: the newest timestamp delivered, and how many lines with
-/// exactly that timestamp (the provider's `since` includes it).
-#[derive(Debug, Clone, Copy)]
-struct Cursor {
-    last: DateTime<Utc>,
-    at_last: usize,
-}
-
-struct Following {
-    client: LogClient,
-    request: Request,
-    resume: Resume,
-    cursor: Option<Cursor>,
-    failures: u32,
-    /// The open stream, and how many lines at the cursor it must still skip.
-    current: Option<(MessageStream, usize)>,
-    done: bool,
-}
-
-impl Following {
-    async fn next(&mut self) -> Option<Result<Message, ClientError>> {
-        loop {
-            if self.done {
-                return None;
-            }
-            if self.current.is_none() {
-                let mut request = self.request.clone();
-                if let Some(cursor) = self.cursor {
-                    // Everything since the newest line delivered; tail no longer applies.
-                    request.since = Some(cursor.last);
-                    request.tail = None;
-                }
-                match self.client.logs(&request).await {
-                    Ok(stream) => {
-                        let skip = self.cursor.map_or(0, |c| c.at_last);
-                        self.current = Some((stream, skip));
-                    }
-                    Err(e) => {
-                        if let Some(gave_up) = self.failed(e).await {
-                            return Some(Err(gave_up));
-                        }
-                        continue;
-                    }
-                }
-            }
-            let Some((stream, skip)) = self.current.as_mut() else {
-                continue;
-            };
-            match stream.next().await {
-                Some(Ok(message)) => {
-                    if let Some(cursor) = self.cursor {
-                        // Lines at the boundary were delivered before the reconnect.
-                        if message.timestamp < cursor.last {
-                            continue;
-                        }
-                        if message.timestamp == cursor.last && *skip > 0 {
-                            *skip -= 1;
-                            continue;
-                        }
-                    }
-                    *skip = 0;
-                    self.failures = 0;
-                    self.cursor = Some(match self.cursor {
-                        Some(c) if c.last == message.timestamp => Cursor {
-                            last: c.last,
-                            at_last: c.at_last + 1,
-                        },
-                        _ => Cursor {
-                            last: message.timestamp,
-                            at_last: 1,
-                        },
-                    });
-                    return Some(Ok(message));
-                }
-                // The provider ended the stream (its timeout): reconnect at once.
-                None => {
-                    tracing::debug!("the provider ended the follow stream; resuming");
-                    self.current = None;
-                }
-                Some(Err(e)) => {
-                    self.current = None;
-                    if let Some(gave_up) = self.failed(e).await {
-                        return Some(Err(gave_up));
-                    }
-                }
-            }
-        }
-    }
-
-    /// Counts a failure and pauses; returns the error to end with when it is one too many.
-    async fn failed(&mut self, e: ClientError) -> Option<ClientError> {
-        self.failures += 1;
-        if self.failures > self.resume.max_failures {
-            self.done = true;
-            return Some(ClientError::GaveUp {
-                failures: self.failures - 1,
-                last: Box::new(e),
-            });
-        }
-        let doublings = (self.failures - 1).min(16);
-        let pause = self
-            .resume
-            .first_backoff
-            .saturating_mul(1 << doublings)
-            .min(self.resume.max_backoff);
-        tracing::debug!(error = %e, ?pause, "following failed; trying again");
-        tokio::time::sleep(pause).await;
-        None
-    }
+/// The messages of a stream of lines.
+fn messages(lines: LineStream) -> MessageStream {
+    Box::pin(lines.map(|line| line.map(|l| l.message)))
 }

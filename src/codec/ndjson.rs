@@ -3,7 +3,7 @@
 
 use std::marker::PhantomData;
 
-use bytes::{BufMut, BytesMut};
+use bytes::{BufMut, Bytes, BytesMut};
 use serde::de::DeserializeOwned;
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -291,13 +291,41 @@ pub enum NdjsonError {
     Io(#[from] std::io::Error),
 }
 
-impl<T: DeserializeOwned> Decoder for NdjsonDecoder<T> {
-    type Item = T;
-    type Error = NdjsonError;
+impl<T: DeserializeOwned> NdjsonDecoder<T> {
+    /// As [`Decoder::decode`], with the line the item was read from (without its
+    /// newline): for a caller that passes lines on unchanged.
+    pub fn decode_line(&mut self, buf: &mut BytesMut) -> Result<Option<(T, Bytes)>, NdjsonError> {
+        let Some(mut line) = self.next_line(buf)? else {
+            return Ok(None);
+        };
+        line.truncate(line.len() - 1);
+        match serde_json::from_slice(&line) {
+            Ok(item) => Ok(Some((item, line.freeze()))),
+            Err(source) => Err(NdjsonError::Invalid {
+                line: self.line,
+                source,
+            }),
+        }
+    }
 
-    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<T>, NdjsonError> {
+    /// As [`Decoder::decode_eof`], with the line the item was read from.
+    pub fn decode_line_eof(
+        &mut self,
+        buf: &mut BytesMut,
+    ) -> Result<Option<(T, Bytes)>, NdjsonError> {
+        if let Some(item) = self.decode_line(buf)? {
+            return Ok(Some(item));
+        }
+        self.end(buf)?;
+        Ok(None)
+    }
+}
+
+impl<T> NdjsonDecoder<T> {
+    /// The next line that is neither blank nor too long, with its newline.
+    fn next_line(&mut self, buf: &mut BytesMut) -> Result<Option<BytesMut>, NdjsonError> {
         loop {
-            let newline = buf[self.searched..].iter().position(|&b| b == b'\n');
+            let newline = memchr::memchr(b'\n', &buf[self.searched..]);
             let Some(at) = newline.map(|i| self.searched + i) else {
                 if self.skipping {
                     buf.clear();
@@ -330,27 +358,45 @@ impl<T: DeserializeOwned> Decoder for NdjsonDecoder<T> {
             if line.iter().all(u8::is_ascii_whitespace) {
                 continue;
             }
-            return serde_json::from_slice(&line).map(Some).map_err(|source| {
-                NdjsonError::Invalid {
-                    line: self.line,
-                    source,
-                }
-            });
+            return Ok(Some(line));
         }
+    }
+
+    /// What is left at the end of the stream: nothing, or a line cut off.
+    fn end(&mut self, buf: &mut BytesMut) -> Result<(), NdjsonError> {
+        let rest = buf.split();
+        self.searched = 0;
+        if std::mem::take(&mut self.skipping) || rest.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        Err(NdjsonError::Truncated {
+            line: self.line + 1,
+        })
+    }
+}
+
+impl<T: DeserializeOwned> Decoder for NdjsonDecoder<T> {
+    type Item = T;
+    type Error = NdjsonError;
+
+    fn decode(&mut self, buf: &mut BytesMut) -> Result<Option<T>, NdjsonError> {
+        let Some(line) = self.next_line(buf)? else {
+            return Ok(None);
+        };
+        serde_json::from_slice(&line)
+            .map(Some)
+            .map_err(|source| NdjsonError::Invalid {
+                line: self.line,
+                source,
+            })
     }
 
     fn decode_eof(&mut self, buf: &mut BytesMut) -> Result<Option<T>, NdjsonError> {
         if let Some(item) = self.decode(buf)? {
             return Ok(Some(item));
         }
-        let rest = buf.split();
-        self.searched = 0;
-        if std::mem::take(&mut self.skipping) || rest.iter().all(u8::is_ascii_whitespace) {
-            return Ok(None);
-        }
-        Err(NdjsonError::Truncated {
-            line: self.line + 1,
-        })
+        self.end(buf)?;
+        Ok(None)
     }
 }
 
@@ -500,6 +546,26 @@ mod tests {
             "line 1 is longer than 64 bytes"
         );
         assert_eq!(got[1].as_ref().unwrap().text, "ok");
+    }
+
+    #[test]
+    fn decode_line_hands_back_each_line_as_it_came() {
+        let mut decoder: NdjsonDecoder = NdjsonDecoder::new(64);
+        let mut buf = BytesMut::from(&b"{\"text\" : \"a\"}\n\n{\"text\":\"b\"}\n{\"te"[..]);
+        let (first, line) = decoder.decode_line(&mut buf).unwrap().unwrap();
+        assert_eq!(
+            (first.text.as_str(), &line[..]),
+            ("a", &b"{\"text\" : \"a\"}"[..])
+        );
+        let (second, line) = decoder.decode_line(&mut buf).unwrap().unwrap();
+        assert_eq!(
+            (second.text.as_str(), &line[..]),
+            ("b", &b"{\"text\":\"b\"}"[..])
+        );
+        assert!(matches!(
+            decoder.decode_line_eof(&mut buf),
+            Err(NdjsonError::Truncated { line: 4 })
+        ));
     }
 
     #[test]
