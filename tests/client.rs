@@ -225,7 +225,11 @@ async fn several_functions_merge_into_one_stream_in_time_order() {
     );
     // logs_of does the same for names, and an unknown one is the query's error.
     let Err(ClientError::Status { status: 404, .. }) = client
-        .logs_of(&["f", "nobody"], &Request::new("f"), Resume::default())
+        .logs_of(
+            &["f", "nobody"],
+            &Request::new("f"),
+            Some(Resume::default()),
+        )
         .await
     else {
         panic!("an unknown function is a 404");

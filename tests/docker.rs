@@ -822,3 +822,69 @@ async fn the_provider_binary_serves_docker_logs_with_and_without_basic_auth() {
     follow.rest().await.expect("a clean end");
     assert!(open.exits_cleanly().await);
 }
+
+#[cfg(feature = "cli")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_faas_logs_command_reads_the_docker_provider_as_faas_cli_would() {
+    if !engine("the_faas_logs_command_reads_the_docker_provider_as_faas_cli_would") {
+        return;
+    }
+    let f = function("cli");
+    let a = Container::start(
+        &f,
+        "cli-a",
+        false,
+        r#"echo 'say "hi" <>&'; echo 'ünï 🎉' >&2; printf 'tab\there\n'"#,
+    );
+    let b = Container::start(&f, "cli-b", false, "echo from b");
+    a.wait();
+    b.wait();
+    let addr = provider().await;
+    let faas_logs = |extra: &[&str]| {
+        let mut c = tokio::process::Command::new(env!("CARGO_BIN_EXE_faas-logs"));
+        c.args([f.as_str(), "--tail=false", "-g", &format!("http://{addr}")])
+            .args(extra)
+            .env_remove("OPENFAAS_URL")
+            .env_remove("FAAS_DEBUG")
+            .env("HOME", std::env::temp_dir());
+        c
+    };
+
+    // Every line of both containers, as faas-cli formats what the provider sends.
+    let out = within(faas_logs(&["-o", "keyvalue", "--name", "--instance"]).output())
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (_, mut lines) = get(addr, &format!("/system/logs?name={f}")).await;
+    let sent = lines.messages().await;
+    let expected: String = sent
+        .iter()
+        .map(|m| faas_cli_line(m, &rfc3339_seconds(m.timestamp), true, true, true) + "\n")
+        .collect();
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), expected);
+    let mut from_docker: Vec<String> = [&a, &b]
+        .iter()
+        .flat_map(|c| c.docker_logs(&[]))
+        .map(|(_, _, text)| text)
+        .collect();
+    let mut texts = texts(&sent);
+    from_docker.sort();
+    texts.sort();
+    assert_eq!(texts, from_docker);
+
+    // The instance filter faas-cli lacks: one container's lines.
+    let out = within(faas_logs(&["--only-instance", &b.name, "--time-format="]).output())
+        .await
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "from b\n");
+}
+
+#[cfg(feature = "cli")]
+fn rfc3339_seconds(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Secs, true)
+}

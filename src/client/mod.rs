@@ -341,16 +341,17 @@ impl LogClient {
         ))
     }
 
-    /// Several functions at once, as one stream: `request` for each of `names` (with
-    /// [`LogClient::follow`] when `request.follow` is set, so the merged stream survives
-    /// the provider's timeouts too), merged by timestamp within [`MERGE_WINDOW`]. Each
-    /// message's `name` says which function wrote it. An error of one function ends the
-    /// merged stream with that error.
+    /// Several functions at once, as one stream: `request` for each of `names`, merged
+    /// by timestamp within [`MERGE_WINDOW`]. When `request.follow` is set and `resume`
+    /// given, each function is followed with [`LogClient::follow`], so the merged stream
+    /// survives the provider's timeouts; without `resume` each ends when the provider
+    /// ends it. Each message's `name` says which function wrote it. An error of one
+    /// function ends the merged stream with that error.
     pub async fn logs_of(
         &self,
         names: &[&str],
         request: &Request,
-        resume: Resume,
+        resume: Option<Resume>,
     ) -> Result<MessageStream, ClientError> {
         Ok(messages(self.lines_of(names, request, resume).await?))
     }
@@ -360,7 +361,7 @@ impl LogClient {
         &self,
         names: &[&str],
         request: &Request,
-        resume: Resume,
+        resume: Option<Resume>,
     ) -> Result<LineStream, ClientError> {
         let mut streams = Vec::with_capacity(names.len());
         for name in names {
@@ -368,10 +369,9 @@ impl LogClient {
                 name: (*name).to_owned(),
                 ..request.clone()
             };
-            streams.push(if request.follow {
-                self.follow_lines(request, resume)
-            } else {
-                self.lines(&request).await?
+            streams.push(match resume {
+                Some(resume) if request.follow => self.follow_lines(request, resume),
+                _ => self.lines(&request).await?,
             });
         }
         Ok(merge::merge(streams, MERGE_WINDOW))

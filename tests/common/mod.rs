@@ -486,3 +486,52 @@ impl Drop for Example {
         let _ = self.child.wait();
     }
 }
+
+/// faas-cli's `PlainFormatMessage` and `KeyValueFormatMessage`, transcribed from its Go
+/// source (`commands/logs_format.go`), with the timestamp already written.
+pub(crate) fn faas_cli_line(
+    m: &Message,
+    time: &str,
+    keyvalue: bool,
+    name: bool,
+    instance: bool,
+) -> String {
+    let mut b = String::new();
+    if keyvalue {
+        if !time.is_empty() {
+            b.push_str("timestamp=\"");
+            b.push_str(time);
+            b.push_str("\" ");
+        }
+        if name {
+            b.push_str("name=\"");
+            b.push_str(&m.name);
+            b.push_str("\" ");
+        }
+        if instance {
+            b.push_str("instance=\"");
+            b.push_str(&m.instance);
+            b.push_str("\" ");
+        }
+        b.push_str("text=\"");
+        b.push_str(m.text.trim_end_matches('\n'));
+        b.push_str("\" ");
+        b
+    } else {
+        if !time.is_empty() {
+            b.push_str(time);
+            b.push(' ');
+        }
+        if name {
+            b.push_str(&m.name);
+            b.push(' ');
+        }
+        if instance {
+            b.push('(');
+            b.push_str(&m.instance);
+            b.push_str(") ");
+        }
+        b.push_str(&m.text);
+        b.trim_end_matches('\n').to_owned()
+    }
+}

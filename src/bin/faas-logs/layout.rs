@@ -1,0 +1,300 @@
+//! Timestamps written with Go's reference-time layouts (`2006-01-02T15:04:05Z07:00`,
+//! `15:04:05.000`, ...), as faas-cli's `--time-format` takes them, and Go's named layouts.
+
+use chrono::{DateTime, Datelike, Timelike, Utc};
+
+/// A `--time-format` value as the layout it names: Go's layout names in any case
+/// (`rfc3339`, `ANSIC`, `kitchen`, ...), any other text as a layout itself.
+pub(crate) fn named(value: &str) -> String {
+    let layout = match value.to_ascii_lowercase().as_str() {
+        "ansic" => "Mon Jan _2 15:04:05 2006",
+        "unixdate" => "Mon Jan _2 15:04:05 MST 2006",
+        "rubydate" => "Mon Jan 02 15:04:05 -0700 2006",
+        "rfc822" => "02 Jan 06 15:04 MST",
+        "rfc822z" => "02 Jan 06 15:04 -0700",
+        "rfc850" => "Monday, 02-Jan-06 15:04:05 MST",
+        "rfc1123" => "Mon, 02 Jan 2006 15:04:05 MST",
+        "rfc1123z" => "Mon, 02 Jan 2006 15:04:05 -0700",
+        "rfc3339" => "2006-01-02T15:04:05Z07:00",
+        "rfc3339nano" => "2006-01-02T15:04:05.999999999Z07:00",
+        "kitchen" => "3:04PM",
+        "stamp" => "Jan _2 15:04:05",
+        "stampmilli" => "Jan _2 15:04:05.000",
+        "stampmicro" => "Jan _2 15:04:05.000000",
+        "stampnano" => "Jan _2 15:04:05.000000000",
+        "datetime" => "2006-01-02 15:04:05",
+        "dateonly" => "2006-01-02",
+        "timeonly" => "15:04:05",
+        _ => value,
+    };
+    layout.to_owned()
+}
+
+/// One element of a layout, as Go's `nextStdChunk` finds them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Element {
+    LongMonth,
+    Month,
+    NumMonth,
+    ZeroMonth,
+    LongWeekDay,
+    WeekDay,
+    Day,
+    UnderDay,
+    ZeroDay,
+    UnderYearDay,
+    ZeroYearDay,
+    Hour,
+    Hour12,
+    ZeroHour12,
+    Minute,
+    ZeroMinute,
+    Second,
+    ZeroSecond,
+    LongYear,
+    Year,
+    Pm,
+    LowerPm,
+    ZoneName,
+    /// A numeric zone: with `Z` for UTC when `z`, with colons, with seconds, hours only.
+    Zone {
+        z: bool,
+        colons: bool,
+        seconds: bool,
+        hours_only: bool,
+    },
+    /// Fractional seconds: so many digits, trailing zeros trimmed when `trim`.
+    Fraction {
+        digits: usize,
+        trim: bool,
+        separator: u8,
+    },
+}
+
+/// The element at the start of `rest`, and its length in the layout.
+fn element_at(rest: &str) -> Option<(Element, usize)> {
+    use Element::*;
+    let starts = |p: &str| rest.starts_with(p);
+    let zone = |z, colons, seconds, hours_only| Zone {
+        z,
+        colons,
+        seconds,
+        hours_only,
+    };
+    let found = match rest.as_bytes().first()? {
+        b'J' if starts("January") => (LongMonth, 7),
+        // As "Mon": "Jan" followed by a lower-case letter is a word ("Janet").
+        b'J' if starts("Jan") && !rest[3..].starts_with(|c: char| c.is_ascii_lowercase()) => {
+            (Month, 3)
+        }
+        b'M' if starts("Monday") => (LongWeekDay, 6),
+        // "Mon" followed by a lower-case letter is a word ("Month"), not the weekday.
+        b'M' if starts("Mon") && !rest[3..].starts_with(|c: char| c.is_ascii_lowercase()) => {
+            (WeekDay, 3)
+        }
+        b'M' if starts("MST") => (ZoneName, 3),
+        b'0' if starts("002") => (ZeroYearDay, 3),
+        b'0' if starts("01") => (ZeroMonth, 2),
+        b'0' if starts("02") => (ZeroDay, 2),
+        b'0' if starts("03") => (ZeroHour12, 2),
+        b'0' if starts("04") => (ZeroMinute, 2),
+        b'0' if starts("05") => (ZeroSecond, 2),
+        b'0' if starts("06") => (Year, 2),
+        b'1' if starts("15") => (Hour, 2),
+        b'1' => (NumMonth, 1),
+        b'2' if starts("2006") => (LongYear, 4),
+        b'2' => (Day, 1),
+        b'_' if starts("__2") => (UnderYearDay, 3),
+        // "_2006" is an underscore and then the year.
+        b'_' if starts("_2") && !starts("_2006") => (UnderDay, 2),
+        b'3' => (Hour12, 1),
+        b'4' => (Minute, 1),
+        b'5' => (Second, 1),
+        b'P' if starts("PM") => (Pm, 2),
+        b'p' if starts("pm") => (LowerPm, 2),
+        b'-' if starts("-070000") => (zone(false, false, true, false), 7),
+        b'-' if starts("-07:00:00") => (zone(false, true, true, false), 9),
+        b'-' if starts("-0700") => (zone(false, false, false, false), 5),
+        b'-' if starts("-07:00") => (zone(false, true, false, false), 6),
+        b'-' if starts("-07") => (zone(false, false, false, true), 3),
+        b'Z' if starts("Z070000") => (zone(true, false, true, false), 7),
+        b'Z' if starts("Z07:00:00") => (zone(true, true, true, false), 9),
+        b'Z' if starts("Z0700") => (zone(true, false, false, false), 5),
+        b'Z' if starts("Z07:00") => (zone(true, true, false, false), 6),
+        b'Z' if starts("Z07") => (zone(true, false, false, true), 3),
+        &separator @ (b'.' | b',') => {
+            // A run of 0s or 9s after the separator, not followed by another digit.
+            let bytes = rest.as_bytes();
+            let digit = *bytes.get(1)?;
+            if digit != b'0' && digit != b'9' {
+                return None;
+            }
+            let run = bytes[1..].iter().take_while(|&&b| b == digit).count();
+            if bytes.get(1 + run).is_some_and(u8::is_ascii_digit) {
+                return None;
+            }
+            let fraction = Fraction {
+                digits: run,
+                trim: digit == b'9',
+                separator,
+            };
+            (fraction, 1 + run)
+        }
+        _ => return None,
+    };
+    Some(found)
+}
+
+const MONTHS: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+const DAYS: [&str; 7] = [
+    "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+];
+
+/// `at` written with the Go `layout`, in UTC as faas-cli writes the timestamps
+/// providers send, appended to `out`.
+pub(crate) fn format(layout: &str, at: &DateTime<Utc>, out: &mut String) {
+    use std::fmt::Write;
+    let mut rest = layout;
+    while let Some(c) = rest.chars().next() {
+        let Some((element, len)) = element_at(rest) else {
+            out.push(c);
+            rest = &rest[c.len_utf8()..];
+            continue;
+        };
+        rest = &rest[len..];
+        let month = at.month0() as usize;
+        let weekday = at.weekday().num_days_from_sunday() as usize;
+        let hour12 = match at.hour() % 12 {
+            0 => 12,
+            h => h,
+        };
+        // Writing to a String cannot fail.
+        let _ = match element {
+            Element::LongMonth => write!(out, "{}", MONTHS[month]),
+            Element::Month => write!(out, "{}", &MONTHS[month][..3]),
+            Element::NumMonth => write!(out, "{}", month + 1),
+            Element::ZeroMonth => write!(out, "{:02}", month + 1),
+            Element::LongWeekDay => write!(out, "{}", DAYS[weekday]),
+            Element::WeekDay => write!(out, "{}", &DAYS[weekday][..3]),
+            Element::Day => write!(out, "{}", at.day()),
+            Element::UnderDay => write!(out, "{:>2}", at.day()),
+            Element::ZeroDay => write!(out, "{:02}", at.day()),
+            Element::UnderYearDay => write!(out, "{:>3}", at.ordinal()),
+            Element::ZeroYearDay => write!(out, "{:03}", at.ordinal()),
+            Element::Hour => write!(out, "{:02}", at.hour()),
+            Element::Hour12 => write!(out, "{hour12}"),
+            Element::ZeroHour12 => write!(out, "{hour12:02}"),
+            Element::Minute => write!(out, "{}", at.minute()),
+            Element::ZeroMinute => write!(out, "{:02}", at.minute()),
+            Element::Second => write!(out, "{}", at.second()),
+            Element::ZeroSecond => write!(out, "{:02}", at.second()),
+            Element::LongYear => write!(out, "{:04}", at.year()),
+            Element::Year => write!(out, "{:02}", at.year().rem_euclid(100)),
+            Element::Pm => write!(out, "{}", if at.hour() >= 12 { "PM" } else { "AM" }),
+            Element::LowerPm => write!(out, "{}", if at.hour() >= 12 { "pm" } else { "am" }),
+            Element::ZoneName => write!(out, "UTC"),
+            Element::Zone {
+                z,
+                colons,
+                seconds,
+                hours_only,
+            } => {
+                if z {
+                    out.push('Z');
+                } else {
+                    out.push_str("+00");
+                    if !hours_only {
+                        out.push_str(if colons { ":00" } else { "00" });
+                    }
+                    if seconds {
+                        out.push_str(if colons { ":00" } else { "00" });
+                    }
+                }
+                Ok(())
+            }
+            Element::Fraction {
+                digits,
+                trim,
+                separator,
+            } => {
+                let nanos = format!("{:09}", at.nanosecond() % 1_000_000_000);
+                let mut shown = &nanos[..digits.min(9)];
+                if trim {
+                    shown = shown.trim_end_matches('0');
+                }
+                if !shown.is_empty() {
+                    out.push(char::from(separator));
+                    out.push_str(shown);
+                }
+                Ok(())
+            }
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn at() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2024, 2, 7, 15, 4, 5).unwrap()
+            + chrono::Duration::nanoseconds(120_000_000)
+    }
+
+    fn formatted(value: &str) -> String {
+        let mut out = String::new();
+        format(&named(value), &at(), &mut out);
+        out
+    }
+
+    // Each expected value is what Go's time.Format prints for 2024-02-07T15:04:05.12Z.
+    #[test]
+    fn layouts_print_as_go_prints_them() {
+        for (layout, expected) in [
+            ("rfc3339", "2024-02-07T15:04:05Z"),
+            ("RFC3339Nano", "2024-02-07T15:04:05.12Z"),
+            ("ansic", "Wed Feb  7 15:04:05 2024"),
+            ("UnixDate", "Wed Feb  7 15:04:05 UTC 2024"),
+            ("rubydate", "Wed Feb 07 15:04:05 +0000 2024"),
+            ("rfc822", "07 Feb 24 15:04 UTC"),
+            ("rfc850", "Wednesday, 07-Feb-24 15:04:05 UTC"),
+            ("rfc1123z", "Wed, 07 Feb 2024 15:04:05 +0000"),
+            ("kitchen", "3:04PM"),
+            ("15:04:05.000", "15:04:05.120"),
+            ("15:04:05,999999", "15:04:05,12"),
+            (
+                "2006-01-02 3:4:5 pm -07:00 -07 Z07",
+                "2024-02-07 3:4:5 pm +00:00 +00 Z",
+            ),
+            (
+                "January Monday 002 __2 _2006",
+                "February Wednesday 038  38 _2024",
+            ),
+            ("Month: Jan Janet", "Month: Feb Janet"),
+            (".0000009 1.5", ".0000009 2.5"),
+            ("", ""),
+        ] {
+            assert_eq!(formatted(layout), expected, "layout {layout:?}");
+        }
+    }
+}

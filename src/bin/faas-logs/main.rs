@@ -1,0 +1,257 @@
+//! `faas-logs`: reads the logs of OpenFaaS functions from any provider or gateway, with
+//! faas-cli's `logs` flags and output, and what faas-cli lacks (a real instance filter,
+//! an exit status that tells a broken stream, `--forever`, several functions merged by
+//! time, text filters). `faas-logs --help` lists it all.
+
+mod args;
+mod gateway;
+mod layout;
+mod print;
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+use faas_logs::client::{ClientError, LineStream, LogClient, Resume};
+use faas_logs::Request;
+use futures_util::{FutureExt, StreamExt};
+
+use args::{Cli, ColorWhen, Command, Format, LogsArgs};
+use gateway::Credentials;
+use print::Printer;
+
+/// How the command ended.
+enum Failure {
+    /// A message for stderr, exit 1.
+    Error(String),
+    /// Ctrl-C, exit 130.
+    Interrupted,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let args = match cli.command {
+        Some(Command::Logs(args)) => args,
+        None => cli.logs,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("faas-logs: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Error(message)) => {
+            eprintln!("faas-logs: {message}");
+            ExitCode::FAILURE
+        }
+        Err(Failure::Interrupted) => ExitCode::from(130),
+    }
+}
+
+async fn run(args: LogsArgs) -> Result<(), Failure> {
+    let gateway = gateway::gateway_url(args.gateway.as_deref(), args.yaml.as_deref())
+        .map_err(Failure::Error)?;
+    let credentials = gateway::credentials(&gateway, args.token.as_deref(), args.user.as_deref())
+        .map_err(Failure::Error)?;
+    let format = if args.json { Format::Json } else { args.output };
+    let insecure = !gateway.starts_with("https")
+        && !gateway.starts_with("http://127.0.0.1")
+        && !gateway.starts_with("http://localhost");
+    if insecure && !args.tls_no_verify && format != Format::Json {
+        eprintln!(
+            "WARNING! You are not using an encrypted connection to the gateway, consider using HTTPS."
+        );
+    }
+
+    let mut client = LogClient::builder(&gateway).max_line(args.max_line);
+    client = match credentials {
+        Credentials::None => client,
+        Credentials::Basic { user, password } => client.basic_auth(user, password),
+        Credentials::Bearer(token) => client.bearer(token),
+    };
+    if args.tls_no_verify {
+        client = client.danger_accept_invalid_certs();
+    }
+    if let Some(file) = &args.cacert {
+        let pem = std::fs::read(file)
+            .map_err(|e| Failure::Error(format!("cannot read {}: {e}", file.display())))?;
+        client = client
+            .root_certificate(&pem)
+            .map_err(|e| Failure::Error(format!("{}: {}", file.display(), describe(&e))))?;
+    }
+    // faas-cli sends --lines as it is whenever it is not 0: tail=-1 by default.
+    let tail = usize::try_from(args.lines).ok().filter(|&n| n > 0);
+    if args.lines < 0 {
+        client = client.unlimited_tail_as(args.lines);
+    }
+    let client = client.build().map_err(|e| Failure::Error(describe(&e)))?;
+
+    let since = match (args.since_time, args.since) {
+        (Some(at), _) => Some(at.to_utc()),
+        (None, Some(ago)) if !ago.is_zero() => Some(chrono::Utc::now() - ago),
+        _ => None,
+    }
+    .map(cut_to_the_second);
+    let request = Request {
+        namespace: args.namespace.clone(),
+        instance: args.only_instance.clone().unwrap_or_default(),
+        since,
+        tail,
+        follow: args.tail || args.forever,
+        ..Request::new(args.names[0].clone())
+    };
+    if std::env::var("FAAS_DEBUG").as_deref() == Ok("1") {
+        for name in &args.names {
+            let query = client.query(&Request {
+                name: name.clone(),
+                ..request.clone()
+            });
+            println!("{query}");
+        }
+    }
+
+    let several = args.names.len() > 1;
+    let mut printer = Printer::new(format, layout::named(&args.time_format));
+    // Merged functions always say whose line it is.
+    printer.name = args.name || several;
+    printer.instance = args.instance || several;
+    printer.include = args.include;
+    printer.exclude = args.exclude;
+    printer.colour = several
+        && match args.color {
+            ColorWhen::Always => true,
+            ColorWhen::Never => false,
+            ColorWhen::Auto => {
+                std::io::stdout().is_terminal()
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+            }
+        };
+
+    let resume = args
+        .forever
+        .then(|| Resume::default().max_failures(args.retries));
+    let opened = async {
+        if several {
+            let names: Vec<&str> = args.names.iter().map(String::as_str).collect();
+            client.lines_of(&names, &request, resume).await
+        } else if let Some(resume) = resume {
+            Ok(client.follow_lines(request, resume))
+        } else {
+            client.lines(&request).await
+        }
+    };
+    let interrupted = async {
+        // Without a signal handler, Ctrl-C would still end the process, only less cleanly.
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::pin!(interrupted);
+    tokio::select! {
+        opened = opened => {
+            let stream = opened.map_err(|e| Failure::Error(refused(&gateway, &e)))?;
+            tokio::select! {
+                printed = print_all(stream, &mut printer) => printed,
+                () = &mut interrupted => Err(Failure::Interrupted),
+            }
+        }
+        () = &mut interrupted => Err(Failure::Interrupted),
+    }
+    // The stream is dropped on return: the connection closes at once.
+}
+
+/// Prints every line of `stream`, flushing whenever the provider has nothing more ready.
+async fn print_all(mut stream: LineStream, printer: &mut Printer) -> Result<(), Failure> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut buf: Vec<u8> = Vec::with_capacity(128 * 1024);
+    let mut printed = 0usize;
+    loop {
+        let item = match stream.next().now_or_never() {
+            Some(item) => item,
+            None => {
+                write(&mut out, &mut buf)?;
+                stream.next().await
+            }
+        };
+        match item {
+            Some(Ok(line)) => {
+                printer.print(&line, &mut buf);
+                printed += 1;
+                if buf.len() >= 64 * 1024 {
+                    write(&mut out, &mut buf)?;
+                }
+            }
+            Some(Err(e)) => {
+                write(&mut out, &mut buf)?;
+                return Err(Failure::Error(format!(
+                    "the log stream broke off after {printed} lines: {}",
+                    describe(&e)
+                )));
+            }
+            None => return write(&mut out, &mut buf),
+        }
+    }
+}
+
+/// Writes and flushes what is buffered; a closed stdout (`| head`) ends quietly.
+fn write(out: &mut impl Write, buf: &mut Vec<u8>) -> Result<(), Failure> {
+    let written = out.write_all(buf).and_then(|()| out.flush());
+    buf.clear();
+    match written {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => Err(Failure::Error(format!("cannot write the logs: {e}"))),
+    }
+}
+
+/// Why the provider did not give a stream, as faas-cli words it, with the cause.
+fn refused(gateway: &str, e: &ClientError) -> String {
+    match e {
+        ClientError::Status { status: 401, .. } => format!(
+            "unauthorized access, run \"faas-cli login\" to setup authentication for this server ({})",
+            describe(e)
+        ),
+        ClientError::Status { status, message } => {
+            format!("server returned unexpected status code: {status} - {message}")
+        }
+        ClientError::Transport(_) | ClientError::Timeout(_) => {
+            format!("cannot connect to OpenFaaS on URL: {gateway}: {}", describe(e))
+        }
+        _ => describe(e),
+    }
+}
+
+/// An error with its causes, `a: b: c`.
+fn describe(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause = cause.to_string();
+        // reqwest repeats its cause in its own message at times.
+        if !text.contains(&cause) {
+            text.push_str(": ");
+            text.push_str(&cause);
+        }
+        source = cause_of(source);
+    }
+    text
+}
+
+fn cause_of<'a>(
+    e: Option<&'a (dyn std::error::Error + 'static)>,
+) -> Option<&'a (dyn std::error::Error + 'static)> {
+    e.and_then(std::error::Error::source)
+}
+
+/// faas-cli sends `since` in RFC 3339 without a fraction.
+fn cut_to_the_second(at: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    use chrono::Timelike;
+    at.with_nanosecond(0).unwrap_or(at)
+}
