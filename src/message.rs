@@ -1,8 +1,10 @@
 //! [`Message`]: one log line, wire-compatible with Go's `faas-provider/logs.Message`.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use chrono::{DateTime, NaiveDate, Utc};
+
 use serde::de::{self, Deserializer};
 use serde::ser::{SerializeStruct, Serializer};
 use serde::{Deserialize, Serialize};
@@ -46,28 +48,61 @@ use crate::SharedStr;
 ///     "2019-11-10 23:00:00 +0000 UTC hello (openfaas-fn hello-1) Forking - node index.js",
 /// );
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Message {
     /// The function's name.
-    #[serde(default)]
     pub name: SharedStr,
     /// The function's namespace; empty when the provider has none.
-    #[serde(default)]
     pub namespace: SharedStr,
     /// The instance (container, pod, process) that wrote the line.
-    #[serde(default)]
     pub instance: SharedStr,
     /// When the line was written.
-    #[serde(default = "go_zero_time", deserialize_with = "deserialize_timestamp")]
     pub timestamp: DateTime<Utc>,
     /// The line itself, without its trailing newline.
-    #[serde(default)]
     pub text: String,
     /// Which output the line was written to, where the backend knows. Serialized as an
     /// extra `"stream"` field only when set, which Go decoders ignore.
-    #[serde(default)]
     pub stream: Option<OutputStream>,
+}
+
+/// A message as it lies in its JSON line, its strings borrowed where they need no
+/// unescaping: a reader that only checks lines (or wants the timestamp) allocates
+/// nothing. [`Message`] deserializes through it, so a line reads as one exactly when it
+/// reads as the other.
+#[derive(Deserialize)]
+pub(crate) struct MessageRef<'a> {
+    #[serde(borrow, default)]
+    name: Cow<'a, str>,
+    #[serde(borrow, default)]
+    namespace: Cow<'a, str>,
+    #[serde(borrow, default)]
+    instance: Cow<'a, str>,
+    #[serde(default = "go_zero_time", deserialize_with = "deserialize_timestamp")]
+    pub(crate) timestamp: DateTime<Utc>,
+    #[serde(borrow, default)]
+    text: Cow<'a, str>,
+    #[serde(default)]
+    stream: Option<OutputStream>,
+}
+
+impl From<MessageRef<'_>> for Message {
+    fn from(m: MessageRef<'_>) -> Self {
+        Message {
+            name: SharedStr::from(&*m.name),
+            namespace: SharedStr::from(&*m.namespace),
+            instance: SharedStr::from(&*m.instance),
+            timestamp: m.timestamp,
+            text: m.text.into_owned(),
+            stream: m.stream,
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Message {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        MessageRef::deserialize(deserializer).map(Message::from)
+    }
 }
 
 impl Message {
@@ -212,8 +247,7 @@ fn deserialize_timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc
             f.write_str("an RFC 3339 timestamp")
         }
         fn visit_str<E: de::Error>(self, text: &str) -> Result<Self::Value, E> {
-            DateTime::parse_from_rfc3339(text)
-                .map(|t| t.with_timezone(&Utc))
+            crate::codec::parse_rfc3339(text)
                 .map_err(|e| E::custom(format!("timestamp {text:?} is not RFC 3339: {e}")))
         }
         // Go leaves a time.Time untouched on `null`, so it stays the zero time.

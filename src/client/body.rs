@@ -1,58 +1,85 @@
-//! One response body as a stream of lines: decoded as it arrives, ended by the
+//! One response body as a stream of lines: split and checked as it arrives, ended by the
 //! provider or by what broke it.
 
 use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
-use futures_util::StreamExt;
 
 use super::{ClientError, LogLine};
-use crate::codec::NdjsonDecoder;
+use crate::codec::{canonical, NdjsonDecoder};
+use crate::message::MessageRef;
 
-/// The lines of `response`, then its end or the error that broke it.
-pub(super) fn lines(
-    response: reqwest::Response,
-    max_line: usize,
-) -> impl Stream<Item = Result<LogLine, ClientError>> + Send {
-    struct Body {
-        chunks: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
-        decoder: NdjsonDecoder,
-        buf: BytesMut,
-        ended: bool,
-        done: bool,
+/// The lines of a response, then its end or the error that broke it.
+pub(super) struct Lines {
+    chunks: Pin<Box<dyn Stream<Item = reqwest::Result<Bytes>> + Send>>,
+    decoder: NdjsonDecoder,
+    buf: BytesMut,
+    ended: bool,
+    done: bool,
+}
+
+impl Lines {
+    pub(super) fn new(response: reqwest::Response, max_line: usize) -> Self {
+        Lines {
+            chunks: Box::pin(response.bytes_stream()),
+            decoder: NdjsonDecoder::new(max_line),
+            buf: BytesMut::new(),
+            ended: false,
+            done: false,
+        }
     }
-    let body = Body {
-        chunks: Box::pin(response.bytes_stream()),
-        decoder: NdjsonDecoder::new(max_line),
-        buf: BytesMut::new(),
-        ended: false,
-        done: false,
-    };
-    futures_util::stream::unfold(body, |mut body| async move {
-        while !body.done {
-            let decoded = if body.ended {
-                body.decoder.decode_line_eof(&mut body.buf)
+
+    /// `line` as a [`LogLine`] if it is a message: the common form checked at a glance,
+    /// any other read in full.
+    fn check(&self, line: Bytes) -> Result<LogLine, ClientError> {
+        let timestamp = match canonical(&line) {
+            Some(checked) => checked.timestamp,
+            None => {
+                serde_json::from_slice::<MessageRef<'_>>(&line)
+                    .map_err(|e| ClientError::Decode(self.decoder.invalid(e)))?
+                    .timestamp
+            }
+        };
+        Ok(LogLine { timestamp, line })
+    }
+}
+
+// A hand-written poll rather than an async unfold: this runs once per line.
+impl Stream for Lines {
+    type Item = Result<LogLine, ClientError>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        while !this.done {
+            let decoded = if this.ended {
+                this.decoder.decode_raw_eof(&mut this.buf)
             } else {
-                body.decoder.decode_line(&mut body.buf)
+                this.decoder.decode_raw(&mut this.buf)
             };
             match decoded {
-                Ok(Some((message, line))) => return Some((Ok(LogLine { message, line }), body)),
-                Ok(None) if body.ended => body.done = true,
-                Ok(None) => match body.chunks.next().await {
-                    Some(Ok(chunk)) => body.buf.extend_from_slice(&chunk),
-                    Some(Err(e)) => {
-                        body.done = true;
-                        return Some((Err(ClientError::Transport(e)), body));
+                Ok(Some(line)) => {
+                    let item = this.check(line);
+                    this.done = item.is_err();
+                    return Poll::Ready(Some(item));
+                }
+                Ok(None) if this.ended => this.done = true,
+                Ok(None) => match this.chunks.as_mut().poll_next(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Some(Ok(chunk))) => this.buf.extend_from_slice(&chunk),
+                    Poll::Ready(Some(Err(e))) => {
+                        this.done = true;
+                        return Poll::Ready(Some(Err(ClientError::Transport(e))));
                     }
-                    None => body.ended = true,
+                    Poll::Ready(None) => this.ended = true,
                 },
                 Err(e) => {
-                    body.done = true;
-                    return Some((Err(ClientError::Decode(e)), body));
+                    this.done = true;
+                    return Poll::Ready(Some(Err(ClientError::Decode(e))));
                 }
             }
         }
-        None
-    })
+        Poll::Ready(None)
+    }
 }

@@ -72,7 +72,7 @@ impl Following {
             };
             match stream.next().await {
                 Some(Ok(line)) => {
-                    let at = line.message.timestamp;
+                    let at = line.timestamp();
                     if let Some(cursor) = self.cursor {
                         // Lines at the boundary were delivered before the reconnect.
                         if at < cursor.last {

@@ -27,7 +27,7 @@ impl Timed for Message {
 
 impl Timed for LogLine {
     fn timestamp(&self) -> DateTime<Utc> {
-        self.message.timestamp
+        LogLine::timestamp(self)
     }
 }
 

@@ -25,10 +25,11 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use futures_core::Stream;
 use futures_util::StreamExt;
 
-use crate::codec::{NdjsonError, DEFAULT_MAX_JSON_LINE};
+use crate::codec::{canonical, NdjsonError, DEFAULT_MAX_JSON_LINE};
 use crate::{Message, Request};
 
 /// Why reading logs failed.
@@ -77,15 +78,41 @@ pub type MessageStream = Pin<Box<dyn Stream<Item = Result<Message, ClientError>>
 /// The stream of a query as [`LogLine`]s: each message with the line it came in.
 pub type LineStream = Pin<Box<dyn Stream<Item = Result<LogLine, ClientError>> + Send>>;
 
-/// A message and the NDJSON line it was read from, for a caller that passes the
-/// provider's lines on unchanged (`faas-logs -o json`).
+/// One line of a provider's stream: checked to be a [`Message`] when it was read, kept
+/// as the bytes the provider sent, with its timestamp at hand. The message itself is
+/// built only when asked for, so a caller that passes lines on unchanged
+/// (`faas-logs -o json`) never pays for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
 pub struct LogLine {
-    /// The message.
-    pub message: Message,
+    timestamp: DateTime<Utc>,
+    line: Bytes,
+}
+
+impl LogLine {
+    /// When the line was written.
+    #[must_use]
+    pub fn timestamp(&self) -> DateTime<Utc> {
+        self.timestamp
+    }
+
     /// The line as the provider sent it, without its newline.
-    pub line: Bytes,
+    #[must_use]
+    pub fn bytes(&self) -> &Bytes {
+        &self.line
+    }
+
+    /// The message of the line.
+    #[must_use]
+    pub fn message(&self) -> Message {
+        if let Some(message) = canonical(&self.line).and_then(|c| c.message()) {
+            return message;
+        }
+        // The line was read with the same rules when it arrived, so this cannot fail.
+        serde_json::from_slice(&self.line).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "a checked line did not read as a message");
+            Message::default().with_timestamp(self.timestamp)
+        })
+    }
 }
 
 /// How [`LogClient::follow`] reconnects.
@@ -316,7 +343,7 @@ impl LogClient {
                 message,
             });
         }
-        Ok(Box::pin(body::lines(response, self.max_line)))
+        Ok(Box::pin(body::Lines::new(response, self.max_line)))
     }
 
     /// Follows a function for ever (until the stream is dropped): `request` with
@@ -391,5 +418,5 @@ pub fn merge_by_time(streams: Vec<MessageStream>, window: Duration) -> MessageSt
 
 /// The messages of a stream of lines.
 fn messages(lines: LineStream) -> MessageStream {
-    Box::pin(lines.map(|line| line.map(|l| l.message)))
+    Box::pin(lines.map(|line| line.map(|l| l.message())))
 }

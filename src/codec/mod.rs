@@ -8,10 +8,14 @@
 //!
 //! [`Message`]: crate::Message
 
+#[cfg(feature = "client")]
+mod canonical;
 mod lines;
 mod ndjson;
 mod timestamp;
 
+#[cfg(feature = "client")]
+pub(crate) use canonical::canonical;
 #[cfg(feature = "docker")]
 pub(crate) use lines::line_text;
 pub(crate) use lines::trim_line_end;
@@ -19,4 +23,5 @@ pub use lines::{LineCodec, DEFAULT_MAX_LINE};
 pub use ndjson::{
     encode_message, NdjsonDecoder, NdjsonEncoder, NdjsonError, DEFAULT_MAX_JSON_LINE,
 };
+pub(crate) use timestamp::parse_rfc3339;
 pub use timestamp::Rfc3339;

@@ -291,37 +291,40 @@ pub enum NdjsonError {
     Io(#[from] std::io::Error),
 }
 
-impl<T: DeserializeOwned> NdjsonDecoder<T> {
-    /// As [`Decoder::decode`], with the line the item was read from (without its
-    /// newline): for a caller that passes lines on unchanged.
-    pub fn decode_line(&mut self, buf: &mut BytesMut) -> Result<Option<(T, Bytes)>, NdjsonError> {
-        let Some(mut line) = self.next_line(buf)? else {
-            return Ok(None);
-        };
-        line.truncate(line.len() - 1);
-        match serde_json::from_slice(&line) {
-            Ok(item) => Ok(Some((item, line.freeze()))),
-            Err(source) => Err(NdjsonError::Invalid {
-                line: self.line,
-                source,
-            }),
-        }
+impl<T> NdjsonDecoder<T> {
+    /// The next line that is neither blank nor too long, without its newline and
+    /// unparsed, for a reader that checks lines its own way (and reports with
+    /// [`NdjsonDecoder::invalid`]).
+    #[cfg(feature = "client")]
+    pub(crate) fn decode_raw(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, NdjsonError> {
+        Ok(self.next_line(buf)?.map(|mut line| {
+            line.truncate(line.len() - 1);
+            line.freeze()
+        }))
     }
 
-    /// As [`Decoder::decode_eof`], with the line the item was read from.
-    pub fn decode_line_eof(
+    /// As [`NdjsonDecoder::decode_raw`], at the end of the stream.
+    #[cfg(feature = "client")]
+    pub(crate) fn decode_raw_eof(
         &mut self,
         buf: &mut BytesMut,
-    ) -> Result<Option<(T, Bytes)>, NdjsonError> {
-        if let Some(item) = self.decode_line(buf)? {
-            return Ok(Some(item));
+    ) -> Result<Option<Bytes>, NdjsonError> {
+        if let Some(line) = self.decode_raw(buf)? {
+            return Ok(Some(line));
         }
         self.end(buf)?;
         Ok(None)
     }
-}
 
-impl<T> NdjsonDecoder<T> {
+    /// The error for the line last returned, which did not parse.
+    #[cfg(feature = "client")]
+    pub(crate) fn invalid(&self, source: serde_json::Error) -> NdjsonError {
+        NdjsonError::Invalid {
+            line: self.line,
+            source,
+        }
+    }
+
     /// The next line that is neither blank nor too long, with its newline.
     fn next_line(&mut self, buf: &mut BytesMut) -> Result<Option<BytesMut>, NdjsonError> {
         loop {
@@ -548,22 +551,17 @@ mod tests {
         assert_eq!(got[1].as_ref().unwrap().text, "ok");
     }
 
+    #[cfg(feature = "client")]
     #[test]
-    fn decode_line_hands_back_each_line_as_it_came() {
+    fn decode_raw_hands_back_each_line_as_it_came() {
         let mut decoder: NdjsonDecoder = NdjsonDecoder::new(64);
         let mut buf = BytesMut::from(&b"{\"text\" : \"a\"}\n\n{\"text\":\"b\"}\n{\"te"[..]);
-        let (first, line) = decoder.decode_line(&mut buf).unwrap().unwrap();
-        assert_eq!(
-            (first.text.as_str(), &line[..]),
-            ("a", &b"{\"text\" : \"a\"}"[..])
-        );
-        let (second, line) = decoder.decode_line(&mut buf).unwrap().unwrap();
-        assert_eq!(
-            (second.text.as_str(), &line[..]),
-            ("b", &b"{\"text\":\"b\"}"[..])
-        );
+        let first = decoder.decode_raw(&mut buf).unwrap().unwrap();
+        assert_eq!(&first[..], &b"{\"text\" : \"a\"}"[..]);
+        let second = decoder.decode_raw(&mut buf).unwrap().unwrap();
+        assert_eq!(&second[..], &b"{\"text\":\"b\"}"[..]);
         assert!(matches!(
-            decoder.decode_line_eof(&mut buf),
+            decoder.decode_raw_eof(&mut buf),
             Err(NdjsonError::Truncated { line: 4 })
         ));
     }

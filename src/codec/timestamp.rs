@@ -1,7 +1,7 @@
 //! Timestamps written as Go writes them: RFC 3339 in UTC with nanoseconds and trailing
 //! zeros trimmed.
 
-use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
+use chrono::{DateTime, Datelike, NaiveDate, NaiveTime, SecondsFormat, Timelike, Utc};
 
 /// A timestamp as Go's `time.Time` marshals it in UTC (`2023-07-04T16:32:22.223912519Z`,
 /// `2019-11-10T23:00:00Z`), written into a stack buffer without allocating.
@@ -110,6 +110,72 @@ impl std::fmt::Debug for Rfc3339 {
     }
 }
 
+/// Parses an RFC 3339 timestamp into UTC: the form providers write
+/// (`2024-03-01T12:00:00.123456789Z`) at a glance, any other form (an offset, a leap
+/// second, lower-case letters) with chrono's full parser. Both give the same answers.
+pub(crate) fn parse_rfc3339(text: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
+    match parse_utc_fast(text.as_bytes()) {
+        Some(at) => Ok(at),
+        None => DateTime::parse_from_rfc3339(text).map(|t| t.to_utc()),
+    }
+}
+
+/// `YYYY-MM-DDTHH:MM:SS[.F{1,9}]Z` with every field in range, else `None`.
+fn parse_utc_fast(b: &[u8]) -> Option<DateTime<Utc>> {
+    let digits = |from: usize, len: usize| -> Option<i64> {
+        let mut v = 0i64;
+        for &d in b.get(from..from + len)? {
+            if !d.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + i64::from(d - b'0');
+        }
+        Some(v)
+    };
+    let punctuation = [(4, b'-'), (7, b'-'), (10, b'T'), (13, b':'), (16, b':')];
+    if punctuation.iter().any(|&(at, c)| b.get(at) != Some(&c)) {
+        return None;
+    }
+    let (year, month, day) = (digits(0, 4)?, digits(5, 2)?, digits(8, 2)?);
+    let (hour, minute, second) = (digits(11, 2)?, digits(14, 2)?, digits(17, 2)?);
+    if hour > 23 || minute > 59 || second > 59 {
+        return None;
+    }
+    let mut nanos = 0u32;
+    let mut rest = &b[19..];
+    if let Some(fraction) = rest.strip_prefix(b".") {
+        let len = fraction.iter().take_while(|d| d.is_ascii_digit()).count();
+        if len == 0 || len > 9 {
+            return None;
+        }
+        nanos = u32::try_from(digits(20, len)?).ok()? * 10u32.pow(9 - len as u32);
+        rest = &fraction[len..];
+    }
+    if rest != b"Z" {
+        return None;
+    }
+    // Consecutive lines nearly always fall on one day: its date is kept, not rebuilt.
+    thread_local! {
+        static LAST_DAY: std::cell::Cell<Option<([u8; 10], NaiveDate)>> =
+            const { std::cell::Cell::new(None) };
+    }
+    let day_text: [u8; 10] = b[..10].try_into().ok()?;
+    let date = match LAST_DAY.get() {
+        Some((text, date)) if text == day_text => date,
+        _ => {
+            let date = NaiveDate::from_ymd_opt(
+                i32::try_from(year).ok()?,
+                u32::try_from(month).ok()?,
+                u32::try_from(day).ok()?,
+            )?;
+            LAST_DAY.set(Some((day_text, date)));
+            date
+        }
+    };
+    let time = NaiveTime::from_hms_nano_opt(hour as u32, minute as u32, second as u32, nanos)?;
+    Some(date.and_time(time).and_utc())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,5 +231,47 @@ mod tests {
         let far = DateTime::<Utc>::MAX_UTC;
         assert!(stamp(far).ends_with('Z'));
         assert!(stamp(DateTime::<Utc>::MIN_UTC).len() > 10);
+    }
+
+    #[test]
+    fn the_fast_parse_agrees_with_chronos_for_every_form() {
+        let mut texts: Vec<String> = vec![
+            "2024-02-29T23:59:59.999999999Z".into(),
+            "2023-02-29T00:00:00Z".into(),
+            "2100-02-29T00:00:00Z".into(),
+            "2000-02-29T00:00:00Z".into(),
+            "0001-01-01T00:00:00Z".into(),
+            "1969-12-31T23:59:59.5Z".into(),
+            "2024-04-31T00:00:00Z".into(),
+            "2024-13-01T00:00:00Z".into(),
+            "2024-00-01T00:00:00Z".into(),
+            "2024-01-01T24:00:00Z".into(),
+            "2024-06-30T23:59:60Z".into(),
+            "2024-01-01T00:00:00.Z".into(),
+            "2024-01-01T00:00:00.1234567891Z".into(),
+            "2024-01-01T00:00:00z".into(),
+            "2024-01-01t00:00:00Z".into(),
+            "2024-01-01T00:00:00+02:00".into(),
+            "2024-01-01T00:00:00".into(),
+            "2024-1-01T00:00:00Z".into(),
+            "+024-01-01T00:00:00Z".into(),
+            "".into(),
+        ];
+        // Every day of four years, at changing times and fractions.
+        let mut at = DateTime::parse_from_rfc3339("1999-11-30T01:02:03Z")
+            .unwrap()
+            .to_utc();
+        for i in 0..1_500i64 {
+            at += chrono::Duration::seconds(86_400 + 3_607)
+                + chrono::Duration::nanoseconds(i * 7_919);
+            texts.push(Rfc3339::new(&at).as_str().to_owned());
+        }
+        for text in &texts {
+            let chrono = DateTime::parse_from_rfc3339(text).map(|t| t.to_utc()).ok();
+            assert_eq!(parse_rfc3339(text).ok(), chrono, "{text}");
+            if let Some(fast) = parse_utc_fast(text.as_bytes()) {
+                assert_eq!(Some(fast), chrono, "{text}");
+            }
+        }
     }
 }

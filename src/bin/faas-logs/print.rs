@@ -48,12 +48,20 @@ impl Printer {
 
     /// Appends `line` as printed, with its newline, to `out`, unless a filter drops it.
     pub(crate) fn print(&mut self, line: &LogLine, out: &mut Vec<u8>) {
-        let m = &line.message;
+        let json = self.format == Format::Json;
+        let filtered = !self.include.is_empty() || !self.exclude.is_empty();
+        // The provider's line as it came: no message to build unless a filter reads it.
+        if json && !filtered {
+            out.extend_from_slice(line.bytes());
+            out.push(b'\n');
+            return;
+        }
+        let m = &line.message();
         if !self.keeps(&m.text) {
             return;
         }
-        if self.format == Format::Json {
-            out.extend_from_slice(&line.line);
+        if json {
+            out.extend_from_slice(line.bytes());
             out.push(b'\n');
             return;
         }
