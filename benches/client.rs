@@ -55,8 +55,10 @@ fn main() {
         return;
     }
     // The provider in a process of its own, as a provider on the same machine would be.
+    // It exits when its stdin closes: with this process, however this one ends.
     let mut server = Command::new(std::env::current_exe().unwrap())
         .env(SERVER_MODE, "1")
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
@@ -115,10 +117,18 @@ fn main() {
     let _ = server.wait();
 }
 
-/// The server process: the history served until the bench kills it.
+/// The server process: the history served until the bench closes its stdin.
 fn serve_history() {
+    std::thread::spawn(|| {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        std::process::exit(0);
+    });
+    let workers = std::env::var("FAAS_LOGS_BENCH_WORKERS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(2);
     let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(workers)
         .enable_all()
         .build()
         .unwrap();
@@ -160,11 +170,16 @@ fn command_against_curl(gateway: &str) {
         t.sort();
     }
     let show = |t: &[Duration]| {
+        let all: Vec<String> = t
+            .iter()
+            .map(|d| format!("{:.3}", d.as_secs_f64()))
+            .collect();
         format!(
-            "median {:.3} s ({:.2} M lines/s), best {:.3} s",
+            "median {:.3} s ({:.2} M lines/s), best {:.3} s; all: {}",
             t[RUNS / 2].as_secs_f64(),
             DUMP as f64 / t[RUNS / 2].as_secs_f64() / 1e6,
-            t[0].as_secs_f64()
+            t[0].as_secs_f64(),
+            all.join(" ")
         )
     };
     println!("faas-logs vs curl: faas-logs -o json: {}", show(&times[0]));

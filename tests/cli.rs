@@ -729,6 +729,39 @@ async fn hostile_providers_end_in_a_clear_error_in_bounded_memory() {
     );
 }
 
+/// A response body that breaks off after so many frames, as a dropped connection does.
+struct BreaksOff<B> {
+    inner: B,
+    frames: usize,
+    /// Counts the responses broken off.
+    broken: Arc<AtomicUsize>,
+}
+
+impl<B> http_body::Body for BreaksOff<B>
+where
+    B: http_body::Body + Unpin,
+    B::Error: Into<faas_logs::BoxError>,
+{
+    type Data = B::Data;
+    type Error = faas_logs::BoxError;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<B::Data>, Self::Error>>> {
+        if self.frames == 0 {
+            self.frames = usize::MAX;
+            self.broken.fetch_add(1, Ordering::SeqCst);
+            return std::task::Poll::Ready(Some(Err("the connection dropped".into())));
+        }
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if let std::task::Poll::Ready(Some(Ok(_))) = &polled {
+            self.frames -= 1;
+        }
+        polled.map(|frame| frame.map(|f| f.map_err(Into::into)))
+    }
+}
+
 /// Reads lines from a running command until `done` says so.
 async fn read_until(
     lines: &mut tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
@@ -756,7 +789,7 @@ fn interrupt(child: &tokio::process::Child) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forever_resumes_across_the_providers_timeouts_with_every_line_once_in_order() {
+async fn forever_resumes_across_timeouts_and_dropped_connections_with_every_line_once_in_order() {
     let store = LogStore::builder()
         .limits(StoreLimits {
             max_messages: 100_000,
@@ -764,13 +797,28 @@ async fn forever_resumes_across_the_providers_timeouts_with_every_line_once_in_o
         })
         .build();
     let handler = LogHandler::new(store.clone(), Duration::from_millis(200));
-    // Counts the requests, awaitably.
+    // Counts the requests, awaitably; every other response ends at the provider's
+    // timeout, the others break off after a few writes, as a dropped connection does.
     let (counted, mut requests) = tokio::sync::watch::channel(0usize);
     let counted = Arc::new(counted);
+    let broken = Arc::new(AtomicUsize::new(0));
+    let breaks = Arc::clone(&broken);
     let addr = serve_fn(move |req| {
         counted.send_modify(|n| *n += 1);
-        let handler = handler.clone();
-        async move { handler.handle(req).await }
+        let frames = if *counted.borrow() % 2 == 0 {
+            3
+        } else {
+            usize::MAX
+        };
+        let (handler, broken) = (handler.clone(), Arc::clone(&breaks));
+        async move {
+            let response = handler.handle(req).await;
+            response.map(|inner| BreaksOff {
+                inner,
+                frames,
+                broken,
+            })
+        }
     })
     .await;
     store
@@ -807,8 +855,13 @@ async fn forever_resumes_across_the_providers_timeouts_with_every_line_once_in_o
     };
     read_until(&mut lines, &mut got, |g| g.len() == LINES + 1).await;
     writer.await.unwrap();
+    // At least five reconnects of each kind.
     let reconnects = *requests.borrow() - 1;
-    assert!(reconnects >= 5, "{reconnects} reconnects");
+    let broken = broken.load(Ordering::SeqCst);
+    assert!(
+        broken >= 5 && reconnects - broken >= 5,
+        "{reconnects} reconnects, {broken} after a dropped connection"
+    );
     let expected: Vec<String> = std::iter::once("before".to_owned())
         .chain((0..LINES).map(|i| format!("line {i}")))
         .collect();
@@ -1099,4 +1152,28 @@ async fn the_memory_provider_binary_read_as_faas_cli_reads_it() {
     let mut texts = texts(&sent);
     texts.sort();
     assert_eq!(texts, ["one", "three \"3\"", "two"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forever_gives_up_after_its_retries_once_the_provider_is_gone() {
+    let example = Example::start("memory", &["--listen", "127.0.0.1:0"]);
+    let gateway = url(example.addr);
+    let mut child = command(
+        &scratch(),
+        &["demo", "--forever", "--retries=2", "-g", &gateway],
+        &[],
+    )
+    .spawn()
+    .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut got = Vec::new();
+    read_until(&mut lines, &mut got, |g| !g.is_empty()).await;
+    drop(example);
+    let out = within(child.wait_with_output()).await.unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("gave up following after 2 failures in a row"),
+        "{stderr}"
+    );
 }

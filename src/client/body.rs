@@ -8,8 +8,7 @@ use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 
 use super::{ClientError, LogLine};
-use crate::codec::{canonical, NdjsonDecoder};
-use crate::message::MessageRef;
+use crate::codec::NdjsonDecoder;
 
 /// The lines of a response, then its end or the error that broke it.
 pub(super) struct Lines {
@@ -30,20 +29,6 @@ impl Lines {
             done: false,
         }
     }
-
-    /// `line` as a [`LogLine`] if it is a message: the common form checked at a glance,
-    /// any other read in full.
-    fn check(&self, line: Bytes) -> Result<LogLine, ClientError> {
-        let timestamp = match canonical(&line) {
-            Some(checked) => checked.timestamp,
-            None => {
-                serde_json::from_slice::<MessageRef<'_>>(&line)
-                    .map_err(|e| ClientError::Decode(self.decoder.invalid(e)))?
-                    .timestamp
-            }
-        };
-        Ok(LogLine { timestamp, line })
-    }
 }
 
 // A hand-written poll rather than an async unfold: this runs once per line.
@@ -60,7 +45,8 @@ impl Stream for Lines {
             };
             match decoded {
                 Ok(Some(line)) => {
-                    let item = this.check(line);
+                    let item = LogLine::parse(line)
+                        .map_err(|e| ClientError::Decode(this.decoder.invalid(e)));
                     this.done = item.is_err();
                     return Poll::Ready(Some(item));
                 }

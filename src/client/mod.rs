@@ -30,6 +30,7 @@ use futures_core::Stream;
 use futures_util::StreamExt;
 
 use crate::codec::{canonical, NdjsonError, DEFAULT_MAX_JSON_LINE};
+use crate::message::MessageRef;
 use crate::{Message, Request};
 
 /// Why reading logs failed.
@@ -89,6 +90,27 @@ pub struct LogLine {
 }
 
 impl LogLine {
+    /// Checks that `line` (one NDJSON line, without its newline) is a message, as the
+    /// client checks every line it reads: the form providers write is checked at a
+    /// glance, any other read in full; either way it is accepted exactly when it reads as
+    /// a [`Message`].
+    ///
+    /// ```
+    /// use faas_logs::client::LogLine;
+    ///
+    /// let line = LogLine::parse(&br#"{"name":"hello","text":"hi","timestamp":"2024-01-02T15:04:05Z"}"#[..]).unwrap();
+    /// assert_eq!(line.message().text, "hi");
+    /// assert!(LogLine::parse(&b"<html>"[..]).is_err());
+    /// ```
+    pub fn parse(line: impl Into<Bytes>) -> Result<LogLine, serde_json::Error> {
+        let line = line.into();
+        let timestamp = match canonical(&line) {
+            Some(checked) => checked.timestamp,
+            None => serde_json::from_slice::<MessageRef<'_>>(&line)?.timestamp,
+        };
+        Ok(LogLine { timestamp, line })
+    }
+
     /// When the line was written.
     #[must_use]
     pub fn timestamp(&self) -> DateTime<Utc> {

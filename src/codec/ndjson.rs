@@ -3,7 +3,7 @@
 
 use std::marker::PhantomData;
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{BufMut, BytesMut};
 use serde::de::DeserializeOwned;
 use tokio_util::codec::{Decoder, Encoder};
 
@@ -296,7 +296,10 @@ impl<T> NdjsonDecoder<T> {
     /// unparsed, for a reader that checks lines its own way (and reports with
     /// [`NdjsonDecoder::invalid`]).
     #[cfg(feature = "client")]
-    pub(crate) fn decode_raw(&mut self, buf: &mut BytesMut) -> Result<Option<Bytes>, NdjsonError> {
+    pub(crate) fn decode_raw(
+        &mut self,
+        buf: &mut BytesMut,
+    ) -> Result<Option<bytes::Bytes>, NdjsonError> {
         Ok(self.next_line(buf)?.map(|mut line| {
             line.truncate(line.len() - 1);
             line.freeze()
@@ -308,7 +311,7 @@ impl<T> NdjsonDecoder<T> {
     pub(crate) fn decode_raw_eof(
         &mut self,
         buf: &mut BytesMut,
-    ) -> Result<Option<Bytes>, NdjsonError> {
+    ) -> Result<Option<bytes::Bytes>, NdjsonError> {
         if let Some(line) = self.decode_raw(buf)? {
             return Ok(Some(line));
         }

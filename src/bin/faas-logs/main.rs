@@ -14,7 +14,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use faas_logs::client::{ClientError, LineStream, LogClient, Resume};
 use faas_logs::Request;
-use futures_util::{FutureExt, StreamExt};
+use std::task::Poll;
 
 use args::{Cli, ColorWhen, Command, Format, LogsArgs};
 use gateway::Credentials;
@@ -166,36 +166,55 @@ async fn run(args: LogsArgs) -> Result<(), Failure> {
     // The stream is dropped on return: the connection closes at once.
 }
 
-/// Prints every line of `stream`, flushing whenever the provider has nothing more ready.
+/// How one round of reading ended.
+enum Round {
+    /// Lines were printed; nothing more is ready (or the buffer is full): write them.
+    Printed,
+    /// The stream broke.
+    Broken(ClientError),
+    /// The stream ended.
+    Ended,
+}
+
+/// Prints every line of `stream`, writing out whenever the provider has nothing more
+/// ready. The lines ready are printed in one poll, not one await each: a dump runs at
+/// the provider's speed.
 async fn print_all(mut stream: LineStream, printer: &mut Printer) -> Result<(), Failure> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut buf: Vec<u8> = Vec::with_capacity(128 * 1024);
     let mut printed = 0usize;
     loop {
-        let item = match stream.next().now_or_never() {
-            Some(item) => item,
-            None => {
-                write(&mut out, &mut buf)?;
-                stream.next().await
-            }
-        };
-        match item {
-            Some(Ok(line)) => {
-                printer.print(&line, &mut buf);
-                printed += 1;
-                if buf.len() >= 64 * 1024 {
-                    write(&mut out, &mut buf)?;
+        let round = std::future::poll_fn(|cx| {
+            let mut any = false;
+            loop {
+                match stream.as_mut().poll_next(cx) {
+                    Poll::Ready(Some(Ok(line))) => {
+                        printer.print(&line, &mut buf);
+                        printed += 1;
+                        any = true;
+                        if buf.len() >= 64 * 1024 {
+                            return Poll::Ready(Round::Printed);
+                        }
+                    }
+                    Poll::Ready(Some(Err(e))) => return Poll::Ready(Round::Broken(e)),
+                    Poll::Ready(None) => return Poll::Ready(Round::Ended),
+                    Poll::Pending if any => return Poll::Ready(Round::Printed),
+                    Poll::Pending => return Poll::Pending,
                 }
             }
-            Some(Err(e)) => {
-                write(&mut out, &mut buf)?;
+        })
+        .await;
+        write(&mut out, &mut buf)?;
+        match round {
+            Round::Printed => {}
+            Round::Broken(e) => {
                 return Err(Failure::Error(format!(
                     "the log stream broke off after {printed} lines: {}",
                     describe(&e)
-                )));
+                )))
             }
-            None => return write(&mut out, &mut buf),
+            Round::Ended => return Ok(()),
         }
     }
 }
