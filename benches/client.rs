@@ -123,15 +123,7 @@ fn serve_history() {
         let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
         std::process::exit(0);
     });
-    let workers = std::env::var("FAAS_LOGS_BENCH_WORKERS")
-        .ok()
-        .and_then(|w| w.parse().ok())
-        .unwrap_or(2);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(workers)
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = common::server_runtime();
     let store = history();
     runtime.block_on(async {
         let addr = common::serve(LogHandler::new(store, Duration::from_secs(600))).await;

@@ -414,15 +414,7 @@ mod server {
     }
 
     pub(crate) fn run(mode: &str) {
-        let workers = std::env::var("FAAS_LOGS_BENCH_WORKERS")
-            .ok()
-            .and_then(|w| w.parse().ok())
-            .unwrap_or(2);
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(workers)
-            .enable_all()
-            .build()
-            .unwrap();
+        let runtime = crate::common::server_runtime();
         let (kind, arg) = mode.split_once(' ').unwrap_or((mode, "0"));
         let n: u64 = arg.parse().unwrap();
         match kind {

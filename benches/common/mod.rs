@@ -9,6 +9,20 @@ use faas_logs::server::LogHandler;
 use faas_logs::Requester;
 use hyper_util::rt::TokioIo;
 
+/// The runtime a bench's server process runs on: `FAAS_LOGS_BENCH_WORKERS` worker
+/// threads, 2 by default (a provider's default on this 2-core machine).
+pub(crate) fn server_runtime() -> tokio::runtime::Runtime {
+    let workers = std::env::var("FAAS_LOGS_BENCH_WORKERS")
+        .ok()
+        .and_then(|w| w.parse().ok())
+        .unwrap_or(2);
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
 /// Serves `handler` on a fresh 127.0.0.1 port from a spawned task; returns the address.
 pub(crate) async fn serve<R: Requester>(handler: LogHandler<R>) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -13,6 +13,12 @@
 //!   newest timestamp it delivered and drops the lines at that timestamp it already
 //!   delivered, so every line comes once, in order, across any number of reconnects; it
 //!   backs off after failures and gives up after [`Resume::max_failures`] in a row.
+//! - **Any provider.** The query is written as faas-cli writes it ([`LogClient::query`]),
+//!   so Go providers and the gateway read it too.
+//! - **Lines as they came** ([`LogClient::lines`]): each [`LogLine`] is checked to be a
+//!   message (the usual form at a glance, any other by the JSON parser) and keeps the
+//!   provider's bytes; the [`Message`] is built only when asked for. The `faas-logs`
+//!   command passes lines on this way.
 //!
 //! [`NdjsonDecoder`]: crate::codec::NdjsonDecoder
 

@@ -10,11 +10,11 @@ mod print;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
+use std::task::Poll;
 
 use clap::Parser;
 use faas_logs::client::{ClientError, LineStream, LogClient, Resume};
 use faas_logs::Request;
-use std::task::Poll;
 
 use args::{Cli, ColorWhen, Command, Format, LogsArgs};
 use gateway::Credentials;
@@ -252,21 +252,15 @@ fn describe(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {
-        let cause = cause.to_string();
+        let said = cause.to_string();
         // reqwest repeats its cause in its own message at times.
-        if !text.contains(&cause) {
+        if !text.contains(&said) {
             text.push_str(": ");
-            text.push_str(&cause);
+            text.push_str(&said);
         }
-        source = cause_of(source);
+        source = cause.source();
     }
     text
-}
-
-fn cause_of<'a>(
-    e: Option<&'a (dyn std::error::Error + 'static)>,
-) -> Option<&'a (dyn std::error::Error + 'static)> {
-    e.and_then(std::error::Error::source)
 }
 
 /// faas-cli sends `since` in RFC 3339 without a fraction.
