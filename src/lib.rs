@@ -128,6 +128,8 @@ pub mod codec;
 pub mod docker;
 mod error;
 mod message;
+#[cfg(feature = "nats")]
+pub mod nats;
 mod ordered;
 mod request;
 mod requester;
