@@ -24,8 +24,8 @@ use chrono::Utc;
 use clap::Parser;
 use common::{error, json, read_body, Body, ServerArgs};
 use faas_logs::server::LogHandler;
-use faas_logs::store::{capture_lines, LogStore, StoreLimits};
-use faas_logs::Message;
+use faas_logs::store::{capture_lines, ingest_ndjson, LogStore, StoreLimits};
+use faas_logs::{async_trait, Capabilities, Error, LogSink, LogStream, Message, Requester};
 use http_body_util::Either;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
@@ -58,6 +58,16 @@ struct Args {
     /// Longest captured line kept whole; longer ones are cut with a visible marker.
     #[arg(long, default_value_t = faas_logs::codec::DEFAULT_MAX_LINE)]
     max_line_bytes: usize,
+    /// Keep the logs in NATS JetStream instead of memory: the servers' URLs,
+    /// comma-separated. Providers pointed at one cluster serve the same logs. (Built
+    /// with `--features nats`.)
+    #[cfg(feature = "nats")]
+    #[arg(long, value_name = "URL[,URL...]")]
+    nats: Option<String>,
+    /// Copies of the JetStream stream when it is created (3 on a three-server cluster).
+    #[cfg(feature = "nats")]
+    #[arg(long, default_value_t = 1, requires = "nats")]
+    nats_replicas: usize,
     /// Largest body accepted by POST /system/logs/push.
     #[arg(long, default_value_t = 1 << 20)]
     max_push_bytes: usize,
@@ -82,13 +92,89 @@ fn parse_run(value: &str) -> Result<(String, String), String> {
     Ok((name.to_owned(), command.to_owned()))
 }
 
+/// Where the logs are kept: the in-memory store, or (`--nats`) a JetStream stream.
+#[derive(Clone)]
+enum Backend {
+    Memory(LogStore),
+    #[cfg(feature = "nats")]
+    Nats(faas_logs::nats::JetStreamLogs),
+}
+
+impl Backend {
+    #[cfg_attr(not(feature = "nats"), allow(clippy::unused_async))]
+    async fn from_args(args: &Args, store: LogStore) -> Result<Backend, Error> {
+        #[cfg(feature = "nats")]
+        if let Some(urls) = &args.nats {
+            let mut config =
+                faas_logs::nats::JetStreamConfig::default().replicas(args.nats_replicas);
+            config.default_namespace = args.namespace.clone();
+            let logs = faas_logs::nats::JetStreamLogs::connect(urls, config).await?;
+            tracing::info!(%urls, "logs kept in NATS JetStream");
+            return Ok(Backend::Nats(logs));
+        }
+        let _ = args;
+        Ok(Backend::Memory(store))
+    }
+
+    /// Makes a function known before its first line (the store answers 200, not 404).
+    fn register(&self, namespace: &str, name: &str) {
+        match self {
+            Backend::Memory(store) => {
+                if let Err(e) = store.register(namespace, name) {
+                    tracing::warn!(error = %e, "function not registered");
+                }
+            }
+            #[cfg(feature = "nats")]
+            Backend::Nats(_) => {}
+        }
+    }
+}
+
+#[async_trait]
+impl Requester for Backend {
+    async fn query(&self, request: faas_logs::Request) -> Result<LogStream, Error> {
+        match self {
+            Backend::Memory(store) => store.query(request).await,
+            #[cfg(feature = "nats")]
+            Backend::Nats(logs) => logs.query(request).await,
+        }
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        match self {
+            Backend::Memory(store) => store.capabilities(),
+            #[cfg(feature = "nats")]
+            Backend::Nats(logs) => logs.capabilities(),
+        }
+    }
+}
+
+#[async_trait]
+impl LogSink for Backend {
+    async fn write(&self, message: Message) -> Result<(), Error> {
+        match self {
+            Backend::Memory(store) => store.append(message),
+            #[cfg(feature = "nats")]
+            Backend::Nats(logs) => logs.write(message).await,
+        }
+    }
+
+    async fn flush(&self) -> Result<(), Error> {
+        match self {
+            Backend::Memory(_) => Ok(()),
+            #[cfg(feature = "nats")]
+            Backend::Nats(logs) => logs.flush().await,
+        }
+    }
+}
+
 /// `POST /system/logs/push`: every good line is stored; 422 lists the bad ones.
-async fn push(store: &LogStore, req: Request<Incoming>, limits: &PushLimits) -> Response<Body> {
+async fn push(backend: &Backend, req: Request<Incoming>, limits: &PushLimits) -> Response<Body> {
     let body = match read_body(req.into_body(), limits.bytes, limits.time).await {
         Ok(body) => body,
         Err(refused) => return refused,
     };
-    let report = store.ingest_ndjson(&body);
+    let report = ingest_ndjson(backend, &body).await;
     let status = if report.rejected.is_empty() {
         StatusCode::OK
     } else {
@@ -106,13 +192,13 @@ struct PushLimits {
 
 async fn route(
     req: Request<Incoming>,
-    handler: LogHandler<LogStore>,
-    store: LogStore,
+    handler: LogHandler<Backend>,
+    backend: Backend,
     push_limits: PushLimits,
 ) -> Response<Body> {
     match (req.method(), req.uri().path()) {
         (_, "/system/logs") => handler.handle(req).await.map(Either::Left),
-        (&Method::POST, "/system/logs/push") => push(&store, req, &push_limits).await,
+        (&Method::POST, "/system/logs/push") => push(&backend, req, &push_limits).await,
         (&Method::GET, "/healthz") => json(StatusCode::OK, &serde_json::json!({ "status": "ok" })),
         (_, "/system/logs/push") | (_, "/healthz") => {
             error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
@@ -127,7 +213,7 @@ async fn route(
 /// Starts `sh -c command` in a process group of its own and captures its output as
 /// function `name`'s logs. Returns the group's id, for [`stop_functions`].
 fn run_function(
-    store: &LogStore,
+    backend: &Backend,
     namespace: &str,
     name: &str,
     command: &str,
@@ -144,9 +230,7 @@ fn run_function(
         .spawn()?;
     let pid = child.id().unwrap_or_default();
     let instance = format!("{name}-{pid}");
-    if let Err(e) = store.register(namespace, name) {
-        tracing::warn!(error = %e, "function not registered");
-    }
+    backend.register(namespace, name);
     tracing::info!(function = name, %instance, command, "running");
     let outputs = [
         child
@@ -159,15 +243,15 @@ fn run_function(
             .map(|e| Box::new(e) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
     ];
     for output in outputs.into_iter().flatten() {
-        let (store, namespace, name, instance) = (
-            store.clone(),
+        let (backend, namespace, name, instance) = (
+            backend.clone(),
             namespace.to_owned(),
             name.to_owned(),
             instance.clone(),
         );
         tokio::spawn(async move {
             if let Err(e) =
-                capture_lines(output, &store, &namespace, &name, &instance, max_line).await
+                capture_lines(output, &backend, &namespace, &name, &instance, max_line).await
             {
                 tracing::warn!(error = %e, %instance, "capture ended");
             }
@@ -195,8 +279,8 @@ fn stop_functions(groups: &[u32]) {
 }
 
 /// The built-in demo function: a few lines at once, then one a second.
-fn run_demo(store: &LogStore, namespace: &str) {
-    let (store, namespace) = (store.clone(), namespace.to_owned());
+fn run_demo(backend: &Backend, namespace: &str) {
+    let (backend, namespace) = (backend.clone(), namespace.to_owned());
     tokio::spawn(async move {
         let line = |text: String| {
             Message::new("demo", Utc::now(), text)
@@ -208,13 +292,17 @@ fn run_demo(store: &LogStore, namespace: &str) {
             "this line and one a second are kept in the in-memory store",
             "try: /system/logs?name=demo&follow=true",
         ] {
-            let _ = store.append(line(text.into()));
+            let _ = backend.write(line(text.into())).await;
         }
+        let _ = backend.flush().await;
         let mut ticks = tokio::time::interval(Duration::from_secs(1));
         ticks.tick().await;
         for n in 1u64.. {
             ticks.tick().await;
-            let _ = store.append(line(format!("tick {n}: handled {} requests", n * 3 % 7)));
+            let _ = backend
+                .write(line(format!("tick {n}: handled {} requests", n * 3 % 7)))
+                .await;
+            let _ = backend.flush().await;
         }
     });
 }
@@ -233,20 +321,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         })
         .default_namespace(args.namespace.clone())
         .build();
-    let handler = LogHandler::new(store.clone(), args.server.timeout());
+    let backend = Backend::from_args(&args, store).await?;
+    let handler = LogHandler::new(backend.clone(), args.server.timeout());
 
     let listener = tokio::net::TcpListener::bind(&args.server.listen).await?;
     let local = listener.local_addr()?;
     println!("listening on http://{local}/system/logs");
 
     if args.run.is_empty() {
-        run_demo(&store, &args.namespace);
+        run_demo(&backend, &args.namespace);
         println!("try: curl -s 'http://{local}/system/logs?name=demo&tail=5'");
     }
     let mut groups = Vec::new();
     for (name, command) in &args.run {
         groups.push(run_function(
-            &store,
+            &backend,
             &args.namespace,
             name,
             command,
@@ -260,7 +349,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let route = {
         let handler = handler.clone();
-        move |req| route(req, handler.clone(), store.clone(), push_limits)
+        move |req| route(req, handler.clone(), backend.clone(), push_limits)
     };
     common::serve(listener, &args.server, credentials, route, || {
         stop_functions(&groups);

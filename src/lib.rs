@@ -135,6 +135,7 @@ mod request;
 mod requester;
 pub mod server;
 mod shared;
+mod sink;
 pub mod store;
 pub mod telemetry;
 
@@ -144,6 +145,7 @@ pub use message::{Message, OutputStream};
 pub use request::Request;
 pub use requester::{Capabilities, Event, LogStream, Requester};
 pub use shared::SharedStr;
+pub use sink::LogSink;
 
 /// Compiles the README's Rust examples as doctests, so they stay true.
 #[cfg(doctest)]

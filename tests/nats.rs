@@ -356,6 +356,60 @@ async fn answer(addr: SocketAddr) -> (u16, String) {
     let mut connection = Connection::open(addr).await;
     let response = within(connection.send("GET", "/system/logs?name=f", b"")).await;
     let status = response.status().as_u16();
-    let body = within(response.into_body().collect()).await.unwrap().to_bytes();
+    let body = within(response.into_body().collect())
+        .await
+        .unwrap()
+        .to_bytes();
     (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_providers_pointed_at_one_stream_serve_the_same_logs() {
+    let Some(server) = NatsServer::start("memory_providers_pointed_at_one_stream") else {
+        return;
+    };
+    let url = server.url();
+    let a = Example::start(
+        "memory",
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--nats",
+            &url,
+            "--run",
+            "hello=echo one; echo 'two \"2\"'",
+        ],
+    );
+    let b = Example::start(
+        "memory",
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--nats",
+            &url,
+            "--run",
+            "idle=true",
+        ],
+    );
+
+    // A push to one provider, and the other's captured command, reach both.
+    let mut connection = Connection::open(b.addr).await;
+    let pushed = br#"{"name":"pushed","instance":"p.1","text":"from b"}"#;
+    let response = within(connection.send("POST", "/system/logs/push", pushed)).await;
+    assert_eq!(response.status(), 200);
+    let (_, mut lines) = get(b.addr, "/system/logs?name=hello&follow=true").await;
+    let mut followed = Vec::new();
+    while followed.len() < 2 {
+        followed.push(within(lines.next_message()).await);
+    }
+    let mut followed_texts = texts(&followed);
+    followed_texts.sort();
+    assert_eq!(followed_texts, ["one", "two \"2\""]);
+    for name in ["hello", "pushed"] {
+        let (_, mut from_a) = get(a.addr, &format!("/system/logs?name={name}")).await;
+        let (_, mut from_b) = get(b.addr, &format!("/system/logs?name={name}")).await;
+        let (from_a, from_b) = (from_a.messages().await, from_b.messages().await);
+        assert!(!from_a.is_empty(), "{name}");
+        assert_eq!(from_a, from_b, "{name}");
+    }
 }

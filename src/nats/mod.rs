@@ -199,6 +199,17 @@ impl JetStreamLogs {
 }
 
 #[async_trait]
+impl crate::LogSink for JetStreamLogs {
+    async fn write(&self, message: Message) -> Result<(), Error> {
+        JetStreamLogs::write(self, message).await
+    }
+
+    async fn flush(&self) -> Result<(), Error> {
+        JetStreamLogs::flush(self).await
+    }
+}
+
+#[async_trait]
 impl Requester for JetStreamLogs {
     async fn query(&self, request: Request) -> Result<LogStream, Error> {
         reader::query(&self.inner.context, &self.inner.config, request).await

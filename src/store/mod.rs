@@ -13,7 +13,7 @@ mod ingest;
 mod invocations;
 mod reader;
 
-pub use ingest::{capture_lines, IngestReport, RejectedLine, MAX_LISTED_REJECTIONS};
+pub use ingest::{capture_lines, ingest_ndjson, IngestReport, RejectedLine, MAX_LISTED_REJECTIONS};
 pub use invocations::Invocation;
 pub use reader::StoreReader;
 
