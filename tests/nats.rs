@@ -25,58 +25,137 @@ struct NatsServer {
     child: Child,
     port: u16,
     _dir: PathBuf,
+    extra: Vec<String>,
 }
 
 impl NatsServer {
     /// Starts a server, or `None` (a skip, failing in CI) when there is no nats-server.
     fn start(test: &str) -> Option<NatsServer> {
-        if Command::new("nats-server")
-            .arg("--version")
-            .output()
-            .is_err()
-        {
-            assert!(
-                std::env::var_os("CI").is_none(),
-                "nats-server is not installed, and CI needs it for {test}"
-            );
-            let note = format!("SKIPPED {test}: nats-server is not installed\n");
-            let _ = std::io::Write::write_all(&mut std::io::stderr(), note.as_bytes());
+        if !installed(test) {
             return None;
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let dir =
-            std::env::temp_dir().join(format!("faas-logs-nats-{}-{port}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let child = Command::new("nats-server")
-            .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
-            .arg(&dir)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        // Ready once it accepts connections.
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                std::time::Instant::now() < deadline,
-                "nats-server did not start"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(NatsServer {
-            child,
+        let port = free_port();
+        let dir = store_dir(port);
+        Some(NatsServer::run(port, dir, &[]))
+    }
+
+    fn run(port: u16, dir: PathBuf, extra: &[String]) -> NatsServer {
+        NatsServer {
+            child: spawn(port, &dir, extra),
             port,
             _dir: dir,
-        })
+            extra: extra.to_vec(),
+        }
+    }
+
+    /// Stops the server and starts it again on the same port and store.
+    fn restart(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.child = spawn(self.port, &self._dir, &self.extra);
     }
 
     fn url(&self) -> String {
         format!("nats://127.0.0.1:{}", self.port)
     }
+}
+
+/// `nats-server -js` on `port` with its store in `dir`, once it accepts connections.
+fn spawn(port: u16, dir: &std::path::Path, extra: &[String]) -> Child {
+    let child = Command::new("nats-server")
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(dir)
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nats-server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+/// Whether nats-server is installed; without it a skip, or a failure in CI.
+fn installed(test: &str) -> bool {
+    if Command::new("nats-server")
+        .arg("--version")
+        .output()
+        .is_ok()
+    {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "nats-server is not installed, and CI needs it for {test}"
+    );
+    let note = format!("SKIPPED {test}: nats-server is not installed\n");
+    let _ = std::io::Write::write_all(&mut std::io::stderr(), note.as_bytes());
+    false
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn store_dir(port: u16) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("faas-logs-nats-{}-{port}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Three servers routed into one JetStream cluster.
+fn cluster(test: &str) -> Option<Vec<NatsServer>> {
+    if !installed(test) {
+        return None;
+    }
+    let ports: Vec<(u16, u16)> = (0..3).map(|_| (free_port(), free_port())).collect();
+    let routes = ports
+        .iter()
+        .map(|(_, route)| format!("nats://127.0.0.1:{route}"))
+        .collect::<Vec<_>>()
+        .join(",");
+    Some(
+        ports
+            .iter()
+            .enumerate()
+            .map(|(i, (port, route))| {
+                let extra = [
+                    "--server_name".to_owned(),
+                    format!("n{i}-{port}"),
+                    "--cluster_name".to_owned(),
+                    "faas-logs".to_owned(),
+                    "--cluster".to_owned(),
+                    format!("nats://127.0.0.1:{route}"),
+                    "--routes".to_owned(),
+                    routes.clone(),
+                ];
+                NatsServer::run(*port, store_dir(*port), &extra)
+            })
+            .collect(),
+    )
+}
+
+/// Connects once the cluster has elected its JetStream leaders and the stream exists.
+async fn connect_when_ready(url: &str, config: JetStreamConfig) -> JetStreamLogs {
+    within(async {
+        loop {
+            match JetStreamLogs::connect(url, config.clone()).await {
+                Ok(logs) => return logs,
+                Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    })
+    .await
 }
 
 impl Drop for NatsServer {
@@ -411,5 +490,132 @@ async fn memory_providers_pointed_at_one_stream_serve_the_same_logs() {
         let (from_a, from_b) = (from_a.messages().await, from_b.messages().await);
         assert!(!from_a.is_empty(), "{name}");
         assert_eq!(from_a, from_b, "{name}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_in_files_survive_a_restart_of_the_server() {
+    let Some(mut server) = NatsServer::start("logs_in_files_survive_a_restart") else {
+        return;
+    };
+    let logs = JetStreamLogs::connect(&server.url(), JetStreamConfig::default())
+        .await
+        .unwrap();
+    for i in 0..50 {
+        logs.write(line("f", "f-1", i)).await.unwrap();
+    }
+    logs.flush().await.unwrap();
+    drop(logs);
+    server.restart();
+    let logs = connect_when_ready(&server.url(), JetStreamConfig::default()).await;
+    let (_, mut lines) = get(provider(&logs).await, "/system/logs?name=f").await;
+    let expected: Vec<String> = (0..50).map(|i| format!("f-1 line {i}")).collect();
+    assert_eq!(texts(&lines.messages().await), expected);
+}
+
+/// Writes lines `f-1 line N` until told to stop, flushing every 20; returns the numbers
+/// acknowledged and those whose flush failed (stored or not: never written again).
+async fn keep_writing(
+    logs: JetStreamLogs,
+    stop: tokio::sync::watch::Receiver<bool>,
+    acked: tokio::sync::watch::Sender<usize>,
+) -> (Vec<usize>, Vec<usize>) {
+    let (mut confirmed, mut unsure, mut batch) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0.. {
+        if *stop.borrow() {
+            break;
+        }
+        match logs.write(line("f", "f-1", i)).await {
+            Ok(()) => batch.push(i),
+            Err(_) => {
+                unsure.push(i);
+                // While the cluster elects a new leader.
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        if batch.len() == 20 {
+            match logs.flush().await {
+                Ok(()) => confirmed.append(&mut batch),
+                Err(_) => unsure.append(&mut batch),
+            }
+            acked.send_replace(confirmed.len());
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+    match logs.flush().await {
+        Ok(()) => confirmed.append(&mut batch),
+        Err(_) => unsure.append(&mut batch),
+    }
+    acked.send_replace(confirmed.len());
+    (confirmed, unsure)
+}
+
+#[cfg(feature = "client")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follow_through_the_loss_of_its_server_sees_every_acknowledged_line_once() {
+    use faas_logs::client::{LogClient, Resume};
+    use futures::StreamExt;
+    let Some(mut servers) = cluster("a_follow_through_the_loss_of_its_server") else {
+        return;
+    };
+    let config = JetStreamConfig::default().replicas(3);
+    // The writer on the second server, the provider on the first (which it loses).
+    let writer = connect_when_ready(&servers[1].url(), config.clone()).await;
+    let reader = connect_when_ready(&servers[0].url(), config).await;
+    // The follow goes on through the client's reconnect, or breaks and is resumed.
+    let addr = provider(&reader).await;
+
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let (acked, mut acknowledged) = tokio::sync::watch::channel(0usize);
+    let writing = tokio::spawn(keep_writing(writer, stopped, acked));
+    let client = LogClient::new(format!("http://{addr}")).unwrap();
+    let resume = Resume::default()
+        .max_failures(30)
+        .backoff(Duration::from_millis(100), Duration::from_millis(500));
+    let mut follow = client.follow(faas_logs::Request::new("f"), resume);
+    let mut got = Vec::new();
+    while got.len() < 300 {
+        got.push(within(follow.next()).await.unwrap().unwrap().text);
+    }
+    // The provider's server goes; the writers keep writing through the cluster.
+    let lost = servers.remove(0);
+    drop(lost);
+    within(acknowledged.wait_for(|n| *n >= got.len() + 600))
+        .await
+        .unwrap();
+    stop.send_replace(true);
+    let (confirmed, unsure) = within(writing).await.unwrap();
+    let last = format!("f-1 line {}", confirmed.last().unwrap());
+    let long = async {
+        while got.last() != Some(&last) {
+            got.push(follow.next().await.unwrap().unwrap().text);
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), long)
+        .await
+        .unwrap();
+
+    // Every acknowledged line once, in order; a line whose acknowledgement was lost at
+    // most once; nothing else.
+    let numbers: Vec<usize> = got
+        .iter()
+        .map(|t| t.strip_prefix("f-1 line ").unwrap().parse().unwrap())
+        .collect();
+    let mut sorted = numbers.clone();
+    sorted.sort_unstable();
+    sorted.dedup();
+    assert_eq!(sorted.len(), numbers.len(), "a line came twice");
+    assert!(numbers.windows(2).all(|w| w[0] < w[1]), "out of order");
+    for n in &confirmed {
+        assert!(
+            sorted.binary_search(n).is_ok(),
+            "acknowledged line {n} was lost"
+        );
+    }
+    for n in &numbers {
+        assert!(
+            confirmed.contains(n) || unsure.contains(n),
+            "line {n} was never written"
+        );
     }
 }

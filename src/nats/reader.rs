@@ -60,6 +60,9 @@ pub(super) async fn query(
         .inner
         .stream()
         .max_messages_per_batch(BATCH)
+        // A reader whose server is lost finds out within a few seconds.
+        .heartbeat(std::time::Duration::from_secs(1))
+        .expires(std::time::Duration::from_secs(5))
         .messages()
         .await
         .map_err(|e| unavailable("the log stream cannot be followed", e))?;
