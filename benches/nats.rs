@@ -1,0 +1,394 @@
+//! The JetStream backend against a real `nats-server` (started here, file storage), each
+//! figure beside bare async-nats doing the same in the same run, printed as `nats ...:`
+//! lines:
+//!
+//! - publishing 1,000,000 lines of 200 B with `JetStreamLogs::write` and `flush`, against
+//!   a bare loop of `jetstream::Context::publish` whose acks are awaited in batches;
+//! - a dump of those 1,000,000 lines through `LogHandler` on loopback, against a bare
+//!   ordered consumer reading them;
+//! - `tail=100` over them: the time, and how many messages the consumer delivered;
+//! - follow latency from `write` to the follower at 10,000 lines a second: over HTTP
+//!   through `LogHandler`, from the `Requester` alone, from a bare ordered consumer, and
+//!   (the harness itself) over HTTP from a `LogStore`.
+//!
+//! `cargo bench --features nats --bench nats` (needs `nats-server`).
+// A bench binary; its items need no docs.
+#![allow(missing_docs)]
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream;
+use bytes::BytesMut;
+use chrono::Utc;
+use faas_logs::codec::encode_message;
+use faas_logs::nats::{JetStreamConfig, JetStreamLogs};
+use faas_logs::server::LogHandler;
+use faas_logs::{Event, Message, Request, Requester, SharedStr};
+use futures::StreamExt;
+
+const LINES: usize = 1_000_000;
+
+struct Server(Child, std::path::PathBuf);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+        let _ = std::fs::remove_dir_all(&self.1);
+    }
+}
+
+fn start_server() -> (Server, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let dir = std::env::temp_dir().join(format!("faas-logs-nats-bench-{port}"));
+    let child = Command::new("nats-server")
+        .args(["-js", "-a", "127.0.0.1", "-p", &port.to_string(), "-sd"])
+        .arg(&dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("nats-server is installed");
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (Server(child, dir), format!("nats://127.0.0.1:{port}"))
+}
+
+/// The NDJSON lines of a response: each ends with `}` and a newline, which the
+/// response's own framing never does.
+fn json_lines(addr: std::net::SocketAddr, path: &str) -> usize {
+    let (mut lines, mut last) = (0, 0u8);
+    common::read_all(addr, path, |bytes| {
+        for &b in bytes {
+            if b == b'\n' && last == b'}' {
+                lines += 1;
+            }
+            last = b;
+        }
+    });
+    lines
+}
+
+fn message(name: &SharedStr, instance: &SharedStr, i: usize) -> Message {
+    let text = format!("{i:>8} GET /function/bench 200 OK - {}", "a".repeat(67));
+    Message::new(name.clone(), Utc::now(), text).with_instance(instance.clone())
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (_server, url) = start_server();
+    runtime.block_on(run(&url));
+}
+
+async fn run(url: &str) {
+    let config = JetStreamConfig::default().retention(Duration::from_secs(3600), 4 << 30, -1);
+    let logs = JetStreamLogs::connect(url, config).await.unwrap();
+    let client = async_nats::connect(url).await.unwrap();
+    let context = jetstream::new(client);
+
+    // Publishing: ours, then the bare loop on another function of the same stream.
+    let (name, instance) = (SharedStr::from("bench"), SharedStr::from("bench-1"));
+    let started = Instant::now();
+    for i in 0..LINES {
+        logs.write(message(&name, &instance, i)).await.unwrap();
+    }
+    logs.flush().await.unwrap();
+    let ours = started.elapsed();
+    let (bare_name, bare_instance) = (SharedStr::from("bare"), SharedStr::from("bare-1"));
+    let started = Instant::now();
+    let mut acks = Vec::with_capacity(4096);
+    for i in 0..LINES {
+        let mut payload = BytesMut::new();
+        encode_message(&message(&bare_name, &bare_instance, i), &mut payload);
+        payload.truncate(payload.len() - 1);
+        let subject = "faas-logs.openfaas-fn.bare.bare-1";
+        acks.push(context.publish(subject, payload.freeze()).await.unwrap());
+        if acks.len() == 4096 {
+            for ack in acks.drain(..) {
+                ack.await.unwrap();
+            }
+        }
+    }
+    for ack in acks.drain(..) {
+        ack.await.unwrap();
+    }
+    let bare = started.elapsed();
+    let rate = |d: Duration| LINES as f64 / d.as_secs_f64() / 1e6;
+    println!(
+        "nats publish: JetStreamLogs::write {:.2} s ({:.3} M/s); bare publish loop {:.2} s ({:.3} M/s); ours/bare throughput = {:.2}",
+        ours.as_secs_f64(),
+        rate(ours),
+        bare.as_secs_f64(),
+        rate(bare),
+        bare.as_secs_f64() / ours.as_secs_f64()
+    );
+
+    // The dump: through LogHandler on loopback, against a bare ordered consumer.
+    let addr = common::serve(LogHandler::new(logs.clone(), Duration::from_secs(600))).await;
+    for _ in 0..3 {
+        let started = Instant::now();
+        tokio::task::spawn_blocking(move || json_lines(addr, "/system/logs?name=bench"))
+            .await
+            .map(|n| assert_eq!(n, LINES))
+            .unwrap();
+        let ours = started.elapsed();
+        let started = Instant::now();
+        let stream = context.get_stream("FAAS_LOGS").await.unwrap();
+        let consumer = stream
+            .create_consumer(jetstream::consumer::pull::OrderedConfig {
+                filter_subject: "faas-logs.openfaas-fn.bench.*".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        let mut messages = consumer.messages().await.unwrap();
+        let mut read = 0usize;
+        while read < LINES {
+            let m = messages.next().await.unwrap().unwrap();
+            read += m.payload.len().min(1);
+        }
+        let bare = started.elapsed();
+        println!(
+            "nats dump of {LINES}: LogHandler {:.2} s ({:.2} M/s); bare ordered consumer {:.2} s ({:.2} M/s); ours/bare throughput = {:.2}",
+            ours.as_secs_f64(),
+            rate(ours),
+            bare.as_secs_f64(),
+            rate(bare),
+            bare.as_secs_f64() / ours.as_secs_f64()
+        );
+    }
+
+    // tail=100: the time over HTTP, and the messages the consumer delivered.
+    for _ in 0..3 {
+        let started = Instant::now();
+        tokio::task::spawn_blocking(move || json_lines(addr, "/system/logs?name=bench&tail=100"))
+            .await
+            .map(|n| assert_eq!(n, 100))
+            .unwrap();
+        let over_http = started.elapsed();
+        let started = Instant::now();
+        let mut events = logs
+            .query(Request {
+                tail: Some(100),
+                ..Request::new("bench")
+            })
+            .await
+            .unwrap();
+        let mut delivered = 0;
+        while let Some(Ok(Event::Message(_))) = events.next().await {
+            delivered += 1;
+        }
+        println!(
+            "nats tail=100 over {LINES}: {:.1} ms over HTTP; the requester alone {:.1} ms, {delivered} messages delivered",
+            over_http.as_secs_f64() * 1e3,
+            started.elapsed().as_secs_f64() * 1e3
+        );
+    }
+
+    follow_latency(&logs, addr).await;
+    bare_latency(&logs, &context).await;
+    requester_latency(&logs).await;
+    let store = faas_logs::store::LogStore::new();
+    let store_addr = common::serve(LogHandler::new(store.clone(), Duration::from_secs(600))).await;
+    store_latency(&store, store_addr).await;
+}
+
+/// The same follower and writer on a `LogStore`: what the harness and HTTP cost alone.
+async fn store_latency(store: &faas_logs::store::LogStore, addr: std::net::SocketAddr) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const LIVE: usize = 30_000;
+    let (name, instance) = (SharedStr::from("live"), SharedStr::from("live-1"));
+    store.append(message(&name, &instance, 0)).unwrap();
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(b"GET /system/logs?name=live&follow=true HTTP/1.1\r\nHost: bench\r\n\r\n")
+        .await
+        .unwrap();
+    let follower = tokio::spawn(async move {
+        let (mut latencies, mut pending, mut buf) = (Vec::new(), Vec::new(), vec![0u8; 65536]);
+        while latencies.len() < LIVE {
+            let n = tcp.read(&mut buf).await.unwrap();
+            let now = Utc::now();
+            pending.extend_from_slice(&buf[..n]);
+            while let Some(i) = pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=i).collect();
+                let Some(start) = line.iter().position(|&b| b == b'{') else {
+                    continue;
+                };
+                if let Ok(m) = serde_json::from_slice::<Message>(&line[start..]) {
+                    if m.text.trim_start().starts_with("0 ") {
+                        continue;
+                    }
+                    latencies.push((now - m.timestamp).num_microseconds().unwrap_or(0));
+                }
+            }
+        }
+        latencies
+    });
+    let mut ticks = tokio::time::interval(Duration::from_millis(1));
+    for i in 1..=LIVE {
+        if i % 10 == 1 {
+            ticks.tick().await;
+        }
+        store.append(message(&name, &instance, i)).unwrap();
+    }
+    let mut latencies = follower.await.unwrap();
+    latencies.sort_unstable();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    println!(
+        "nats harness on the store: p50 {} us, p99 {} us",
+        at(0.5),
+        at(0.99)
+    );
+}
+
+/// The same writer read from the `Requester` directly, without HTTP.
+async fn requester_latency(logs: &JetStreamLogs) {
+    const LIVE: usize = 30_000;
+    let (name, instance) = (SharedStr::from("req-live"), SharedStr::from("req-live-1"));
+    logs.write(message(&name, &instance, 0)).await.unwrap();
+    logs.flush().await.unwrap();
+    let mut events = logs
+        .query(Request {
+            follow: true,
+            ..Request::new("req-live")
+        })
+        .await
+        .unwrap();
+    let reader = tokio::spawn(async move {
+        let mut latencies = Vec::with_capacity(LIVE);
+        while latencies.len() < LIVE {
+            if let Event::Message(m) = events.next().await.unwrap().unwrap() {
+                if !m.text.trim_start().starts_with("0 ") {
+                    latencies.push((Utc::now() - m.timestamp).num_microseconds().unwrap_or(0));
+                }
+            }
+        }
+        latencies
+    });
+    let mut ticks = tokio::time::interval(Duration::from_millis(1));
+    for i in 1..=LIVE {
+        if i % 10 == 1 {
+            ticks.tick().await;
+        }
+        logs.write(message(&name, &instance, i)).await.unwrap();
+    }
+    logs.flush().await.unwrap();
+    let mut latencies = reader.await.unwrap();
+    latencies.sort_unstable();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    println!(
+        "nats requester alone: p50 {} us, p99 {} us",
+        at(0.5),
+        at(0.99)
+    );
+}
+
+/// The same writer at 10,000 a second, read by a bare ordered consumer: what NATS itself
+/// costs on this machine.
+async fn bare_latency(logs: &JetStreamLogs, context: &jetstream::Context) {
+    const LIVE: usize = 30_000;
+    let (name, instance) = (SharedStr::from("bare-live"), SharedStr::from("bare-live-1"));
+    let stream = context.get_stream("FAAS_LOGS").await.unwrap();
+    let consumer = stream
+        .create_consumer(jetstream::consumer::pull::OrderedConfig {
+            filter_subject: "faas-logs.openfaas-fn.bare-live.*".into(),
+            deliver_policy: jetstream::consumer::DeliverPolicy::New,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut messages = consumer.messages().await.unwrap();
+    let reader = tokio::spawn(async move {
+        let mut latencies = Vec::with_capacity(LIVE);
+        while latencies.len() < LIVE {
+            let m = messages.next().await.unwrap().unwrap();
+            let now = Utc::now();
+            let m: Message = serde_json::from_slice(&m.payload).unwrap();
+            latencies.push((now - m.timestamp).num_microseconds().unwrap_or(0));
+        }
+        latencies
+    });
+    let mut ticks = tokio::time::interval(Duration::from_millis(1));
+    for i in 1..=LIVE {
+        if i % 10 == 1 {
+            ticks.tick().await;
+        }
+        logs.write(message(&name, &instance, i)).await.unwrap();
+    }
+    logs.flush().await.unwrap();
+    let mut latencies = reader.await.unwrap();
+    latencies.sort_unstable();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    println!(
+        "nats bare ordered consumer at 10,000/s: p50 {} us, p99 {} us, max {} us",
+        at(0.5),
+        at(0.99),
+        latencies[latencies.len() - 1]
+    );
+}
+
+/// One follower over HTTP; lines written at 10,000 a second for three seconds; latency is
+/// the arrival time minus the timestamp the writer gave the line.
+async fn follow_latency(logs: &JetStreamLogs, addr: std::net::SocketAddr) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    const LIVE: usize = 30_000;
+    let (name, instance) = (SharedStr::from("live"), SharedStr::from("live-1"));
+    logs.write(message(&name, &instance, 0)).await.unwrap();
+    logs.flush().await.unwrap();
+    // Each chunk of the response holds whole lines; a line is read from its `{`.
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    tcp.write_all(b"GET /system/logs?name=live&follow=true HTTP/1.1\r\nHost: bench\r\n\r\n")
+        .await
+        .unwrap();
+    let follower = tokio::spawn(async move {
+        let (mut latencies, mut pending, mut buf) = (Vec::new(), Vec::new(), vec![0u8; 65536]);
+        while latencies.len() < LIVE {
+            let n = tcp.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the follow ended early");
+            let now = Utc::now();
+            pending.extend_from_slice(&buf[..n]);
+            while let Some(i) = pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=i).collect();
+                let Some(start) = line.iter().position(|&b| b == b'{') else {
+                    continue;
+                };
+                if let Ok(m) = serde_json::from_slice::<Message>(&line[start..]) {
+                    if m.text.trim_start().starts_with("0 ") {
+                        continue; // the line from before
+                    }
+                    latencies.push((now - m.timestamp).num_microseconds().unwrap_or(0));
+                }
+            }
+        }
+        latencies
+    });
+    let mut ticks = tokio::time::interval(Duration::from_millis(1));
+    for i in 1..=LIVE {
+        if i % 10 == 1 {
+            ticks.tick().await;
+        }
+        logs.write(message(&name, &instance, i)).await.unwrap();
+    }
+    logs.flush().await.unwrap();
+    let mut latencies = follower.await.unwrap();
+    latencies.sort_unstable();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    println!(
+        "nats follow at 10,000/s: p50 {} us, p99 {} us, max {} us ({} lines)",
+        at(0.5),
+        at(0.99),
+        latencies[latencies.len() - 1],
+        latencies.len()
+    );
+}
