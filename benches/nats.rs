@@ -8,8 +8,8 @@
 //!   ordered consumer reading them;
 //! - `tail=100` over them: the time, and how many messages the consumer delivered;
 //! - follow latency from `write` to the follower at 10,000 lines a second: over HTTP
-//!   through `LogHandler`, from the `Requester` alone, from a bare ordered consumer, and
-//!   (the harness itself) over HTTP from a `LogStore`.
+//!   through `LogHandler`, from the `Requester` alone, from `LogHandler` without HTTP,
+//!   from a bare ordered consumer, and (the harness itself) over HTTP from a `LogStore`.
 //!
 //! `cargo bench --features nats --bench nats` (needs `nats-server`).
 // A bench binary; its items need no docs.
@@ -199,6 +199,7 @@ async fn run(url: &str) {
     follow_latency(&logs, addr).await;
     bare_latency(&logs, &context).await;
     requester_latency(&logs).await;
+    handler_latency(&logs).await;
     let store = faas_logs::store::LogStore::new();
     let store_addr = common::serve(LogHandler::new(store.clone(), Duration::from_secs(600))).await;
     store_latency(&store, store_addr).await;
@@ -390,5 +391,53 @@ async fn follow_latency(logs: &JetStreamLogs, addr: std::net::SocketAddr) {
         at(0.99),
         latencies[latencies.len() - 1],
         latencies.len()
+    );
+}
+
+/// The same writer read through `LogHandler` without HTTP: the body polled in a task.
+async fn handler_latency(logs: &JetStreamLogs) {
+    use http_body_util::BodyExt;
+    const LIVE: usize = 30_000;
+    let (name, instance) = (SharedStr::from("h-live"), SharedStr::from("h-live-1"));
+    logs.write(message(&name, &instance, 0)).await.unwrap();
+    logs.flush().await.unwrap();
+    let handler = LogHandler::new(logs.clone(), Duration::from_secs(600));
+    let req = http::Request::get("/system/logs?name=h-live&follow=true")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let mut body = handler.handle(req).await.into_body();
+    let reader = tokio::spawn(async move {
+        let mut latencies = Vec::with_capacity(LIVE);
+        let mut pending = Vec::new();
+        while latencies.len() < LIVE {
+            let frame = body.frame().await.unwrap().unwrap();
+            let now = Utc::now();
+            pending.extend_from_slice(frame.data_ref().unwrap());
+            while let Some(i) = pending.iter().position(|&b| b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=i).collect();
+                if let Ok(m) = serde_json::from_slice::<Message>(&line) {
+                    if !m.text.trim_start().starts_with("0 ") {
+                        latencies.push((now - m.timestamp).num_microseconds().unwrap_or(0));
+                    }
+                }
+            }
+        }
+        latencies
+    });
+    let mut ticks = tokio::time::interval(Duration::from_millis(1));
+    for i in 1..=LIVE {
+        if i % 10 == 1 {
+            ticks.tick().await;
+        }
+        logs.write(message(&name, &instance, i)).await.unwrap();
+    }
+    logs.flush().await.unwrap();
+    let mut latencies = reader.await.unwrap();
+    latencies.sort_unstable();
+    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+    println!(
+        "nats handler without HTTP: p50 {} us, p99 {} us",
+        at(0.5),
+        at(0.99)
     );
 }

@@ -29,6 +29,8 @@ pub(crate) async fn serve<R: Requester>(handler: LogHandler<R>) -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
+            // Live lines go out at once, not after the previous write's ACK (Nagle).
+            let _ = tcp.set_nodelay(true);
             let handler = handler.clone();
             tokio::spawn(async move {
                 let _ = hyper::server::conn::http1::Builder::new()
