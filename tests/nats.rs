@@ -145,9 +145,16 @@ fn cluster(test: &str) -> Option<Vec<NatsServer>> {
     )
 }
 
+/// Waits for `f` as long as a cluster may take to elect its leaders.
+async fn within_election<F: std::future::Future>(f: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(30), f)
+        .await
+        .expect("the cluster did not elect its leaders in time")
+}
+
 /// Connects once the cluster has elected its JetStream leaders and the stream exists.
 async fn connect_when_ready(url: &str, config: JetStreamConfig) -> JetStreamLogs {
-    within(async {
+    within_election(async {
         loop {
             match JetStreamLogs::connect(url, config.clone()).await {
                 Ok(logs) => return logs,
@@ -204,6 +211,21 @@ async fn tail_since_instance_and_dump_over_http_the_same_from_two_providers() {
     writer.write(line("other", "other-1", 0)).await.unwrap();
     writer.flush().await.unwrap();
 
+    // Writers keep writing other functions while the queries run.
+    let noise = {
+        let writer = writer.clone();
+        tokio::spawn(async move {
+            for i in 0.. {
+                let name = if i % 2 == 0 { "fig" } else { "fig.let.x" };
+                if writer.write(line(name, "n-1", i)).await.is_err() {
+                    return;
+                }
+                if i % 100 == 0 {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+            }
+        })
+    };
     let first = JetStreamLogs::connect(&server.url(), JetStreamConfig::default())
         .await
         .unwrap();
@@ -257,6 +279,7 @@ async fn tail_since_instance_and_dump_over_http_the_same_from_two_providers() {
             .collect::<Vec<_>>()
     );
 
+    noise.abort();
     // An unknown function is a 404; the other function is its own.
     let (response, _) = get(providers[0], "/system/logs?name=nobody").await;
     assert_eq!(response.status(), 404);
@@ -265,7 +288,7 @@ async fn tail_since_instance_and_dump_over_http_the_same_from_two_providers() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn follow_sees_every_line_once_in_order_across_the_switch_to_live() {
+async fn follow_sees_every_line_once_in_order_across_the_switch_to_live_on_two_replicas() {
     let Some(server) = NatsServer::start("follow_sees_every_line_once") else {
         return;
     };
@@ -289,15 +312,21 @@ async fn follow_sees_every_line_once_in_order_across_the_switch_to_live() {
             logs.flush().await.unwrap();
         })
     };
-    let addr = provider(&logs).await;
-    let (_, mut lines) = get(addr, "/system/logs?name=f&follow=true").await;
-    let mut got = Vec::new();
-    while got.len() < 1_200 {
-        got.push(within(lines.next_message()).await.text);
+    // Two provider replicas, each with its own connection, followed at once.
+    let other = JetStreamLogs::connect(&server.url(), JetStreamConfig::default())
+        .await
+        .unwrap();
+    let (_, mut first) = get(provider(&logs).await, "/system/logs?name=f&follow=true").await;
+    let (_, mut second) = get(provider(&other).await, "/system/logs?name=f&follow=true").await;
+    let expected: Vec<String> = (0..1_200).map(|i| format!("f-1 line {i}")).collect();
+    for lines in [&mut first, &mut second] {
+        let mut got = Vec::new();
+        while got.len() < 1_200 {
+            got.push(within(lines.next_message()).await.text);
+        }
+        assert_eq!(got, expected);
     }
     writer.await.unwrap();
-    let expected: Vec<String> = (0..1_200).map(|i| format!("f-1 line {i}")).collect();
-    assert_eq!(got, expected);
 }
 
 /// The consumers of the log stream on the server, once the deletions have gone through.
@@ -617,5 +646,45 @@ async fn a_follow_through_the_loss_of_its_server_sees_every_acknowledged_line_on
             confirmed.contains(n) || unsure.contains(n),
             "line {n} was never written"
         );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whole_cluster_restarted_still_has_its_logs() {
+    let Some(mut servers) = cluster("a_whole_cluster_restarted") else {
+        return;
+    };
+    let config = JetStreamConfig::default().replicas(3);
+    let logs = connect_when_ready(&servers[0].url(), config.clone()).await;
+    for i in 0..100 {
+        logs.write(line("f", &format!("f-{}", i % 2), i))
+            .await
+            .unwrap();
+    }
+    logs.flush().await.unwrap();
+    drop(logs);
+    for server in &mut servers {
+        server.restart();
+    }
+    let logs = connect_when_ready(&servers[2].url(), config).await;
+    let addr = provider(&logs).await;
+    // Until the restarted cluster has elected the stream's leader, a query is a 503.
+    let got = within_election(async {
+        loop {
+            let (response, mut lines) = get(addr, "/system/logs?name=f").await;
+            if response.status() == 200 {
+                return lines.messages().await;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    assert_eq!(got.len(), 100);
+    for instance in ["f-0", "f-1"] {
+        let expected: Vec<String> = (0..100)
+            .filter(|i| format!("f-{}", i % 2) == instance)
+            .map(|i| format!("{instance} line {i}"))
+            .collect();
+        assert_eq!(of_instance(&got, instance), expected);
     }
 }
