@@ -196,110 +196,66 @@ async fn run(url: &str) {
         );
     }
 
-    follow_latency(&logs, addr).await;
-    bare_latency(&logs, &context).await;
-    requester_latency(&logs).await;
-    handler_latency(&logs).await;
-    let store = faas_logs::store::LogStore::new();
-    let store_addr = common::serve(LogHandler::new(store.clone(), Duration::from_secs(600))).await;
-    store_latency(&store, store_addr).await;
+    latencies(&logs, &context, addr).await;
 }
 
-/// The same follower and writer on a `LogStore`: what the harness and HTTP cost alone.
-async fn store_latency(store: &faas_logs::store::LogStore, addr: std::net::SocketAddr) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    const LIVE: usize = 30_000;
-    let (name, instance) = (SharedStr::from("live"), SharedStr::from("live-1"));
-    store.append(message(&name, &instance, 0)).unwrap();
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(b"GET /system/logs?name=live&follow=true HTTP/1.1\r\nHost: bench\r\n\r\n")
-        .await
-        .unwrap();
-    let follower = tokio::spawn(async move {
-        let (mut latencies, mut pending, mut buf) = (Vec::new(), Vec::new(), vec![0u8; 65536]);
-        while latencies.len() < LIVE {
-            let n = tcp.read(&mut buf).await.unwrap();
-            let now = Utc::now();
-            pending.extend_from_slice(&buf[..n]);
-            while let Some(i) = pending.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = pending.drain(..=i).collect();
-                let Some(start) = line.iter().position(|&b| b == b'{') else {
-                    continue;
-                };
-                if let Ok(m) = serde_json::from_slice::<Message>(&line[start..]) {
-                    if m.text.trim_start().starts_with("0 ") {
-                        continue;
-                    }
-                    latencies.push((now - m.timestamp).num_microseconds().unwrap_or(0));
-                }
-            }
-        }
-        latencies
-    });
-    let mut ticks = tokio::time::interval(Duration::from_millis(1));
-    for i in 1..=LIVE {
-        if i % 10 == 1 {
-            ticks.tick().await;
-        }
-        store.append(message(&name, &instance, i)).unwrap();
-    }
-    let mut latencies = follower.await.unwrap();
-    latencies.sort_unstable();
-    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-    println!(
-        "nats harness on the store: p50 {} us, p99 {} us",
-        at(0.5),
-        at(0.99)
-    );
-}
+/// Lines written by the benches' followed functions at 10,000 a second.
+const LIVE: usize = 30_000;
 
-/// The same writer read from the `Requester` directly, without HTTP.
-async fn requester_latency(logs: &JetStreamLogs) {
-    const LIVE: usize = 30_000;
-    let (name, instance) = (SharedStr::from("req-live"), SharedStr::from("req-live-1"));
-    logs.write(message(&name, &instance, 0)).await.unwrap();
+/// Follow latency, one follower at 10,000 lines a second, read five ways: over HTTP
+/// through `LogHandler`, from the `Requester` alone, through `LogHandler` without HTTP,
+/// from a bare ordered consumer, and over HTTP from a `LogStore` (the harness alone).
+/// Latency is the arrival time minus the timestamp the writer gave the line; each way
+/// follows a function of its own, whose first line is written before the follower starts.
+async fn latencies(logs: &JetStreamLogs, context: &jetstream::Context, addr: std::net::SocketAddr) {
+    logs.write(live("http", 0)).await.unwrap();
     logs.flush().await.unwrap();
-    let mut events = logs
-        .query(Request {
-            follow: true,
-            ..Request::new("req-live")
-        })
-        .await
-        .unwrap();
-    let reader = tokio::spawn(async move {
+    let follower = http_follower(addr, "http").await;
+    percentiles("over HTTP", pace_nats(logs, "http", follower).await);
+
+    logs.write(live("requester", 0)).await.unwrap();
+    logs.flush().await.unwrap();
+    let request = Request {
+        follow: true,
+        ..Request::new("requester")
+    };
+    let mut events = logs.query(request).await.unwrap();
+    let follower = tokio::spawn(async move {
         let mut latencies = Vec::with_capacity(LIVE);
         while latencies.len() < LIVE {
             if let Event::Message(m) = events.next().await.unwrap().unwrap() {
-                if !m.text.trim_start().starts_with("0 ") {
-                    latencies.push((Utc::now() - m.timestamp).num_microseconds().unwrap_or(0));
-                }
+                record(&m, Utc::now(), &mut latencies);
             }
         }
         latencies
     });
-    let mut ticks = tokio::time::interval(Duration::from_millis(1));
-    for i in 1..=LIVE {
-        if i % 10 == 1 {
-            ticks.tick().await;
-        }
-        logs.write(message(&name, &instance, i)).await.unwrap();
-    }
-    logs.flush().await.unwrap();
-    let mut latencies = reader.await.unwrap();
-    latencies.sort_unstable();
-    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-    println!(
-        "nats requester alone: p50 {} us, p99 {} us",
-        at(0.5),
-        at(0.99)
+    percentiles(
+        "the Requester alone",
+        pace_nats(logs, "requester", follower).await,
     );
-}
 
-/// The same writer at 10,000 a second, read by a bare ordered consumer: what NATS itself
-/// costs on this machine.
-async fn bare_latency(logs: &JetStreamLogs, context: &jetstream::Context) {
-    const LIVE: usize = 30_000;
-    let (name, instance) = (SharedStr::from("bare-live"), SharedStr::from("bare-live-1"));
+    logs.write(live("handler", 0)).await.unwrap();
+    logs.flush().await.unwrap();
+    let handler = LogHandler::new(logs.clone(), Duration::from_secs(600));
+    let request = http::Request::get("/system/logs?name=handler&follow=true")
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let mut body = handler.handle(request).await.into_body();
+    let follower = tokio::spawn(async move {
+        use http_body_util::BodyExt;
+        let (mut latencies, mut pending) = (Vec::with_capacity(LIVE), Vec::new());
+        while latencies.len() < LIVE {
+            let frame = body.frame().await.unwrap().unwrap();
+            pending.extend_from_slice(frame.data_ref().unwrap());
+            read_lines(&mut pending, Utc::now(), &mut latencies);
+        }
+        latencies
+    });
+    percentiles(
+        "LogHandler without HTTP",
+        pace_nats(logs, "handler", follower).await,
+    );
+
     let stream = context.get_stream("FAAS_LOGS").await.unwrap();
     let consumer = stream
         .create_consumer(jetstream::consumer::pull::OrderedConfig {
@@ -310,134 +266,118 @@ async fn bare_latency(logs: &JetStreamLogs, context: &jetstream::Context) {
         .await
         .unwrap();
     let mut messages = consumer.messages().await.unwrap();
-    let reader = tokio::spawn(async move {
+    let follower = tokio::spawn(async move {
         let mut latencies = Vec::with_capacity(LIVE);
         while latencies.len() < LIVE {
             let m = messages.next().await.unwrap().unwrap();
             let now = Utc::now();
-            let m: Message = serde_json::from_slice(&m.payload).unwrap();
-            latencies.push((now - m.timestamp).num_microseconds().unwrap_or(0));
+            record(
+                &serde_json::from_slice(&m.payload).unwrap(),
+                now,
+                &mut latencies,
+            );
         }
         latencies
     });
+    percentiles(
+        "a bare ordered consumer",
+        pace_nats(logs, "bare-live", follower).await,
+    );
+
+    let store = faas_logs::store::LogStore::new();
+    store.append(live("store", 0)).unwrap();
+    let store_addr = common::serve(LogHandler::new(store.clone(), Duration::from_secs(600))).await;
+    let follower = http_follower(store_addr, "store").await;
+    pace(|i| {
+        let _ = store.append(live("store", i));
+        async {}
+    })
+    .await;
+    percentiles("the harness on a LogStore", follower.await.unwrap());
+}
+
+/// A follower of `name` over HTTP/1.1; each chunk of the response holds whole lines, a
+/// line read from its `{`.
+async fn http_follower(
+    addr: std::net::SocketAddr,
+    name: &str,
+) -> tokio::task::JoinHandle<Vec<i64>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let request =
+        format!("GET /system/logs?name={name}&follow=true HTTP/1.1\r\nHost: bench\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    tokio::spawn(async move {
+        let (mut latencies, mut pending, mut buf) = (Vec::new(), Vec::new(), vec![0u8; 65536]);
+        while latencies.len() < LIVE {
+            let n = tcp.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the follow ended early");
+            pending.extend_from_slice(&buf[..n]);
+            read_lines(&mut pending, Utc::now(), &mut latencies);
+        }
+        latencies
+    })
+}
+
+/// Records the latency of every whole line in `pending` (from its `{`).
+fn read_lines(pending: &mut Vec<u8>, now: chrono::DateTime<Utc>, latencies: &mut Vec<i64>) {
+    while let Some(i) = pending.iter().position(|&b| b == b'\n') {
+        let line: Vec<u8> = pending.drain(..=i).collect();
+        let Some(start) = line.iter().position(|&b| b == b'{') else {
+            continue;
+        };
+        if let Ok(m) = serde_json::from_slice::<Message>(&line[start..]) {
+            record(&m, now, latencies);
+        }
+    }
+}
+
+/// A live line's latency; the line written before the follower is skipped.
+fn record(m: &Message, now: chrono::DateTime<Utc>, latencies: &mut Vec<i64>) {
+    if !m.text.trim_start().starts_with("0 ") {
+        latencies.push((now - m.timestamp).num_microseconds().unwrap_or(0));
+    }
+}
+
+/// Writes lines 1 to `LIVE` of `name` to JetStream at 10,000 a second; returns the
+/// follower's latencies.
+async fn pace_nats(
+    logs: &JetStreamLogs,
+    name: &str,
+    follower: tokio::task::JoinHandle<Vec<i64>>,
+) -> Vec<i64> {
+    pace(|i| async move { logs.write(live(name, i)).await.unwrap() }).await;
+    logs.flush().await.unwrap();
+    follower.await.unwrap()
+}
+
+/// Calls `write` for lines 1 to `LIVE`, ten every millisecond.
+async fn pace<F: std::future::Future<Output = ()>>(mut write: impl FnMut(usize) -> F) {
     let mut ticks = tokio::time::interval(Duration::from_millis(1));
     for i in 1..=LIVE {
         if i % 10 == 1 {
             ticks.tick().await;
         }
-        logs.write(message(&name, &instance, i)).await.unwrap();
+        write(i).await;
     }
-    logs.flush().await.unwrap();
-    let mut latencies = reader.await.unwrap();
+}
+
+fn percentiles(way: &str, mut latencies: Vec<i64>) {
     latencies.sort_unstable();
     let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
     println!(
-        "nats bare ordered consumer at 10,000/s: p50 {} us, p99 {} us, max {} us",
+        "nats follow at 10,000/s, {way}: p50 {} us, p99 {} us, max {} us",
         at(0.5),
         at(0.99),
         latencies[latencies.len() - 1]
     );
 }
 
-/// One follower over HTTP; lines written at 10,000 a second for three seconds; latency is
-/// the arrival time minus the timestamp the writer gave the line.
-async fn follow_latency(logs: &JetStreamLogs, addr: std::net::SocketAddr) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    const LIVE: usize = 30_000;
-    let (name, instance) = (SharedStr::from("live"), SharedStr::from("live-1"));
-    logs.write(message(&name, &instance, 0)).await.unwrap();
-    logs.flush().await.unwrap();
-    // Each chunk of the response holds whole lines; a line is read from its `{`.
-    let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    tcp.write_all(b"GET /system/logs?name=live&follow=true HTTP/1.1\r\nHost: bench\r\n\r\n")
-        .await
-        .unwrap();
-    let follower = tokio::spawn(async move {
-        let (mut latencies, mut pending, mut buf) = (Vec::new(), Vec::new(), vec![0u8; 65536]);
-        while latencies.len() < LIVE {
-            let n = tcp.read(&mut buf).await.unwrap();
-            assert!(n > 0, "the follow ended early");
-            let now = Utc::now();
-            pending.extend_from_slice(&buf[..n]);
-            while let Some(i) = pending.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = pending.drain(..=i).collect();
-                let Some(start) = line.iter().position(|&b| b == b'{') else {
-                    continue;
-                };
-                if let Ok(m) = serde_json::from_slice::<Message>(&line[start..]) {
-                    if m.text.trim_start().starts_with("0 ") {
-                        continue; // the line from before
-                    }
-                    latencies.push((now - m.timestamp).num_microseconds().unwrap_or(0));
-                }
-            }
-        }
-        latencies
-    });
-    let mut ticks = tokio::time::interval(Duration::from_millis(1));
-    for i in 1..=LIVE {
-        if i % 10 == 1 {
-            ticks.tick().await;
-        }
-        logs.write(message(&name, &instance, i)).await.unwrap();
-    }
-    logs.flush().await.unwrap();
-    let mut latencies = follower.await.unwrap();
-    latencies.sort_unstable();
-    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-    println!(
-        "nats follow at 10,000/s: p50 {} us, p99 {} us, max {} us ({} lines)",
-        at(0.5),
-        at(0.99),
-        latencies[latencies.len() - 1],
-        latencies.len()
-    );
-}
-
-/// The same writer read through `LogHandler` without HTTP: the body polled in a task.
-async fn handler_latency(logs: &JetStreamLogs) {
-    use http_body_util::BodyExt;
-    const LIVE: usize = 30_000;
-    let (name, instance) = (SharedStr::from("h-live"), SharedStr::from("h-live-1"));
-    logs.write(message(&name, &instance, 0)).await.unwrap();
-    logs.flush().await.unwrap();
-    let handler = LogHandler::new(logs.clone(), Duration::from_secs(600));
-    let req = http::Request::get("/system/logs?name=h-live&follow=true")
-        .body(http_body_util::Empty::<bytes::Bytes>::new())
-        .unwrap();
-    let mut body = handler.handle(req).await.into_body();
-    let reader = tokio::spawn(async move {
-        let mut latencies = Vec::with_capacity(LIVE);
-        let mut pending = Vec::new();
-        while latencies.len() < LIVE {
-            let frame = body.frame().await.unwrap().unwrap();
-            let now = Utc::now();
-            pending.extend_from_slice(frame.data_ref().unwrap());
-            while let Some(i) = pending.iter().position(|&b| b == b'\n') {
-                let line: Vec<u8> = pending.drain(..=i).collect();
-                if let Ok(m) = serde_json::from_slice::<Message>(&line) {
-                    if !m.text.trim_start().starts_with("0 ") {
-                        latencies.push((now - m.timestamp).num_microseconds().unwrap_or(0));
-                    }
-                }
-            }
-        }
-        latencies
-    });
-    let mut ticks = tokio::time::interval(Duration::from_millis(1));
-    for i in 1..=LIVE {
-        if i % 10 == 1 {
-            ticks.tick().await;
-        }
-        logs.write(message(&name, &instance, i)).await.unwrap();
-    }
-    logs.flush().await.unwrap();
-    let mut latencies = reader.await.unwrap();
-    latencies.sort_unstable();
-    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-    println!(
-        "nats handler without HTTP: p50 {} us, p99 {} us",
-        at(0.5),
-        at(0.99)
-    );
+/// Line `i` of a followed function, from its one instance.
+fn live(name: &str, i: usize) -> Message {
+    message(
+        &SharedStr::from(name),
+        &SharedStr::from(format!("{name}-1")),
+        i,
+    )
 }

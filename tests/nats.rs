@@ -180,6 +180,14 @@ fn line(name: &str, instance: &str, i: usize) -> Message {
     Message::new(name, Utc::now(), format!("{instance} line {i}")).with_instance(instance)
 }
 
+/// Lines `range` of one instance written and acknowledged.
+async fn stored(logs: &JetStreamLogs, name: &str, instance: &str, range: std::ops::Range<usize>) {
+    for i in range {
+        logs.write(line(name, instance, i)).await.unwrap();
+    }
+    logs.flush().await.unwrap();
+}
+
 /// The texts of one instance, in the order they came.
 fn of_instance(messages: &[Message], instance: &str) -> Vec<String> {
     messages
@@ -295,10 +303,7 @@ async fn follow_sees_every_line_once_in_order_across_the_switch_to_live_on_two_r
     let logs = JetStreamLogs::connect(&server.url(), JetStreamConfig::default())
         .await
         .unwrap();
-    for i in 0..200 {
-        logs.write(line("f", "f-1", i)).await.unwrap();
-    }
-    logs.flush().await.unwrap();
+    stored(&logs, "f", "f-1", 0..200).await;
     // A writer keeps writing while the follow begins and goes on.
     let writer = {
         let logs = logs.clone();
@@ -353,10 +358,7 @@ async fn no_consumer_is_left_behind_after_queries_tails_and_a_follower_that_leav
     let logs = JetStreamLogs::connect(&server.url(), JetStreamConfig::default())
         .await
         .unwrap();
-    for i in 0..100 {
-        logs.write(line("f", "f-1", i)).await.unwrap();
-    }
-    logs.flush().await.unwrap();
+    stored(&logs, "f", "f-1", 0..100).await;
     let addr = provider(&logs).await;
     for query in ["", "&tail=7", "&tail=0"] {
         let (_, mut lines) = get(addr, &format!("/system/logs?name=f{query}")).await;
@@ -530,10 +532,7 @@ async fn logs_in_files_survive_a_restart_of_the_server() {
     let logs = JetStreamLogs::connect(&server.url(), JetStreamConfig::default())
         .await
         .unwrap();
-    for i in 0..50 {
-        logs.write(line("f", "f-1", i)).await.unwrap();
-    }
-    logs.flush().await.unwrap();
+    stored(&logs, "f", "f-1", 0..50).await;
     drop(logs);
     server.restart();
     let logs = connect_when_ready(&server.url(), JetStreamConfig::default()).await;
