@@ -11,9 +11,9 @@
 //!   subjects (one instance's subject for `instance`), starting at the time `since`
 //!   names, or at the sequence where the last `tail` lines begin (found by a binary
 //!   search on the consumer's pending count, without reading the history). History
-//!   ends, with [`Event::HistoryEnd`](crate::Event::HistoryEnd), right after the last matching message that existed
-//!   when the query began; a follow goes on with the same consumer. Dropping the stream
-//!   deletes the consumer.
+//!   ends, with [`Event::HistoryEnd`](crate::Event::HistoryEnd), right after the last
+//!   matching message that existed when the query began; a follow goes on with the same
+//!   consumer. Dropping the stream deletes the consumer.
 //! - **Retention** is the stream's: [`JetStreamConfig::max_age`], `max_bytes` and
 //!   `max_messages_per_subject` (per instance).
 //!

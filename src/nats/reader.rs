@@ -51,7 +51,7 @@ pub(super) async fn query(
             start_sequence: tail_start(&stream, &filter, tail, &state).await?,
         },
         (None, Some(since)) => DeliverPolicy::ByStartTime {
-            start_time: since - CLOCK_SKEW,
+            start_time: since.checked_sub_signed(CLOCK_SKEW).unwrap_or(since),
         },
         (None, None) => DeliverPolicy::All,
     };
