@@ -687,3 +687,33 @@ async fn a_whole_cluster_restarted_still_has_its_logs() {
         assert_eq!(of_instance(&got, instance), expected);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_telemetry_listener_writes_its_lines_to_jetstream() {
+    use faas_logs::store::LogStore;
+    use faas_logs::telemetry::TelemetryListener;
+    let Some(server) = NatsServer::start("the_telemetry_listener_writes_its_lines") else {
+        return;
+    };
+    let logs = JetStreamLogs::connect(&server.url(), JetStreamConfig::default())
+        .await
+        .unwrap();
+    let records = LogStore::new();
+    let listener = TelemetryListener::new(records.clone(), "tele.fn").lines_to(logs.clone());
+    let batch = br#"[
+      {"time":"2024-03-01T12:00:00.000Z","type":"platform.start","record":{"requestId":"r-1"}},
+      {"time":"2024-03-01T12:00:00.010Z","type":"function","record":"hello from the function\n"}
+    ]"#;
+    let report = listener.ingest_into_sink(batch).await;
+    assert_eq!((report.accepted, report.rejected.len()), (2, 0));
+    // The lines are in the stream, for every provider; the record stays in the store.
+    let (_, mut lines) = get(provider(&logs).await, "/system/logs?name=tele.fn").await;
+    let got = lines.messages().await;
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[1].text, "hello from the function");
+    assert!(records.stats("", "tele.fn").is_none_or(|s| s.messages == 0));
+    assert_eq!(
+        records.invocations("", "tele.fn", None, 10).unwrap()[0].request_id,
+        "r-1"
+    );
+}

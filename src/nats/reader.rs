@@ -75,6 +75,7 @@ pub(super) async fn query(
     };
     let reading = Reading {
         phase,
+        delivered: 0,
         follow: request.follow,
         queued: None,
         messages,
@@ -205,6 +206,8 @@ enum Phase {
 /// The events of one query.
 struct Reading {
     phase: Phase,
+    /// The consumer's sequence of the last message delivered: the next must follow it.
+    delivered: u64,
     follow: bool,
     /// A message held back to send the history mark before it.
     queued: Option<Message>,
@@ -238,13 +241,25 @@ impl Reading {
                     return None;
                 }
             };
-            let (sequence, pending) = match message.info() {
-                Ok(info) => (info.stream_sequence, info.pending),
+            let (sequence, pending, delivery) = match message.info() {
+                Ok(info) => (info.stream_sequence, info.pending, info.consumer_sequence),
                 Err(e) => {
                     tracing::warn!(error = %e, "a message without JetStream metadata was skipped");
                     continue;
                 }
             };
+            // Lines the server sent while the connection to it was being lost never
+            // arrive, and this consumer does not send them again: say so, so that the
+            // reader resumes from its last line rather than skip them unknowingly.
+            if self.delivered != 0 && delivery != self.delivered + 1 {
+                self.done = true;
+                return Some(Err(Error::unavailable(format!(
+                    "lines {} to {} of this read were lost with a connection to NATS; read again from the last line",
+                    self.delivered + 1,
+                    delivery.saturating_sub(1)
+                ))));
+            }
+            self.delivered = delivery;
             let decoded = match serde_json::from_slice::<Message>(&message.payload) {
                 Ok(decoded) => decoded,
                 Err(e) => {

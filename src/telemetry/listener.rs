@@ -17,7 +17,7 @@ use super::event::{kind_of, parse, quick, Metrics, Phase, Source, Telemetry};
 use crate::codec::trim_line_end;
 use crate::server::{json_response, LogBody};
 use crate::store::{lock, Invocation, LogStore, MAX_LISTED_REJECTIONS};
-use crate::{BoxError, Message, SharedStr};
+use crate::{BoxError, LogSink, Message, SharedStr};
 
 /// The largest batch accepted by default: 4 MiB (Lambda sends at most about twice its
 /// 1 MiB `maxBytes`).
@@ -93,11 +93,20 @@ pub struct RejectedEvent {
 #[derive(Clone)]
 pub struct TelemetryListener {
     store: LogStore,
+    /// Where lines go instead of `store`.
+    lines_to: Option<LinesTo>,
     name: SharedStr,
     namespace: SharedStr,
     fallback_instance: SharedStr,
     max_batch_bytes: usize,
     learnt: Arc<Mutex<Learnt>>,
+}
+
+/// A sink for the lines, and the lines of batches not yet written to it.
+#[derive(Clone)]
+struct LinesTo {
+    sink: Arc<dyn LogSink>,
+    pending: Arc<Mutex<Vec<Message>>>,
 }
 
 /// What the listener learns from the batches.
@@ -126,6 +135,7 @@ impl TelemetryListener {
     pub fn new(store: LogStore, name: impl Into<SharedStr>) -> Self {
         TelemetryListener {
             store,
+            lines_to: None,
             name: name.into(),
             namespace: SharedStr::default(),
             fallback_instance: "sandbox".into(),
@@ -146,6 +156,47 @@ impl TelemetryListener {
     pub fn instance(mut self, instance: impl Into<SharedStr>) -> Self {
         self.fallback_instance = instance.into();
         self
+    }
+
+    /// Writes the lines to `sink` (JetStream, say) instead of the store; invocation
+    /// records stay in the store. [`TelemetryListener::handle`] and
+    /// [`TelemetryListener::ingest_into_sink`] write each batch's lines and flush the
+    /// sink before they answer.
+    #[must_use]
+    pub fn lines_to(mut self, sink: impl LogSink + 'static) -> Self {
+        self.lines_to = Some(LinesTo {
+            sink: Arc::new(sink),
+            pending: Arc::default(),
+        });
+        self
+    }
+
+    /// [`TelemetryListener::ingest`], then the lines written to the sink given to
+    /// [`TelemetryListener::lines_to`] and flushed; a flush that fails is one more
+    /// refusal (index 0) with the sink's reason. Without a sink, the same as `ingest`.
+    pub async fn ingest_into_sink(&self, body: &[u8]) -> BatchReport {
+        let mut report = self.ingest(body);
+        let Some(LinesTo { sink, pending }) = &self.lines_to else {
+            return report;
+        };
+        let lines = std::mem::take(&mut *lock(pending));
+        let mut failed = None;
+        for line in lines {
+            if let Err(e) = sink.write(line).await {
+                failed = Some(e);
+            }
+        }
+        if let Err(e) = sink.flush().await {
+            failed = Some(e);
+        }
+        if let Some(e) = failed {
+            tracing::warn!(error = %e, "telemetry lines were not all stored");
+            report.rejected.push(RejectedEvent {
+                index: 0,
+                reason: format!("lines were not all stored: {e}"),
+            });
+        }
+        report
     }
 
     /// The largest batch accepted (default [`DEFAULT_MAX_BATCH_BYTES`]); a larger one is
@@ -260,7 +311,13 @@ impl TelemetryListener {
         let message = Message::new(self.name.clone(), time, text)
             .with_namespace(self.namespace.clone())
             .with_instance(instance.clone());
-        self.store.append(message).map_err(|e| e.to_string())
+        match &self.lines_to {
+            Some(LinesTo { pending, .. }) => {
+                lock(pending).push(message);
+                Ok(())
+            }
+            None => self.store.append(message).map_err(|e| e.to_string()),
+        }
     }
 
     fn record(
@@ -450,7 +507,7 @@ impl TelemetryListener {
                 );
             }
         };
-        let report = self.ingest(&body);
+        let report = self.ingest_into_sink(&body).await;
         json_response(StatusCode::OK, &report)
     }
 }
