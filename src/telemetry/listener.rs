@@ -207,7 +207,9 @@ impl TelemetryListener {
         self
     }
 
-    /// Stores one batch (the body of a POST) and says what became of each event.
+    /// Stores one batch (the body of a POST) and says what became of each event. With
+    /// [`TelemetryListener::lines_to`], the lines wait for the next
+    /// [`TelemetryListener::ingest_into_sink`] (which `handle` uses): call that instead.
     pub fn ingest(&self, body: &[u8]) -> BatchReport {
         let mut report = BatchReport::default();
         if self.seen_before(body) {
