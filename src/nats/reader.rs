@@ -27,25 +27,21 @@ pub(super) async fn query(
         request.namespace.as_str()
     };
     let filter = subject::filter(&config.prefix, namespace, &request.name, &request.instance);
-    let mut stream = context.get_stream(&config.stream).await.map_err(|e| {
+    let stream = context.get_stream(&config.stream).await.map_err(|e| {
         unavailable(
             &format!("the log stream {} cannot be read", config.stream),
             e,
         )
     })?;
+    // The stream's state as it was read just now: everything up to its last sequence is
+    // history.
+    let state = stream.cached_info().state.clone();
     if !has_subjects(&stream, &filter).await? {
         return Err(Error::not_found(format!(
             "no logs for function {:?} in namespace {namespace:?}",
             request.name
         )));
     }
-    // Everything up to this sequence is history.
-    let state = stream
-        .info()
-        .await
-        .map_err(|e| unavailable("the log stream's state cannot be read", e))?
-        .state
-        .clone();
     let deliver = match (request.tail, request.since) {
         (Some(tail), _) => DeliverPolicy::ByStartSequence {
             start_sequence: tail_start(&stream, &filter, tail, &state).await?,
