@@ -46,6 +46,8 @@
 //! | `client` (feature `client`) | `LogClient`: reads any provider's `/system/logs` as a stream of messages, over http or https, and follows across the provider's timeouts |
 //! | [`codec`] | the bytes: Go's exact NDJSON encoder and a decoder, line framing, timestamps |
 //! | `docker` (feature `docker`) | `DockerRequester`, for functions that run as Docker containers, and decoders of Docker's log streams |
+//! | `openwhisk` (feature `openwhisk`) | `OpenWhiskRequester`: logs from the activation records of OpenWhisk, OpenServerless and DigitalOcean Functions, polled for follow; the activations API's client and types |
+//! | `nats` (feature `nats`) | `JetStreamLogs`: one log store in a NATS JetStream stream that many providers share |
 //!
 //! # Example
 //!
@@ -130,6 +132,8 @@ mod error;
 mod message;
 #[cfg(feature = "nats")]
 pub mod nats;
+#[cfg(feature = "openwhisk")]
+pub mod openwhisk;
 mod ordered;
 mod request;
 mod requester;

@@ -57,7 +57,7 @@ impl Request {
     /// assert_eq!(e.status(), 422);
     /// ```
     pub fn from_query(query: &str) -> Result<Self, Error> {
-        Self::from_query_at(query, Utc::now())
+        Self::from_query_at(query, Utc::now(), "")
     }
 
     /// Parses a JSON object with the fields of [`Request`] (the body of a `POST`).
@@ -65,14 +65,22 @@ impl Request {
     /// Values may be strings or the matching JSON type (`"tail": 5`, `"follow": true`);
     /// `null` counts as absent. The same validation applies as for a query string.
     pub fn from_json(body: &[u8]) -> Result<Self, Error> {
-        Self::from_json_at(body, Utc::now())
+        Self::from_json_at(body, Utc::now(), "")
     }
 
-    pub(crate) fn from_query_at(query: &str, now: DateTime<Utc>) -> Result<Self, Error> {
-        Self::from_pairs(form_urlencoded::parse(query.as_bytes()), now)
+    pub(crate) fn from_query_at(
+        query: &str,
+        now: DateTime<Utc>,
+        name_chars: &str,
+    ) -> Result<Self, Error> {
+        Self::from_pairs(form_urlencoded::parse(query.as_bytes()), now, name_chars)
     }
 
-    pub(crate) fn from_json_at(body: &[u8], now: DateTime<Utc>) -> Result<Self, Error> {
+    pub(crate) fn from_json_at(
+        body: &[u8],
+        now: DateTime<Utc>,
+        name_chars: &str,
+    ) -> Result<Self, Error> {
         // A map keeps the last of repeated keys, as a query string does.
         let object: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(body)
             .map_err(|e| Error::invalid("body", format!("not a JSON object: {e}")))?;
@@ -93,7 +101,7 @@ impl Request {
             };
             pairs.push((Cow::Owned(key), Cow::Owned(text)));
         }
-        Self::from_pairs(pairs, now)
+        Self::from_pairs(pairs, now, name_chars)
     }
 
     /// The request as a query string, which [`Request::from_query`] reads back to the
@@ -165,6 +173,7 @@ impl Request {
     fn from_pairs<'a>(
         pairs: impl IntoIterator<Item = (Cow<'a, str>, Cow<'a, str>)>,
         now: DateTime<Utc>,
+        name_chars: &str,
     ) -> Result<Self, Error> {
         let mut raw: [Option<Cow<'a, str>>; 6] = Default::default();
         for (key, value) in pairs {
@@ -175,9 +184,11 @@ impl Request {
         let [name, namespace, instance, since, tail, follow] = raw;
         let name = name.ok_or_else(|| Error::invalid("name", "the function name is required"))?;
         Ok(Request {
-            name: valid_name("name", name)?,
-            namespace: namespace.map_or(Ok(String::new()), |v| valid_name("namespace", v))?,
-            instance: instance.map_or(Ok(String::new()), |v| valid_name("instance", v))?,
+            name: valid_name("name", name, name_chars)?,
+            namespace: namespace.map_or(Ok(String::new()), |v| {
+                valid_name("namespace", v, name_chars)
+            })?,
+            instance: instance.map_or(Ok(String::new()), |v| valid_name("instance", v, ""))?,
             since: since.map(|v| parse_since(&v, now)).transpose()?,
             tail: tail.map(|v| parse_tail(&v)).transpose()?.flatten(),
             follow: follow
@@ -194,11 +205,18 @@ fn is_known(key: &str) -> bool {
     KEYS.contains(&key)
 }
 
-pub(crate) fn valid_name(param: &'static str, value: Cow<'_, str>) -> Result<String, Error> {
+/// `extra` holds the ASCII characters a backend accepts beyond the contract's own.
+pub(crate) fn valid_name(
+    param: &'static str,
+    value: Cow<'_, str>,
+    extra: &str,
+) -> Result<String, Error> {
     let ok = value.len() <= MAX_NAME_LEN
-        && value
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        && value.bytes().all(|b| {
+            b.is_ascii_alphanumeric()
+                || matches!(b, b'-' | b'_' | b'.')
+                || (b.is_ascii() && extra.as_bytes().contains(&b))
+        });
     if ok {
         return Ok(value.into_owned());
     }
@@ -424,7 +442,7 @@ mod tests {
             "name=a&since=0",
             "name=a&since=99999999h",
         ] {
-            let request = Request::from_query_at(query, now()).unwrap();
+            let request = Request::from_query_at(query, now(), "").unwrap();
             let printed = request.to_query();
             assert_eq!(Request::from_query(&printed).unwrap(), request, "{printed}");
             let json = request.to_json();
@@ -447,8 +465,8 @@ mod tests {
 
     #[test]
     fn repeated_keys_take_the_last_value() {
-        let r =
-            Request::from_query_at("name=a&tail=5&name=b&tail=7&follow=1&follow=0", now()).unwrap();
+        let r = Request::from_query_at("name=a&tail=5&name=b&tail=7&follow=1&follow=0", now(), "")
+            .unwrap();
         assert_eq!((r.name.as_str(), r.tail, r.follow), ("b", Some(7), false));
     }
 
@@ -457,10 +475,11 @@ mod tests {
         let r = Request::from_json_at(
             br#"{"name":"a","tail":"3","follow":true,"since":"2024-01-02T15:04:05Z","extra":[1]}"#,
             now(),
+            "",
         )
         .unwrap();
         assert_eq!((r.tail, r.follow, r.since), (Some(3), true, Some(now())));
-        let e = Request::from_json_at(br#"{"name":"a","tail":[3]}"#, now()).unwrap_err();
+        let e = Request::from_json_at(br#"{"name":"a","tail":[3]}"#, now(), "").unwrap_err();
         assert!(e.to_string().starts_with("invalid tail"), "{e}");
     }
 }

@@ -144,6 +144,11 @@ pub struct Capabilities {
     /// order. The handler then passes history on as it comes instead of holding the
     /// newest `tail` in memory to sort them.
     pub applies_tail: bool,
+    /// ASCII characters this backend accepts in `name` and `namespace` beyond the
+    /// contract's `a-z A-Z 0-9 - _ .`; empty for most. OpenWhisk's names hold `/`
+    /// (between package and action), `@` and spaces, so its requester accepts those and
+    /// the handler lets them through instead of answering 422.
+    pub name_chars: &'static str,
 }
 
 impl Capabilities {
@@ -152,6 +157,7 @@ impl Capabilities {
         selects_instance: false,
         marks_history_end: false,
         applies_tail: false,
+        name_chars: "",
     };
 
     /// With [`Capabilities::selects_instance`].
@@ -172,6 +178,14 @@ impl Capabilities {
     #[must_use]
     pub const fn with_exact_tail(mut self) -> Self {
         self.applies_tail = true;
+        self
+    }
+
+    /// With [`Capabilities::name_chars`]: `extra` (ASCII) is accepted in names and
+    /// namespaces.
+    #[must_use]
+    pub const fn with_name_chars(mut self, extra: &'static str) -> Self {
+        self.name_chars = extra;
         self
     }
 }

@@ -138,10 +138,13 @@ impl<R: Requester + ?Sized> LogHandler<R> {
         let arrived = Utc::now();
         let deadline = Instant::now() + self.timeout;
         let (parts, body) = req.into_parts();
+        let name_chars = self.requester.capabilities().name_chars;
         let request = match parts.method {
-            Method::GET => Request::from_query_at(parts.uri.query().unwrap_or(""), arrived),
+            Method::GET => {
+                Request::from_query_at(parts.uri.query().unwrap_or(""), arrived, name_chars)
+            }
             Method::POST => match read_body(body, deadline).await {
-                Ok(bytes) => Request::from_json_at(&bytes, arrived),
+                Ok(bytes) => Request::from_json_at(&bytes, arrived, name_chars),
                 Err(e) => Err(e),
             },
             _ => return method_not_allowed(),

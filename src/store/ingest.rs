@@ -161,7 +161,7 @@ impl Pushed {
             if value.is_empty() {
                 return Ok(value);
             }
-            valid_name(param, value.into()).map_err(|e| e.to_string())
+            valid_name(param, value.into(), "").map_err(|e| e.to_string())
         };
         let timestamp = match self.timestamp {
             None => now,

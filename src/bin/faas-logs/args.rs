@@ -45,6 +45,9 @@ pub(crate) enum Command {
     /// Fetch logs for functions (the same as without `logs`, as faas-cli spells it).
     #[command(after_help = EXAMPLES)]
     Logs(LogsArgs),
+    /// OpenWhisk's activations: list, get, logs, result, poll (as `wsk activation`).
+    #[command(visible_aliases = ["activation", "actv"])]
+    Activations(crate::activations::ActivationsArgs),
 }
 
 /// The flags of `faas-cli logs`, and faas-logs' own.

@@ -3,6 +3,7 @@
 //! an exit status that tells a broken stream, `--forever`, several functions merged by
 //! time, text filters). `faas-logs --help` lists it all.
 
+mod activations;
 mod args;
 mod gateway;
 mod layout;
@@ -30,10 +31,6 @@ enum Failure {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let args = match cli.command {
-        Some(Command::Logs(args)) => args,
-        None => cli.logs,
-    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -44,7 +41,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(args)) {
+    let ran = match cli.command {
+        Some(Command::Logs(args)) => runtime.block_on(run(args)),
+        Some(Command::Activations(args)) => runtime.block_on(activations::run(args)),
+        None => runtime.block_on(run(cli.logs)),
+    };
+    match ran {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Error(message)) => {
             eprintln!("faas-logs: {message}");

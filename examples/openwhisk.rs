@@ -1,0 +1,110 @@
+//! The OpenWhisk log provider: `GET /system/logs` from an OpenWhisk deployment's
+//! activation records (OpenWhisk, OpenServerless, DigitalOcean Functions).
+//!
+//! ```text
+//! cargo run --features openwhisk --example openwhisk -- --apihost https://openwhisk.example.com --auth UUID:KEY
+//! cargo run --features openwhisk --example openwhisk        # the host and key of ~/.wskprops
+//! __OW_API_HOST=... __OW_API_KEY=... cargo run --features openwhisk --example openwhisk -- --listen 0.0.0.0:8081
+//! ```
+//!
+//! Then `faas-cli logs sample/hello --gateway http://127.0.0.1:8080` reads the action
+//! `sample/hello`'s logs: history from its activations, then new ones as they finish.
+//! The host and key come from the flags, else `__OW_API_HOST` and `__OW_API_KEY`, else
+//! `~/.wskprops` (`APIHOST=`, `AUTH=`), as `wsk` and `ops` read them. Basic auth,
+//! timeouts and `/healthz` are those of the other provider binaries.
+
+mod common;
+
+use std::time::Duration;
+
+use clap::Parser;
+use common::{error, json, Body, ServerArgs};
+use faas_logs::openwhisk::{OpenWhiskClient, OpenWhiskRequester, PollSettings, WskProps};
+use faas_logs::server::LogHandler;
+use http_body_util::Either;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+
+/// A log provider over an OpenWhisk deployment's activations.
+#[derive(Parser, Debug)]
+#[command(name = "openwhisk")]
+struct Args {
+    #[command(flatten)]
+    server: ServerArgs,
+    /// The OpenWhisk API host (`https://host`, or a bare host for https).
+    #[arg(long)]
+    apihost: Option<String>,
+    /// The API key, `UUID:KEY`.
+    #[arg(long)]
+    auth: Option<String>,
+    /// The namespace of requests that name none (default: the API key's own).
+    #[arg(long, env = "OPENWHISK_NAMESPACE")]
+    namespace: Option<String>,
+    /// Trust this PEM certificate too (a self-signed deployment's).
+    #[arg(long)]
+    cacert: Option<std::path::PathBuf>,
+    /// Accept any certificate, as `wsk --insecure` (a test deployment only).
+    #[arg(long, short = 'i')]
+    insecure: bool,
+    /// Seconds between two polls of a follow.
+    #[arg(long, default_value_t = 2.0)]
+    poll_interval: f64,
+    /// Seconds the API may fail (429, 5xx) before a query gives up.
+    #[arg(long, default_value_t = 60.0)]
+    give_up_after: f64,
+}
+
+async fn route(req: Request<Incoming>, handler: LogHandler<OpenWhiskRequester>) -> Response<Body> {
+    match (req.method(), req.uri().path()) {
+        (&Method::GET, "/healthz") => json(StatusCode::OK, &serde_json::json!({ "status": "ok" })),
+        (_, "/system/logs") => handler.handle(req).await.map(Either::Left),
+        _ => error(
+            StatusCode::NOT_FOUND,
+            "not found: try GET /system/logs?name=...",
+        ),
+    }
+}
+
+fn seconds(flag: &str, value: f64) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(value)
+        .map_err(|_| format!("--{flag}: {value} is not a number of seconds"))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    common::init_tracing();
+    let args = Args::parse();
+    let credentials = args.server.credentials()?;
+    let (apihost, auth) = WskProps::resolve(args.apihost.clone(), args.auth.clone())?;
+    let mut client = OpenWhiskClient::builder(apihost, auth);
+    if let Some(namespace) = args.namespace.clone().or(WskProps::load()?.namespace) {
+        client = client.namespace(namespace);
+    }
+    if let Some(path) = &args.cacert {
+        client = client.root_certificate(&std::fs::read(path)?)?;
+    }
+    if args.insecure {
+        client = client.danger_accept_invalid_certs();
+    }
+    let client = client.build()?;
+    let settings = PollSettings::default()
+        .interval(seconds("poll-interval", args.poll_interval)?)
+        .give_up_after(seconds("give-up-after", args.give_up_after)?);
+    tracing::info!(host = %client.host(), namespace = %client.namespace(), basic_auth = args.server.basic_auth, "reading logs from OpenWhisk");
+    let handler = LogHandler::new(
+        OpenWhiskRequester::new(client).poll_settings(settings),
+        args.server.timeout(),
+    );
+
+    let listener = tokio::net::TcpListener::bind(&args.server.listen).await?;
+    println!("listening on http://{}/system/logs", listener.local_addr()?);
+    let route = {
+        let handler = handler.clone();
+        move |req| route(req, handler.clone())
+    };
+    common::serve(listener, &args.server, credentials, route, || {
+        handler.shutdown()
+    })
+    .await;
+    Ok(())
+}

@@ -1,0 +1,256 @@
+//! One query's stream: the history the request asks for, read as few pages as it
+//! needs, then (with follow) the poller's new activations.
+
+use std::collections::{HashSet, VecDeque};
+
+use chrono::{DateTime, Utc};
+
+use super::api::{ListOptions, OpenWhiskClient, MAX_LIMIT};
+use super::line::{messages, Labels};
+use super::poll::{retrying, with_logs, ActivationPoller, PollSettings};
+use super::record::{Activation, ActivationSummary};
+use crate::{Error, Event, SharedStr};
+
+/// What is left to read.
+pub(crate) enum Stage {
+    /// One activation, by id.
+    Instance(String),
+    /// The newest activations until they hold this many lines.
+    Tail(usize),
+    /// Every activation: first the starts of all of them (summaries, no logs)...
+    Survey,
+    /// ...then their records, oldest window first. Each window is the span of starts of
+    /// up to 200 activations, so only one window's records are held at a time.
+    Windows {
+        windows: Vec<(i64, i64)>,
+        previous: HashSet<String>,
+    },
+    /// New activations, from the poller.
+    Live,
+    /// Nothing more.
+    Done,
+}
+
+pub(crate) struct Reader {
+    pub(crate) client: OpenWhiskClient,
+    /// `action` or `package/action`, as the list's `name` takes it.
+    pub(crate) entity: String,
+    /// The name messages carry: the one the request used.
+    pub(crate) name: SharedStr,
+    /// Lines older than this are not counted towards a tail (the handler drops them).
+    pub(crate) since: Option<DateTime<Utc>>,
+    /// The `since` sent to the API: earlier by the margin, as the API filters on start.
+    pub(crate) list_since: Option<i64>,
+    /// The moment the query began: history is what started until then.
+    pub(crate) upto: i64,
+    pub(crate) settings: PollSettings,
+    pub(crate) stage: Stage,
+    pub(crate) poller: Option<ActivationPoller>,
+    pub(crate) queue: VecDeque<Event>,
+    pub(crate) delivered_any: bool,
+}
+
+impl Reader {
+    /// Reads the next part into the queue; `false` once there is nothing more.
+    pub(crate) async fn fill(&mut self) -> Result<bool, Error> {
+        match std::mem::replace(&mut self.stage, Stage::Done) {
+            Stage::Instance(id) => {
+                let activation = self.activation(&id).await?;
+                self.push(activation);
+                // One activation's logs are complete once it is listed: nothing follows.
+                self.end_history(false).await?;
+            }
+            Stage::Tail(lines) => self.tail(lines).await?,
+            Stage::Survey => self.survey().await?,
+            Stage::Windows { windows, previous } => self.window(windows, previous).await?,
+            Stage::Live => {
+                if let Some(poller) = &mut self.poller {
+                    let found = poller.next().await?;
+                    for activation in found {
+                        self.push(activation);
+                    }
+                    self.stage = Stage::Live;
+                }
+            }
+            Stage::Done => return Ok(!self.queue.is_empty()),
+        }
+        Ok(true)
+    }
+
+    async fn activation(&self, id: &str) -> Result<Activation, Error> {
+        let give_up = self.settings.give_up_after;
+        let activation = retrying(give_up, false, || self.client.try_get(id)).await?;
+        let entity = activation.entity();
+        if entity != self.entity && activation.name != self.entity {
+            return Err(Error::not_found(format!(
+                "activation {id} is one of {entity:?}, not of {:?}",
+                self.entity
+            )));
+        }
+        with_logs(&self.client, activation, give_up).await
+    }
+
+    /// Pages newest first until the activations read hold `lines` lines at or after
+    /// `since`, and no further; then sends them oldest first.
+    async fn tail(&mut self, lines: usize) -> Result<(), Error> {
+        let mut kept: Vec<Activation> = Vec::new();
+        let mut ids = HashSet::new();
+        let mut counted = 0;
+        let mut skip = 0;
+        'pages: while counted < lines {
+            let page = self.page(skip, None).await?;
+            skip += u32::try_from(page.len()).unwrap_or(u32::MAX);
+            let last_page = page.len() < MAX_LIMIT as usize;
+            for activation in page {
+                // A late finisher can shift a page by one: never take one twice.
+                if !ids.insert(activation.activation_id.clone()) {
+                    continue;
+                }
+                let activation =
+                    with_logs(&self.client, activation, self.settings.give_up_after).await?;
+                counted += self.countable(&activation);
+                kept.push(activation);
+                if counted >= lines {
+                    break 'pages;
+                }
+            }
+            if last_page {
+                break;
+            }
+        }
+        for activation in kept.into_iter().rev() {
+            self.push(activation);
+        }
+        self.end_history(true).await
+    }
+
+    /// Lines of `activation` that a tail counts.
+    fn countable(&self, activation: &Activation) -> usize {
+        let logs = activation.logs.as_deref().unwrap_or_default();
+        match self.since {
+            None => logs.len(),
+            Some(since) => {
+                let labels = Labels::of(activation, &self.name);
+                messages(activation, logs, &labels)
+                    .filter(|m| m.timestamp >= since)
+                    .count()
+            }
+        }
+    }
+
+    async fn survey(&mut self) -> Result<(), Error> {
+        let mut starts = Vec::new();
+        loop {
+            let skip = u32::try_from(starts.len()).unwrap_or(u32::MAX);
+            let options = self.options(skip, None);
+            let page: Vec<ActivationSummary> = retrying(self.settings.give_up_after, false, || {
+                self.client.try_list(&options, false)
+            })
+            .await?;
+            let last_page = page.len() < MAX_LIMIT as usize;
+            starts.extend(page.iter().map(|row| row.start));
+            if last_page {
+                break;
+            }
+        }
+        // Newest first from the API; windows run oldest first.
+        starts.reverse();
+        let mut windows: Vec<(i64, i64)> = starts
+            .chunks(MAX_LIMIT as usize)
+            .map(|chunk| (chunk[0], chunk[chunk.len() - 1]))
+            .collect();
+        windows.reverse();
+        self.window(windows, HashSet::new()).await
+    }
+
+    async fn window(
+        &mut self,
+        mut windows: Vec<(i64, i64)>,
+        previous: HashSet<String>,
+    ) -> Result<(), Error> {
+        let Some((low, high)) = windows.pop() else {
+            return self.end_history(true).await;
+        };
+        let mut records = Vec::new();
+        let mut skip = 0;
+        loop {
+            let page = self.page(skip, Some((low, high))).await?;
+            skip += u32::try_from(page.len()).unwrap_or(u32::MAX);
+            let last_page = page.len() < MAX_LIMIT as usize;
+            records.extend(page);
+            if last_page {
+                break;
+            }
+        }
+        // Windows meet where starts are equal: those already sent are not sent again.
+        records.retain(|a| !previous.contains(&a.activation_id));
+        records.sort_by(|a, b| (a.start, &a.activation_id).cmp(&(b.start, &b.activation_id)));
+        records.dedup_by(|a, b| a.activation_id == b.activation_id);
+        let ids = records.iter().map(|a| a.activation_id.clone()).collect();
+        for activation in records {
+            let activation =
+                with_logs(&self.client, activation, self.settings.give_up_after).await?;
+            self.push(activation);
+        }
+        self.stage = Stage::Windows {
+            windows,
+            previous: ids,
+        };
+        Ok(())
+    }
+
+    fn options(&self, skip: u32, span: Option<(i64, i64)>) -> ListOptions {
+        let options = ListOptions::new()
+            .name(self.entity.clone())
+            .limit(MAX_LIMIT)
+            .skip(skip);
+        match (span, self.list_since) {
+            (Some((low, high)), _) => options.since(low).upto(high),
+            (None, Some(since)) => options.since(since).upto(self.upto),
+            (None, None) => options.upto(self.upto),
+        }
+    }
+
+    async fn page(&self, skip: u32, span: Option<(i64, i64)>) -> Result<Vec<Activation>, Error> {
+        let options = self.options(skip, span);
+        retrying(self.settings.give_up_after, false, || {
+            self.client.try_list(&options, true)
+        })
+        .await
+    }
+
+    fn push(&mut self, activation: Activation) {
+        let labels = Labels::of(&activation, &self.name);
+        let logs = activation.logs.as_deref().unwrap_or_default();
+        self.queue
+            .extend(messages(&activation, logs, &labels).map(Event::Message));
+        if let Some(poller) = &mut self.poller {
+            poller.mark_delivered([(activation.activation_id.as_str(), activation.start)]);
+        }
+        self.delivered_any = true;
+    }
+
+    /// Marks the end of history, after making sure that an empty one belongs to an
+    /// action that exists; then live, when following.
+    async fn end_history(&mut self, check_name: bool) -> Result<(), Error> {
+        if check_name && !self.delivered_any {
+            let give_up = self.settings.give_up_after;
+            let exists = retrying(give_up, false, || {
+                self.client.try_action_exists(&self.entity)
+            })
+            .await?;
+            if !exists {
+                return Err(Error::not_found(format!(
+                    "no action {:?} in OpenWhisk namespace {:?}",
+                    self.entity,
+                    self.client.namespace()
+                )));
+            }
+        }
+        self.queue.push_back(Event::HistoryEnd);
+        if self.poller.is_some() {
+            self.stage = Stage::Live;
+        }
+        Ok(())
+    }
+}
