@@ -324,7 +324,7 @@ async fn a_tail_reads_only_the_pages_it_needs() {
         "{requests:?}"
     );
 
-    // 450 lines need three pages of 200 activations of two lines: no fourth.
+    // 450 lines need 225 activations of two lines: two pages, no third.
     emulator.forget_requests();
     assert_eq!(messages(addr, "name=hello&tail=450").await.len(), 450);
     assert_eq!(emulator.requests().len(), 2, "{:?}", emulator.requests());

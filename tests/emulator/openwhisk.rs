@@ -193,12 +193,7 @@ fn answer(state: &Mutex<State>, req: &Request<Incoming>) -> Response<Full<Bytes>
     if !authorized {
         return error(401, "The supplied authentication is invalid.");
     }
-    let path: Vec<String> = req
-        .uri()
-        .path()
-        .split('/')
-        .map(percent_decode)
-        .collect();
+    let path: Vec<String> = req.uri().path().split('/').map(percent_decode).collect();
     let path: Vec<&str> = path.iter().map(String::as_str).collect();
     let params: HashMap<String, String> = form_urlencoded::parse(query.as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
