@@ -116,7 +116,8 @@ pub(crate) async fn with_logs(
     };
     if inline_empty {
         let id = activation.activation_id.clone();
-        let fetched = retrying(give_up_after, false, || client.try_logs(&id)).await;
+        // Listed a moment ago: a connection that fails now is worth trying again.
+        let fetched = retrying(give_up_after, true, || client.try_logs(&id)).await;
         match fetched {
             Ok(logs) => activation.logs = Some(logs),
             // Listed a moment ago: a 404 now means its logs are gone, not the activation.
@@ -158,7 +159,8 @@ pub struct ActivationPoller {
     settings: PollSettings,
     floor: i64,
     delivered: HashMap<String, i64>,
-    first: bool,
+    /// Whether the next poll goes at once instead of after the interval.
+    poll_now: bool,
 }
 
 impl ActivationPoller {
@@ -170,8 +172,10 @@ impl ActivationPoller {
         settings: PollSettings,
     ) -> Result<Self, Error> {
         let mut poller = Self::since(client, name, settings, i64::MIN);
+        poller.poll_now = false;
         let window = poller.window_start();
-        for row in poller.list_window(window).await? {
+        // An API that cannot be reached at all fails at once, not after give_up_after.
+        for row in poller.list_window(window, false).await? {
             poller.delivered.insert(row.activation_id, row.start);
         }
         Ok(poller)
@@ -192,7 +196,7 @@ impl ActivationPoller {
             settings,
             floor: since_ms,
             delivered: HashMap::new(),
-            first: true,
+            poll_now: true,
         }
     }
 
@@ -211,13 +215,13 @@ impl ActivationPoller {
     /// first; often none. An error is final: the API failed for longer than
     /// [`PollSettings::give_up_after`], or refused the key.
     pub async fn next(&mut self) -> Result<Vec<Activation>, Error> {
-        if !std::mem::take(&mut self.first) || self.floor == i64::MIN {
+        if !std::mem::take(&mut self.poll_now) {
             tokio::time::sleep(self.settings.interval).await;
         }
         let window = self.window_start();
         self.delivered.retain(|_, start| *start >= window);
         let fresh: HashMap<String, i64> = self
-            .list_window(window)
+            .list_window(window, true)
             .await?
             .into_iter()
             .filter(|row| !self.delivered.contains_key(&row.activation_id))
@@ -252,15 +256,20 @@ impl ActivationPoller {
     }
 
     /// Every summary that started at or after `since`, page by page.
-    async fn list_window(&self, since: i64) -> Result<Vec<ActivationSummary>, Error> {
+    async fn list_window(
+        &self,
+        since: i64,
+        unreachable_too: bool,
+    ) -> Result<Vec<ActivationSummary>, Error> {
         let mut rows = Vec::new();
         loop {
             let skip = u32::try_from(rows.len()).unwrap_or(u32::MAX);
             let options = self.options().since(since).skip(skip);
-            let page: Vec<ActivationSummary> = retrying(self.settings.give_up_after, true, || {
-                self.client.try_list(&options, false)
-            })
-            .await?;
+            let page: Vec<ActivationSummary> =
+                retrying(self.settings.give_up_after, unreachable_too, || {
+                    self.client.try_list(&options, false)
+                })
+                .await?;
             let full = page.len() >= MAX_LIMIT as usize;
             rows.extend(page);
             if !full {
