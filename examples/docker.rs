@@ -46,6 +46,9 @@ struct Args {
 }
 
 async fn route(req: Request<Incoming>, handler: LogHandler<DockerRequester>) -> Response<Body> {
+    if let Some(answer) = common::viewer(&req, &handler).await {
+        return answer;
+    }
     match (req.method(), req.uri().path()) {
         (&Method::GET, "/healthz") => json(StatusCode::OK, &serde_json::json!({ "status": "ok" })),
         (_, "/system/logs") => handler.handle(req).await.map(Either::Left),

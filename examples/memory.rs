@@ -25,7 +25,9 @@ use clap::Parser;
 use common::{error, json, read_body, Body, ServerArgs};
 use faas_logs::server::LogHandler;
 use faas_logs::store::{capture_lines, ingest_ndjson, LogStore, StoreLimits};
-use faas_logs::{async_trait, Capabilities, Error, LogSink, LogStream, Message, Requester};
+use faas_logs::{
+    async_trait, Capabilities, Error, FunctionName, LogSink, LogStream, Message, Requester,
+};
 use http_body_util::Either;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
@@ -147,6 +149,14 @@ impl Requester for Backend {
             Backend::Nats(logs) => logs.capabilities(),
         }
     }
+
+    async fn functions(&self) -> Result<Option<Vec<FunctionName>>, Error> {
+        match self {
+            Backend::Memory(store) => store.functions().await,
+            #[cfg(feature = "nats")]
+            Backend::Nats(logs) => logs.functions().await,
+        }
+    }
 }
 
 #[async_trait]
@@ -196,6 +206,9 @@ async fn route(
     backend: Backend,
     push_limits: PushLimits,
 ) -> Response<Body> {
+    if let Some(answer) = common::viewer(&req, &handler).await {
+        return answer;
+    }
     match (req.method(), req.uri().path()) {
         (_, "/system/logs") => handler.handle(req).await.map(Either::Left),
         (&Method::POST, "/system/logs/push") => push(&backend, req, &push_limits).await,

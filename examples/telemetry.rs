@@ -202,6 +202,9 @@ async fn route(
     handler: LogHandler<LogStore>,
     store: LogStore,
 ) -> Response<Body> {
+    if let Some(answer) = common::viewer(&req, &handler).await {
+        return answer;
+    }
     match req.uri().path() {
         "/system/logs" => handler.handle(req).await.map(Either::Left),
         "/system/invocations" if req.method() == Method::GET => invocations(&req, &store),

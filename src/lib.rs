@@ -147,7 +147,7 @@ pub use async_trait::async_trait;
 pub use error::{BoxError, Error};
 pub use message::{Message, OutputStream};
 pub use request::Request;
-pub use requester::{Capabilities, Event, LogStream, Requester};
+pub use requester::{Capabilities, Event, FunctionName, LogStream, Requester};
 pub use shared::SharedStr;
 pub use sink::LogSink;
 

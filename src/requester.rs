@@ -112,6 +112,36 @@ pub trait Requester: Send + Sync + 'static {
     fn capabilities(&self) -> Capabilities {
         Capabilities::NONE
     }
+
+    /// The functions this backend holds logs for, or `None` when it cannot list them
+    /// (the default). A viewer shows the list, or asks for a name when there is none;
+    /// [`LogHandler::functions`](crate::server::LogHandler::functions) serves it as JSON.
+    async fn functions(&self) -> Result<Option<Vec<FunctionName>>, Error> {
+        Ok(None)
+    }
+}
+
+/// A function a backend holds logs for, from [`Requester::functions`].
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[non_exhaustive]
+pub struct FunctionName {
+    /// Its namespace, as a request names it; empty when the backend has none.
+    pub namespace: String,
+    /// Its name, as a request names it.
+    pub name: String,
+}
+
+impl FunctionName {
+    /// Function `name` of `namespace`.
+    #[must_use]
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        FunctionName {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
 }
 
 /// What a [`Requester`] does itself, from [`Requester::capabilities`]; the handler skips
@@ -199,6 +229,10 @@ impl<R: Requester + ?Sized> Requester for Box<R> {
     fn capabilities(&self) -> Capabilities {
         (**self).capabilities()
     }
+
+    async fn functions(&self) -> Result<Option<Vec<FunctionName>>, Error> {
+        (**self).functions().await
+    }
 }
 
 #[async_trait::async_trait]
@@ -209,5 +243,9 @@ impl<R: Requester + ?Sized> Requester for Arc<R> {
 
     fn capabilities(&self) -> Capabilities {
         (**self).capabilities()
+    }
+
+    async fn functions(&self) -> Result<Option<Vec<FunctionName>>, Error> {
+        (**self).functions().await
     }
 }

@@ -242,12 +242,26 @@ async fn basic_auth_guards_the_log_endpoint_and_the_push_but_not_healthz() {
         assert_eq!(response.status(), 401);
         assert!(response.headers().contains_key("www-authenticate"));
         json_body(response).await;
-        let response = conn
-            .send_with("GET", "/system/logs?name=demo", headers, b"")
-            .await;
-        assert_eq!(response.status(), 401);
-        json_body(response).await;
+        for path in ["/system/logs?name=demo", "/", "/system/logs/functions"] {
+            let response = conn.send_with("GET", path, headers, b"").await;
+            assert_eq!(response.status(), 401, "{path}");
+            json_body(response).await;
+        }
     }
+    // The viewer and its function list are behind the same login.
+    let response = conn.send_with("GET", "/", &good, b"").await;
+    assert_eq!(response.status(), 200);
+    let page = within(response.into_body().collect())
+        .await
+        .unwrap()
+        .to_bytes();
+    assert_eq!(&page[..], faas_logs::server::VIEWER_HTML.as_bytes());
+    let response = conn
+        .send_with("GET", "/system/logs/functions", &good, b"")
+        .await;
+    assert_eq!(response.status(), 200);
+    let listed = json_body(response).await;
+    assert_eq!(listed["functions"][0]["name"], "demo", "{listed}");
     let response = conn
         .send_with("POST", "/system/logs/push", &good, push)
         .await;

@@ -597,7 +597,10 @@ async fn a_refused_key_an_unreachable_host_and_bad_answers() {
     for query in ["name=hello", "name=hello&follow=true", "name=hello&tail=5"] {
         let (status, body) = status_and_error(addr, query).await;
         assert_eq!(status, 503, "{query}: {body}");
-        assert!(body.contains("cannot reach the OpenWhisk API"), "{query}: {body}");
+        assert!(
+            body.contains("cannot reach the OpenWhisk API"),
+            "{query}: {body}"
+        );
     }
 
     let addr = provider(&emulator, Duration::from_secs(5)).await;

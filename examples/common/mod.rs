@@ -162,6 +162,23 @@ pub(crate) async fn read_body(
 /// A log stream, or a small answer of our own.
 pub(crate) type Body = Either<LogBody, Full<Bytes>>;
 
+/// The viewer's routes, the same in every provider binary: `GET /` (the page) and
+/// `GET /system/logs/functions` (what it lists). Basic auth, where it is on, covers them
+/// as it covers `/system/logs`.
+pub(crate) async fn viewer<R: faas_logs::Requester>(
+    req: &Request<Incoming>,
+    handler: &faas_logs::server::LogHandler<R>,
+) -> Option<Response<Body>> {
+    if req.method() != hyper::Method::GET {
+        return None;
+    }
+    match req.uri().path() {
+        "/" => Some(faas_logs::server::viewer_response().map(Either::Left)),
+        faas_logs::server::FUNCTIONS_PATH => Some(handler.functions().await.map(Either::Left)),
+        _ => None,
+    }
+}
+
 pub(crate) fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
     let text = serde_json::to_vec(value).unwrap_or_default();
     let mut response = Response::new(Either::Right(Full::new(Bytes::from(text))));

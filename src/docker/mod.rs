@@ -23,7 +23,7 @@ use self::follow::{subscribe, Events, Following};
 use self::history::merge_history;
 use self::outbox::{Outbox, TaskStream, OUTBOX_BATCHES};
 use self::query::{Lines, Part, Query, Tracked};
-use crate::{Capabilities, Error, Event, LogStream, Request, Requester};
+use crate::{Capabilities, Error, Event, FunctionName, LogStream, Request, Requester};
 
 /// The socket a local Docker daemon listens on.
 pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
@@ -238,6 +238,36 @@ impl Requester for DockerRequester {
         Capabilities::NONE
             .with_instance_selection()
             .with_history_end()
+    }
+
+    /// Every function with a container, running or stopped, by its labels.
+    async fn functions(&self) -> Result<Option<Vec<FunctionName>>, Error> {
+        let prefix = self.client.prefix().await?;
+        let summaries: Vec<Summary> = self
+            .client
+            .get_json(&format!(
+                "{prefix}/containers/json?all=1&filters={}",
+                filters(&[("label", std::slice::from_ref(&self.function_label))])
+            ))
+            .await?;
+        let namespaces = Namespaces {
+            label: self.namespace_label.clone(),
+            default: self.default_namespace.clone(),
+        };
+        let mut names: Vec<FunctionName> = summaries
+            .iter()
+            .filter_map(|s| {
+                let labels = s.labels.as_ref()?;
+                let name = labels.get(&self.function_label).filter(|n| !n.is_empty())?;
+                Some(FunctionName::new(
+                    &*namespaces.of(Some(labels)),
+                    name.as_str(),
+                ))
+            })
+            .collect();
+        names.sort();
+        names.dedup();
+        Ok(Some(names))
     }
 }
 

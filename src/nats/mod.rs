@@ -28,7 +28,9 @@ use std::time::Duration;
 
 use async_nats::jetstream;
 
-use crate::{async_trait, Capabilities, Error, LogStream, Message, Request, Requester};
+use crate::{
+    async_trait, Capabilities, Error, FunctionName, LogStream, Message, Request, Requester,
+};
 
 /// Where and how the logs are kept.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -219,6 +221,39 @@ impl Requester for JetStreamLogs {
         Capabilities::NONE
             .with_history_end()
             .with_instance_selection()
+    }
+
+    /// Every function with a line in the stream, from the stream's subjects.
+    async fn functions(&self) -> Result<Option<Vec<FunctionName>>, Error> {
+        use futures_util::TryStreamExt;
+        let config = &self.inner.config;
+        let cannot = |e| {
+            unavailable(
+                &format!("the log stream {} cannot be read", config.stream),
+                e,
+            )
+        };
+        let stream = self
+            .inner
+            .context
+            .get_stream(&config.stream)
+            .await
+            .map_err(cannot)?;
+        let subjects = stream
+            .info_with_subjects(format!("{}.>", config.prefix))
+            .await
+            .map_err(|e| unavailable("the stream's subjects cannot be listed", e))?;
+        let mut names: Vec<FunctionName> = subjects
+            .map_err(|e| unavailable("the stream's subjects cannot be listed", e))
+            .try_filter_map(|(subject, _)| {
+                let named = subject::function_of(&config.prefix, &subject);
+                std::future::ready(Ok(named))
+            })
+            .try_collect()
+            .await?;
+        names.sort();
+        names.dedup();
+        Ok(Some(names))
     }
 }
 

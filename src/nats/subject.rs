@@ -7,6 +7,8 @@
 //! a lone `_`. It is reversible, and a subject's tokens stay within the characters NATS
 //! recommends.
 
+use crate::FunctionName;
+
 /// `text` as one subject token.
 pub(crate) fn encode_token(text: &str, out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
@@ -26,8 +28,7 @@ pub(crate) fn encode_token(text: &str, out: &mut String) {
 }
 
 /// The text of a token [`encode_token`] wrote, or `None` if no text encodes to it (the
-/// proof, in tests, that the encoding is reversible).
-#[cfg(test)]
+/// tests' proof that the encoding is reversible, and how a subject names its function).
 pub(crate) fn decode_token(token: &str) -> Option<String> {
     if token == "_" {
         return Some(String::new());
@@ -73,6 +74,21 @@ pub(crate) fn subject(prefix: &str, namespace: &str, name: &str, instance: &str)
 
 /// The subjects of a function's lines: one instance's, or (`instance` empty) every
 /// instance's.
+/// The function a line's subject names (`<prefix>.<namespace>.<name>.<instance>`), or
+/// `None` for a subject of another shape.
+pub(crate) fn function_of(prefix: &str, subject: &str) -> Option<FunctionName> {
+    let rest = subject.strip_prefix(prefix)?.strip_prefix('.')?;
+    let mut tokens = rest.split('.');
+    let (namespace, name, _instance) = (tokens.next()?, tokens.next()?, tokens.next()?);
+    if tokens.next().is_some() {
+        return None;
+    }
+    Some(FunctionName::new(
+        decode_token(namespace)?,
+        decode_token(name)?,
+    ))
+}
+
 pub(crate) fn filter(prefix: &str, namespace: &str, name: &str, instance: &str) -> String {
     if instance.is_empty() {
         let mut s = subject(prefix, namespace, name, "");

@@ -340,6 +340,27 @@ impl OpenWhiskClient {
         read_json(&body, &what)
     }
 
+    /// One page of the namespace's actions, as `package/action` or `action`.
+    pub(crate) async fn try_actions(&self, skip: u32) -> Result<Vec<String>, Failure> {
+        #[derive(serde::Deserialize)]
+        struct Row {
+            /// `namespace`, or `namespace/package` for an action in a package.
+            namespace: String,
+            name: String,
+        }
+        let url = self.url(&["actions"]);
+        let query = [("limit", MAX_LIMIT.to_string()), ("skip", skip.to_string())];
+        let body = self.fetch(url, &query, "the list of actions").await?;
+        let rows: Vec<Row> = read_json(&body, "the list of actions")?;
+        Ok(rows
+            .into_iter()
+            .map(|row| match row.namespace.split_once('/') {
+                Some((_, package)) => format!("{package}/{}", row.name),
+                None => row.name,
+            })
+            .collect())
+    }
+
     /// Whether the action `entity` (`action` or `package/action`) exists.
     pub(crate) async fn try_action_exists(&self, entity: &str) -> Result<bool, Failure> {
         let mut segments = vec!["actions"];

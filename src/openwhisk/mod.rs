@@ -70,7 +70,7 @@ pub use record::{
     Limits,
 };
 
-use crate::{Capabilities, Error, LogStream, Request, Requester, SharedStr};
+use crate::{Capabilities, Error, FunctionName, LogStream, Request, Requester, SharedStr};
 use reader::{Reader, Stage};
 
 /// The characters of OpenWhisk names beyond the contract's own: `/` between package
@@ -211,6 +211,25 @@ impl Requester for OpenWhiskRequester {
         Capabilities::NONE
             .with_history_end()
             .with_name_chars(OPENWHISK_NAME_CHARS)
+    }
+
+    /// The actions of the client's namespace (`package/action` for packaged ones).
+    async fn functions(&self) -> Result<Option<Vec<FunctionName>>, Error> {
+        let mut names = Vec::new();
+        loop {
+            let skip = u32::try_from(names.len()).unwrap_or(u32::MAX);
+            let page = poll::retrying(self.settings.give_up_after, false, || {
+                self.client.try_actions(skip)
+            })
+            .await?;
+            let last_page = page.len() < MAX_LIMIT as usize;
+            names.extend(page.into_iter().map(|entity| FunctionName::new("", entity)));
+            if last_page {
+                break;
+            }
+        }
+        names.sort();
+        Ok(Some(names))
     }
 }
 

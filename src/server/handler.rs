@@ -129,6 +129,32 @@ impl<R: Requester + ?Sized> LogHandler<R> {
         self.shutdown.cancel();
     }
 
+    /// Answers a request for the backend's functions (the provider binaries serve it at
+    /// [`FUNCTIONS_PATH`](super::FUNCTIONS_PATH), where the viewer asks): `200` and
+    /// `{"functions": [{"namespace": "...", "name": "..."}, ...]}`, sorted, or
+    /// `{"functions": null}` when the backend cannot list them
+    /// ([`Requester::functions`]); a backend's error gets its status, and one that does
+    /// not answer within the handler's timeout a 503.
+    pub async fn functions(&self) -> http::Response<LogBody> {
+        let listed = tokio::time::timeout(self.timeout, self.requester.functions()).await;
+        let listed = match listed {
+            Ok(Ok(listed)) => listed,
+            Ok(Err(e)) => return error_response(&e),
+            Err(_) => {
+                return error_response(&Error::unavailable(format!(
+                    "the log backend did not list its functions within {:?}",
+                    self.timeout
+                )))
+            }
+        };
+        let mut response =
+            json_response(StatusCode::OK, &serde_json::json!({ "functions": listed }));
+        response
+            .headers_mut()
+            .insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        response
+    }
+
     /// Answers one request. Never fails: every error becomes a status and a JSON body.
     pub async fn handle<B>(&self, req: http::Request<B>) -> http::Response<LogBody>
     where

@@ -6,10 +6,12 @@
 mod body;
 mod handler;
 mod shaping;
+mod viewer;
 
 pub(crate) use body::json_response;
 pub use body::LogBody;
 pub use handler::{LogHandler, MAX_BODY_BYTES};
+pub use viewer::{viewer_response, FUNCTIONS_PATH, VIEWER_HTML};
 
 /// The future of an endpoint's `Service::call`.
 pub(crate) type ResponseFuture = std::pin::Pin<

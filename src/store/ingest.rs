@@ -12,7 +12,7 @@ use super::LogStore;
 use crate::codec::{trim_line_end, LineCodec, NdjsonDecoder, NdjsonError};
 use crate::request::valid_name;
 use crate::LogSink;
-use crate::{Message, SharedStr};
+use crate::{Message, OutputStream, SharedStr};
 
 /// Reads `reader` (a process's stdout or stderr, say) to its end and writes each line to
 /// `sink` (a [`LogStore`], or any [`LogSink`]) as a message of the given function and instance, stamped when the line is
@@ -82,13 +82,16 @@ struct Pushed {
     #[serde(default)]
     timestamp: Option<String>,
     text: String,
+    #[serde(default)]
+    stream: Option<OutputStream>,
 }
 
 impl LogStore {
     /// Stores pushed NDJSON: one JSON [`Message`] per line, blank lines skipped.
     ///
     /// `name` and `text` are required; `namespace` defaults to the store's; `instance` may
-    /// be empty; `timestamp` (RFC 3339) defaults to now; a trailing `\n` or `\r\n` in
+    /// be empty; `timestamp` (RFC 3339) defaults to now; `stream` (`stdout` or `stderr`)
+    /// is optional; a trailing `\n` or `\r\n` in
     /// `text` is removed. Each bad line is refused with its line number and reason (the
     /// first [`MAX_LISTED_REJECTIONS`] listed, the rest counted), and every good line is
     /// stored all the same. [`ingest_ndjson`] does the same into any [`LogSink`].
@@ -171,8 +174,10 @@ impl Pushed {
         };
         let mut text = self.text;
         trim_line_end(&mut text);
-        Ok(Message::new(check("name", self.name)?, timestamp, text)
+        let mut message = Message::new(check("name", self.name)?, timestamp, text)
             .with_namespace(check("namespace", self.namespace)?)
-            .with_instance(check("instance", self.instance)?))
+            .with_instance(check("instance", self.instance)?);
+        message.stream = self.stream;
+        Ok(message)
     }
 }

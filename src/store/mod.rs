@@ -20,7 +20,7 @@ pub use reader::StoreReader;
 use self::invocations::Invocations;
 
 use crate::request::Filter;
-use crate::{Capabilities, Error, LogStream, Message, Request, Requester, SharedStr};
+use crate::{Capabilities, Error, FunctionName, LogStream, Message, Request, Requester, SharedStr};
 
 /// Fixed cost counted per stored message on top of its text, for the byte limit.
 const MESSAGE_OVERHEAD: usize = std::mem::size_of::<Message>() + 16;
@@ -293,6 +293,30 @@ impl LogStore {
         }
     }
 
+    /// Every function the store holds a ring for (registered, or written to), sorted by
+    /// namespace and name.
+    ///
+    /// ```
+    /// let store = faas_logs::store::LogStore::new();
+    /// store.register("", "hello").unwrap();
+    /// let names = store.function_names();
+    /// assert_eq!((names[0].namespace.as_str(), names[0].name.as_str()), ("openfaas-fn", "hello"));
+    /// ```
+    #[must_use]
+    pub fn function_names(&self) -> Vec<FunctionName> {
+        let functions = read(&self.inner.functions);
+        let mut names: Vec<FunctionName> = functions
+            .iter()
+            .flat_map(|(namespace, rings)| {
+                rings
+                    .keys()
+                    .map(move |name| FunctionName::new(namespace.as_str(), name.as_str()))
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
     /// The namespace that messages and requests with an empty namespace belong to.
     #[must_use]
     pub fn default_namespace(&self) -> &str {
@@ -541,6 +565,10 @@ impl Requester for LogStore {
     /// the ring exactly.
     fn capabilities(&self) -> Capabilities {
         Capabilities::NONE.with_history_end().with_exact_tail()
+    }
+
+    async fn functions(&self) -> Result<Option<Vec<FunctionName>>, Error> {
+        Ok(Some(self.function_names()))
     }
 }
 

@@ -222,6 +222,28 @@ fn answer(state: &Mutex<State>, req: &Request<Incoming>) -> Response<Full<Bytes>
                 _ => error(404, "The requested resource does not exist."),
             }
         }
+        ["", "api", "v1", "namespaces", ns, "actions"] => {
+            let prefix = format!("{}/", namespace(ns));
+            let mut rows: Vec<Value> = state
+                .actions
+                .iter()
+                .filter_map(|a| a.strip_prefix(&prefix))
+                .map(|entity| match entity.split_once('/') {
+                    Some((package, name)) => {
+                        json!({"namespace": format!("{prefix}{package}"), "name": name})
+                    }
+                    None => json!({"namespace": namespace(ns), "name": entity}),
+                })
+                .collect();
+            rows.sort_by_key(|r| r["name"].to_string());
+            let skip = params.get("skip").and_then(|s| s.parse().ok()).unwrap_or(0);
+            let limit = params
+                .get("limit")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(30);
+            let page: Vec<Value> = rows.into_iter().skip(skip).take(limit).collect();
+            reply(200, Value::Array(page).to_string())
+        }
         ["", "api", "v1", "namespaces", ns, "actions", entity @ ..] => {
             if state
                 .actions

@@ -1,0 +1,183 @@
+//! A real browser for the viewer's tests and bench: Debian's headless Chromium, driven
+//! over the W3C WebDriver protocol by `chromedriver` (both installed by `.ci/run`).
+//! Only what the tests need: open a page, run a script in it, wait for what a script
+//! sees, take a screenshot.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use base64::Engine;
+use serde_json::{json, Value};
+
+pub(crate) struct Browser {
+    http: reqwest::Client,
+    driver: std::process::Child,
+    port: u16,
+    session: String,
+    profile: std::path::PathBuf,
+}
+
+impl Browser {
+    /// Starts chromedriver on a free port and a headless Chromium session.
+    pub(crate) async fn start() -> Browser {
+        let port = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap().port()
+        };
+        let driver = std::process::Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("chromedriver is installed (bash .ci/run installs chromium-driver)");
+        let http = reqwest::Client::new();
+        let base = format!("http://127.0.0.1:{port}");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let ready = http.get(format!("{base}/status")).send().await;
+            if let Ok(answer) = ready {
+                let status: Value = answer.json().await.unwrap_or_default();
+                if status["value"]["ready"] == true {
+                    break;
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "chromedriver did not start"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let profile = std::env::temp_dir().join(format!("faas-logs-chromium-{port}"));
+        let capabilities = json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
+                         "--disable-dev-shm-usage", "--window-size=1280,860",
+                         format!("--user-data-dir={}", profile.display())]
+            }
+        }}});
+        let created: Value = http
+            .post(format!("{base}/session"))
+            .json(&capabilities)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let session = created["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no browser session: {created}"))
+            .to_owned();
+        Browser {
+            http,
+            driver,
+            port,
+            session,
+            profile,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!(
+            "http://127.0.0.1:{}/session/{}{path}",
+            self.port, self.session
+        )
+    }
+
+    async fn command(&self, path: &str, body: Value) -> Value {
+        let answer: Value = self
+            .http
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if answer["value"]["error"].is_string() {
+            panic!("WebDriver {path}: {}", answer["value"]);
+        }
+        answer["value"].clone()
+    }
+
+    /// Navigates to `url` and waits for the page to load.
+    pub(crate) async fn goto(&self, url: &str) {
+        self.command("/url", json!({ "url": url })).await;
+    }
+
+    /// Runs `script` (a function body; `arguments` holds `args`) in the page.
+    pub(crate) async fn eval(&self, script: &str, args: Value) -> Value {
+        self.command("/execute/sync", json!({ "script": script, "args": args }))
+            .await
+    }
+
+    /// Evaluates `script` until it returns something truthy, and returns that; fails
+    /// after `limit`. The page is another process: asking it again is how its progress
+    /// is seen.
+    pub(crate) async fn wait_for(&self, what: &str, script: &str, limit: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            let value = self.eval(script, json!([])).await;
+            let truthy = match &value {
+                Value::Null => false,
+                Value::Bool(b) => *b,
+                Value::Number(n) => n.as_f64() != Some(0.0),
+                Value::String(s) => !s.is_empty(),
+                _ => true,
+            };
+            if truthy {
+                return value;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let text = self.eval("return document.body.innerText", json!([])).await;
+                panic!(
+                    "waited {limit:?} for {what}; the page shows:\n{}",
+                    text.as_str().unwrap_or("")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(15)).await;
+        }
+    }
+
+    /// Writes a PNG of the window to `path`.
+    pub(crate) async fn screenshot(&self, path: &std::path::Path) {
+        let answer: Value = self
+            .http
+            .get(self.url("/screenshot"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let png = base64::engine::general_purpose::STANDARD
+            .decode(answer["value"].as_str().unwrap())
+            .unwrap();
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, png).unwrap();
+    }
+}
+
+impl Drop for Browser {
+    /// Ends the session (chromedriver then closes Chromium), then the driver.
+    fn drop(&mut self) {
+        if let Ok(mut tcp) = std::net::TcpStream::connect(("127.0.0.1", self.port)) {
+            let _ = tcp.set_read_timeout(Some(Duration::from_secs(10)));
+            let request = format!(
+                "DELETE /session/{} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+                self.session
+            );
+            if tcp.write_all(request.as_bytes()).is_ok() {
+                let mut answer = Vec::new();
+                let _ = tcp.read_to_end(&mut answer);
+            }
+        }
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}
