@@ -286,3 +286,75 @@ async fn a_backend_that_cannot_list_takes_a_typed_name() {
         "#typed"
     );
 }
+
+#[tokio::test]
+async fn a_hundred_thousand_lines_are_capped_on_the_page_and_download_whole() {
+    let provider = Example::start(
+        "memory",
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--max-lines",
+            "200000",
+            "--max-push-bytes",
+            "67108864",
+        ],
+    );
+    let lines: Vec<Value> = (0..100_000)
+        .map(|i| line("alpha-1", &format!("bulk {i}")))
+        .collect();
+    push(provider.addr, &lines).await;
+    let browser = Browser::start().await;
+    browser
+        .goto(&format!("http://{}/#alpha", provider.addr))
+        .await;
+    wait_for_line(&browser, "bulk 99999", PATIENCE).await;
+    browser
+        .eval(
+            "const t = document.getElementById('tail'); t.value = 'all'; t.dispatchEvent(new Event('change'))",
+            json!([]),
+        )
+        .await;
+    let note = browser
+        .wait_for(
+            "the note on lines not shown",
+            "const d = document.getElementById('dropped'), rows = document.querySelectorAll('#lines .row');
+             return !d.hidden && rows.length === 2000 && rows[0].textContent.endsWith('bulk 98000') && d.textContent",
+            Duration::from_secs(30),
+        )
+        .await;
+    assert!(
+        note.as_str().unwrap().contains("Download has them all"),
+        "{note}"
+    );
+    let shown = texts(&browser).await;
+    assert_eq!(shown.len(), 2000);
+    assert_eq!(shown[0], "bulk 98000");
+    assert_eq!(shown[1999], "bulk 99999");
+
+    // Download: every line kept, as the provider sent it.
+    browser
+        .eval(
+            "URL.createObjectURL = (b) => { window.downloaded = b; return 'blob:kept'; };
+             HTMLAnchorElement.prototype.click = function () { window.savedAs = this.download; };
+             document.getElementById('download').click();",
+            json!([]),
+        )
+        .await;
+    let downloaded = browser
+        .eval(
+            "return window.downloaded ? window.downloaded.text() : 'nothing'",
+            json!([]),
+        )
+        .await;
+    let saved_as = browser.eval("return window.savedAs", json!([])).await;
+    assert_eq!(saved_as, "alpha.ndjson");
+    let downloaded = downloaded.as_str().unwrap();
+    assert_eq!(downloaded.lines().count(), 100_000);
+    let last: faas_logs::Message =
+        serde_json::from_str(downloaded.lines().last().unwrap()).unwrap();
+    assert_eq!(
+        (last.name.as_str(), last.text.as_str()),
+        ("alpha", "bulk 99999")
+    );
+}

@@ -17,7 +17,7 @@ use super::body::LogBody;
 /// the last line seen, never showing a line twice. Instances get stable colours and
 /// can be toggled; stderr lines stand out; a filter highlights matches and can hide the
 /// rest; pause holds new lines back; the view keeps to the bottom until the reader
-/// scrolls up, and says how many lines wait below; at most 5,000 lines are on the page
+/// scrolls up, and says how many lines wait below; at most 2,000 lines are on the page
 /// and 100,000 kept (it says how many were dropped from view); what is shown downloads
 /// as NDJSON; errors show as a message in the page.
 pub const VIEWER_HTML: &str = include_str!("viewer.html");

@@ -1,0 +1,149 @@
+//! The viewer's responsiveness in headless Chromium (needs `chromium` and
+//! `chromedriver`, which `bash .ci/run` installs): the longest task on the page's main
+//! thread, measured with the browser's own performance API, while 1,000 lines a second
+//! arrive for ten seconds, and while a history of 100,000 lines loads.
+//!
+//! `cargo bench --bench viewer`; prints `viewer ...:` lines. Not criterion: one long run
+//! is the measurement.
+#![allow(missing_docs)]
+
+#[path = "../tests/browser/webdriver.rs"]
+mod webdriver;
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use chrono::Utc;
+use faas_logs::server::{viewer_response, LogBody, LogHandler, FUNCTIONS_PATH};
+use faas_logs::store::{LogStore, StoreLimits};
+use faas_logs::Message;
+use hyper_util::rt::TokioIo;
+use serde_json::json;
+use webdriver::Browser;
+
+/// Watches the main thread: every task of 50 ms or more (the Long Tasks API), and the
+/// longest delay of a timer that asks to run every 10 ms (which sees shorter tasks too).
+const PROBE: &str = "
+    window.probe = { longTasks: 0, longest: 0, worstLag: 0 };
+    new PerformanceObserver((list) => {
+        for (const e of list.getEntries()) {
+            probe.longTasks++;
+            probe.longest = Math.max(probe.longest, e.duration);
+        }
+    }).observe({ type: 'longtask' });
+    let last = performance.now();
+    setInterval(() => {
+        const now = performance.now();
+        probe.worstLag = Math.max(probe.worstLag, now - last - 10);
+        last = now;
+    }, 10);";
+
+const READ: &str = "return [probe.longTasks, probe.longest, probe.worstLag, document.querySelectorAll('#lines .row').length]";
+
+async fn serve(store: LogStore) -> std::net::SocketAddr {
+    let handler = LogHandler::new(store, Duration::from_secs(600));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let _ = tcp.set_nodelay(true);
+            let handler = handler.clone();
+            let service =
+                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let handler = handler.clone();
+                    async move {
+                        let response: hyper::Response<LogBody> = match req.uri().path() {
+                            "/" => viewer_response(),
+                            FUNCTIONS_PATH => handler.functions().await,
+                            _ => handler.handle(req).await,
+                        };
+                        Ok::<_, Infallible>(response)
+                    }
+                });
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tcp), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
+fn line(i: usize) -> Message {
+    Message::new(
+        "bench",
+        Utc::now(),
+        format!("GET /function/bench 200 OK - request {i} served in 1.2 ms by the handler"),
+    )
+    .with_instance(format!("bench-{}", i % 3))
+}
+
+fn main() {
+    // `cargo bench` passes --bench; a filter that names another bench skips this one.
+    if std::env::args()
+        .skip(1)
+        .any(|a| !a.starts_with('-') && !"viewer".contains(a.as_str()))
+    {
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let store = LogStore::with_limits(StoreLimits {
+            max_messages: 200_000,
+            ..StoreLimits::default()
+        });
+        store.register("", "bench").unwrap();
+        let addr = serve(store.clone()).await;
+        let browser = Browser::start().await;
+
+        // 1,000 lines a second for ten seconds, in batches of ten every 10 ms.
+        browser.goto(&format!("http://{addr}/#bench")).await;
+        browser
+            .wait_for("the page", "return document.getElementById('status').textContent === 'live'", Duration::from_secs(10))
+            .await;
+        browser.eval(PROBE, json!([])).await;
+        let mut ticker = tokio::time::interval(Duration::from_millis(10));
+        for batch in 0..1000 {
+            ticker.tick().await;
+            for i in 0..10 {
+                store.append(line(batch * 10 + i)).unwrap();
+            }
+        }
+        let last = format!("request {} served", 9_999);
+        browser
+            .wait_for("the last line", &format!("return document.body.innerText.includes({})", json!(last)), Duration::from_secs(10))
+            .await;
+        let result = browser.eval(READ, json!([])).await;
+        println!(
+            "viewer live, 1,000 lines/s for 10 s: tasks >= 50 ms: {}, longest of those: {:.0} ms, worst timer lag: {:.1} ms, rows on the page: {}",
+            result[0], result[1].as_f64().unwrap_or(0.0), result[2].as_f64().unwrap_or(0.0), result[3]
+        );
+
+        // A history of 100,000 lines (the 10,000 above and 90,000 more), tail=all.
+        for i in 10_000..100_000 {
+            store.append(line(i)).unwrap();
+        }
+        browser.goto("about:blank").await;
+        browser.goto(&format!("http://{addr}/#bench")).await;
+        browser.eval(PROBE, json!([])).await;
+        let started = std::time::Instant::now();
+        browser
+            .eval("const t = document.getElementById('tail'); t.value = 'all'; t.dispatchEvent(new Event('change'))", json!([]))
+            .await;
+        let last = format!("request {} served", 99_999);
+        browser
+            .wait_for("the last line", &format!("return document.body.innerText.includes({})", json!(last)), Duration::from_secs(60))
+            .await;
+        let took = started.elapsed();
+        let result = browser.eval(READ, json!([])).await;
+        println!(
+            "viewer history of 100,000 lines: shown after {:.2} s; tasks >= 50 ms: {}, longest of those: {:.0} ms, worst timer lag: {:.1} ms, rows on the page: {}",
+            took.as_secs_f64(), result[0], result[1].as_f64().unwrap_or(0.0), result[2].as_f64().unwrap_or(0.0), result[3]
+        );
+    });
+}
