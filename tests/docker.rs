@@ -17,7 +17,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use common::*;
 use faas_logs::docker::DockerRequester;
 use faas_logs::server::LogHandler;
-use faas_logs::{Message, OutputStream};
+use faas_logs::{FunctionName, Message, OutputStream, Requester};
 
 const IMAGE: &str = "faas-logs-busybox:1";
 
@@ -630,6 +630,22 @@ async fn each_message_carries_its_containers_namespace_and_none_means_the_defaul
     );
     let (response, _) = get(addr, &format!("/system/logs?name={f}&namespace=other")).await;
     assert_eq!(response.status(), 404);
+
+    // The function list (the viewer's) names it once in each of its namespaces.
+    let docker = DockerRequester::from_env().unwrap();
+    let listed = docker
+        .functions()
+        .await
+        .unwrap()
+        .expect("Docker lists its functions");
+    let mine: Vec<&FunctionName> = listed.iter().filter(|n| n.name == f).collect();
+    assert_eq!(
+        mine,
+        [
+            &FunctionName::new("openfaas-fn", f.as_str()),
+            &FunctionName::new("staging", f.as_str())
+        ]
+    );
 }
 
 /// A shell script that prints `WHO N` for N = 1, 2, ... every 50 ms.

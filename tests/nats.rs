@@ -18,7 +18,7 @@ use chrono::Utc;
 use common::*;
 use faas_logs::nats::{JetStreamConfig, JetStreamLogs};
 use faas_logs::server::LogHandler;
-use faas_logs::{Error, Message};
+use faas_logs::{Error, Message, Requester};
 
 /// One `nats-server -js` on a free port, with its own store; killed when dropped.
 struct NatsServer {
@@ -218,6 +218,14 @@ async fn tail_since_instance_and_dump_over_http_the_same_from_two_providers() {
     }
     writer.write(line("other", "other-1", 0)).await.unwrap();
     writer.flush().await.unwrap();
+    // The function list reads the names back out of the subjects' tokens.
+    let listed = writer
+        .functions()
+        .await
+        .unwrap()
+        .expect("JetStream lists its functions");
+    let names: Vec<&str> = listed.iter().map(|f| f.name.as_str()).collect();
+    assert_eq!(names, ["fig.let", "other"], "{listed:?}");
 
     // Writers keep writing other functions while the queries run.
     let noise = {

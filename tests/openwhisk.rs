@@ -111,11 +111,14 @@ async fn messages(addr: std::net::SocketAddr, query: &str) -> Vec<Message> {
 }
 
 async fn status_and_error(addr: std::net::SocketAddr, query: &str) -> (u16, String) {
+    body_of(addr, &format!("/system/logs?{query}")).await
+}
+
+/// A whole answer: its status and body.
+async fn body_of(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
     use http_body_util::BodyExt;
     let mut connection = common::Connection::open(addr).await;
-    let response = connection
-        .send("GET", &format!("/system/logs?{query}"), b"")
-        .await;
+    let response = connection.send("GET", path, b"").await;
     let status = response.status().as_u16();
     let body = within(response.into_body().collect())
         .await
@@ -942,4 +945,40 @@ async fn the_provider_binary_serves_an_openwhisk_deployment() {
     assert_eq!(texts(&got), ["from the binary"]);
     let (response, _) = get(example.addr, "/healthz").await;
     assert_eq!(response.status(), 200);
+    // The viewer and its function list.
+    let (status, page) = body_of(example.addr, "/").await;
+    assert_eq!(
+        (status, page.as_str()),
+        (200, faas_logs::server::VIEWER_HTML)
+    );
+    let (status, body) = body_of(example.addr, faas_logs::server::FUNCTIONS_PATH).await;
+    assert_eq!(status, 200, "{body}");
+    let listed: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        listed,
+        json!({"functions": [{"namespace": "", "name": "sample/hello"}]})
+    );
+}
+
+#[tokio::test]
+async fn the_function_list_names_every_action_as_requests_name_it() {
+    let emulator = Emulator::start(KEY).await;
+    emulator.add(record(1, "sample/hello", T0, &[]));
+    emulator.add(record(2, "hello", T0, &[]));
+    for n in 0..250 {
+        emulator.add_action(&format!("bulk/a{n:03}"));
+    }
+    let addr = provider(&emulator, Duration::from_secs(10)).await;
+    let requester = OpenWhiskRequester::new(client(&emulator));
+    let listed = faas_logs::Requester::functions(&requester)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(listed.len(), 252, "past one page of 200");
+    let names: Vec<&str> = listed.iter().map(|f| f.name.as_str()).collect();
+    assert!(
+        names.contains(&"sample/hello") && names.contains(&"hello") && names.contains(&"bulk/a249")
+    );
+    // Each name opens as it is listed.
+    assert_eq!(messages(addr, "name=bulk%2Fa007").await.len(), 0);
 }

@@ -332,6 +332,40 @@ async fn a_hundred_thousand_lines_are_capped_on_the_page_and_download_whole() {
     assert_eq!(shown[0], "bulk 98000");
     assert_eq!(shown[1999], "bulk 99999");
 
+    // Scrolled up, the reader is left where it is and told what waits below.
+    browser
+        .eval(
+            "const l = document.getElementById('lines'); l.scrollTop = 0; l.dispatchEvent(new Event('scroll'))",
+            json!([]),
+        )
+        .await;
+    push(provider.addr, &[line("alpha-2", "while scrolled up")]).await;
+    browser
+        .wait_for(
+            "the count of lines below",
+            "const b = document.getElementById('below'); return !b.hidden && b.textContent === '1 new line below'",
+            PATIENCE,
+        )
+        .await;
+    assert_eq!(
+        browser
+            .eval(
+                "return document.getElementById('lines').scrollTop",
+                json!([])
+            )
+            .await,
+        0
+    );
+    click(&browser, "#below").await;
+    let at_bottom = "const l = document.getElementById('lines'); return l.scrollHeight - l.scrollTop - l.clientHeight < 40";
+    assert_eq!(browser.eval(at_bottom, json!([])).await, true);
+    assert_eq!(
+        browser
+            .eval("return document.getElementById('below').hidden", json!([]))
+            .await,
+        true
+    );
+
     // Download: every line kept, as the provider sent it.
     browser
         .eval(
@@ -350,11 +384,15 @@ async fn a_hundred_thousand_lines_are_capped_on_the_page_and_download_whole() {
     let saved_as = browser.eval("return window.savedAs", json!([])).await;
     assert_eq!(saved_as, "alpha.ndjson");
     let downloaded = downloaded.as_str().unwrap();
-    assert_eq!(downloaded.lines().count(), 100_000);
+    assert_eq!(
+        downloaded.lines().count(),
+        100_000,
+        "the newest 100,000 are kept"
+    );
     let last: faas_logs::Message =
         serde_json::from_str(downloaded.lines().last().unwrap()).unwrap();
     assert_eq!(
         (last.name.as_str(), last.text.as_str()),
-        ("alpha", "bulk 99999")
+        ("alpha", "while scrolled up")
     );
 }
