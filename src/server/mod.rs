@@ -1,7 +1,9 @@
 //! The `/system/logs` endpoint: [`LogHandler`] parses the request and queries the
 //! backend, the shaping stage makes the backend's stream exactly what the request asked
 //! for (`since`, `instance`, `tail`, the switch to live), and [`LogBody`] encodes it into
-//! the response under the deadline.
+//! the response under the deadline. Beside it, the log viewer: a page
+//! ([`viewer_response`]) that reads the endpoint from a browser, and the function list
+//! it shows ([`LogHandler::functions`], served at [`FUNCTIONS_PATH`]).
 
 mod body;
 mod handler;
