@@ -770,6 +770,15 @@ async fn the_provider_binary_serves_docker_logs_with_and_without_basic_auth() {
     let body = missing.into_body().collect().await.unwrap().to_bytes();
     assert!(String::from_utf8_lossy(&body).contains("no container found for function"));
     assert_eq!(conn.send("GET", "/healthz", b"").await.status(), 200);
+    // The viewer, and the function list it shows.
+    let page = conn.send("GET", "/", b"").await;
+    assert_eq!(page.status(), 200);
+    let page = page.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&page[..], faas_logs::server::VIEWER_HTML.as_bytes());
+    let listed = conn.send("GET", "/system/logs/functions", b"").await;
+    assert_eq!(listed.status(), 200);
+    let listed = listed.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&listed).contains(&format!(r#""name":"{f}""#)));
 
     let secrets = std::env::temp_dir().join(format!("faas-logs-secrets-{}", std::process::id()));
     std::fs::create_dir_all(&secrets).unwrap();

@@ -289,3 +289,24 @@ async fn a_functiongraph_extension_registers_its_address_subscribes_and_takes_in
     extension.interrupt();
     assert!(extension.exits_cleanly().await);
 }
+
+#[tokio::test]
+async fn standalone_it_serves_the_viewer_and_its_function_list() {
+    let extension = start_extension(&[]);
+    let mut conn = Connection::open(extension.addr).await;
+    let page = conn.send("GET", "/", b"").await;
+    assert_eq!(page.status(), 200);
+    let page = within(page.into_body().collect()).await.unwrap().to_bytes();
+    assert_eq!(&page[..], faas_logs::server::VIEWER_HTML.as_bytes());
+    let listed = conn.send("GET", "/system/logs/functions", b"").await;
+    assert_eq!(listed.status(), 200);
+    let listed = within(listed.into_body().collect())
+        .await
+        .unwrap()
+        .to_bytes();
+    let listed: serde_json::Value = serde_json::from_slice(&listed).unwrap();
+    assert!(
+        listed["functions"].is_array(),
+        "the store lists its functions: {listed}"
+    );
+}
