@@ -58,15 +58,7 @@ impl Browser {
                          format!("--user-data-dir={}", profile.display())]
             }
         }}});
-        let created: Value = http
-            .post(format!("{base}/session"))
-            .json(&capabilities)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let created = post(&http, &format!("{base}/session"), &capabilities).await;
         let session = created["value"]["sessionId"]
             .as_str()
             .unwrap_or_else(|| panic!("no browser session: {created}"))
@@ -88,16 +80,7 @@ impl Browser {
     }
 
     async fn command(&self, path: &str, body: Value) -> Value {
-        let answer: Value = self
-            .http
-            .post(self.url(path))
-            .json(&body)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let answer = post(&self.http, &self.url(path), &body).await;
         if answer["value"]["error"].is_string() {
             panic!("WebDriver {path}: {}", answer["value"]);
         }
@@ -160,6 +143,12 @@ impl Browser {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(path, png).unwrap();
     }
+}
+
+/// A WebDriver command: POST a JSON body, read the JSON answer.
+async fn post(http: &reqwest::Client, url: &str, body: &Value) -> Value {
+    let answer = http.post(url).json(body).send().await.unwrap();
+    answer.json().await.unwrap()
 }
 
 impl Drop for Browser {
