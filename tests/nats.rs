@@ -632,7 +632,8 @@ async fn a_follow_through_the_loss_of_its_server_sees_every_acknowledged_line_on
     // The provider's server goes; the writers keep writing through the cluster.
     let lost = servers.remove(0);
     drop(lost);
-    within(acknowledged.wait_for(|n| *n >= got.len() + 600))
+    // The writers' acknowledgements wait for the stream's new leader: an election.
+    within_election(acknowledged.wait_for(|n| *n >= got.len() + 600))
         .await
         .unwrap();
     stop.send_replace(true);
