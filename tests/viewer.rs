@@ -51,6 +51,16 @@ async fn wait_for_line(browser: &Browser, text: &str, limit: Duration) {
         .await;
 }
 
+/// The page draws rows on its next animation frame: waits until it shows `n` of them
+/// (a redraw of this size happens in one frame), and returns their texts.
+async fn rows_once_drawn(browser: &Browser, n: usize) -> Vec<String> {
+    let script = format!("return document.querySelectorAll('#lines .row').length === {n}");
+    browser
+        .wait_for(&format!("{n} rows"), &script, PATIENCE)
+        .await;
+    texts(browser).await
+}
+
 async fn click(browser: &Browser, selector: &str) {
     let clicked = browser
         .eval(
@@ -124,9 +134,10 @@ async fn the_viewer_lists_shows_follows_filters_pauses_and_survives_a_restart() 
     // Instance toggle: alpha-2's lines go and come back.
     click(&browser, "#instances .chip[data-instance='alpha-2']").await;
     let count = "return document.querySelectorAll(\"#lines .row[data-instance='alpha-2']\").length";
+    assert_eq!(rows_once_drawn(&browser, 16).await.len(), 16);
     assert_eq!(browser.eval(count, json!([])).await, 0);
-    assert_eq!(texts(&browser).await.len(), 16);
     click(&browser, "#instances .chip[data-instance='alpha-2']").await;
+    rows_once_drawn(&browser, 31).await;
     assert_eq!(browser.eval(count, json!([])).await, 15);
 
     // The filter highlights, then hides the rest.
@@ -146,8 +157,7 @@ async fn the_viewer_lists_shows_follows_filters_pauses_and_survives_a_restart() 
     assert_eq!(marks, 11, "history 2 and 20-29");
     assert_eq!(texts(&browser).await.len(), 31, "nothing hidden yet");
     click(&browser, "#only-matching").await;
-    let only = texts(&browser).await;
-    assert_eq!(only.len(), 11);
+    let only = rows_once_drawn(&browser, 11).await;
     assert!(only.iter().all(|t| t.contains("ory 2")), "{only:?}");
     click(&browser, "#only-matching").await;
     browser
