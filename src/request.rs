@@ -256,9 +256,19 @@ fn parse_follow(value: &str) -> Result<bool, Error> {
 }
 
 /// RFC 3339, unix seconds with an optional fraction, or a duration back from `now`; a
-/// time before year 0 is year 0.
+/// time before year 0 is year 0, and a leap second (`23:59:60.5`) is the instant unix
+/// time gives it (`00:00:00.5`), so that every `since` can be written back.
 fn parse_since(value: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Error> {
-    parse_since_form(value, now).map(|since| since.max(earliest()))
+    parse_since_form(value, now).map(|since| without_leap_second(since).max(earliest()))
+}
+
+fn without_leap_second(t: DateTime<Utc>) -> DateTime<Utc> {
+    match t.timestamp_subsec_nanos().checked_sub(1_000_000_000) {
+        Some(nanos) => {
+            DateTime::from_timestamp(t.timestamp().saturating_add(1), nanos).unwrap_or(t)
+        }
+        None => t,
+    }
 }
 
 fn parse_since_form(value: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Error> {
@@ -468,6 +478,21 @@ mod tests {
         let r = Request::from_query_at("name=a&tail=5&name=b&tail=7&follow=1&follow=0", now(), "")
             .unwrap();
         assert_eq!((r.name.as_str(), r.tail, r.follow), ("b", Some(7), false));
+    }
+
+    #[test]
+    fn a_leap_second_since_is_unix_time_s_instant_and_writes_back() {
+        // Found by the request fuzz target: a leap second (with an offset) had a
+        // nanosecond count past one second, which unix seconds cannot write.
+        let r = Request::from_query_at("name=x&since=2024-03-21T14:00:60.524-03:00", now(), "")
+            .unwrap();
+        let expected: DateTime<Utc> = "2024-03-21T17:01:00.524Z".parse().unwrap();
+        assert_eq!(r.since, Some(expected));
+        assert_eq!(Request::from_query_at(&r.to_query(), now(), "").unwrap(), r);
+        assert_eq!(
+            Request::from_json_at(r.to_json().as_bytes(), now(), "").unwrap(),
+            r
+        );
     }
 
     #[test]
