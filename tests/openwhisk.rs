@@ -180,8 +180,17 @@ fn records_read_and_write_back_the_same_json() {
         .unwrap()
         .push(json!({"key": "binding", "value": "x/y", "extra": true}));
     odd["response"]["statusCode"] = json!(0);
+    // A number that only reads back exactly with correct float parsing (found by the
+    // openwhisk fuzz target).
+    odd["huge"] = serde_json::from_str("16524547915899999999999999999999993").unwrap();
     let record: Activation = serde_json::from_value(odd.clone()).unwrap();
     assert_eq!(serde_json::to_value(&record).unwrap(), odd);
+    let text = serde_json::to_string(&record).unwrap();
+    assert_eq!(
+        serde_json::from_str::<Activation>(&text).unwrap(),
+        record,
+        "{text}"
+    );
     let running = json!({"namespace": "guest", "name": "slow", "activationId": id(9), "start": T0,
                          "annotations": [], "version": "0.0.1", "publish": false});
     let summary: ActivationSummary = serde_json::from_value(running.clone()).unwrap();
