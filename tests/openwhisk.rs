@@ -991,3 +991,28 @@ async fn the_function_list_names_every_action_as_requests_name_it() {
     // Each name opens as it is listed.
     assert_eq!(messages(addr, "name=bulk%2Fa007").await.len(), 0);
 }
+
+#[tokio::test]
+async fn a_tail_does_not_count_sentinels_as_lines() {
+    let emulator = Emulator::start(KEY).await;
+    let sentinel = "XXX_THE_END_OF_A_WHISK_ACTIVATION_XXX";
+    emulator.add(record(1, "hello", T0, &[line(T0 + 1, "stdout", "older")]));
+    emulator.add(record(
+        2,
+        "hello",
+        T0 + 10,
+        &[
+            line(T0 + 11, "stdout", "newer"),
+            line(T0 + 12, "stdout", sentinel),
+            line(T0 + 12, "stderr", sentinel),
+        ],
+    ));
+    let addr = provider(&emulator, Duration::from_secs(10)).await;
+    assert_eq!(
+        texts(&messages(addr, "name=hello&tail=2").await),
+        ["older", "newer"]
+    );
+    let since = at(T0).to_rfc3339();
+    let query = format!("name=hello&tail=2&since={since}");
+    assert_eq!(texts(&messages(addr, &query).await), ["older", "newer"]);
+}

@@ -93,6 +93,21 @@ pub fn is_sentinel(line: &str) -> bool {
     line.ends_with(SENTINEL) && (line == SENTINEL || parse_line(line).text == SENTINEL)
 }
 
+/// The lines of `logs` that become messages: all but sentinels.
+fn shown(logs: &[String]) -> impl Iterator<Item = &String> {
+    logs.iter().filter(|l| !is_sentinel(l))
+}
+
+/// The time of each message [`messages`] makes, without making them (a tail counts
+/// lines this way).
+pub(crate) fn line_times<'a>(
+    activation: &Activation,
+    logs: &'a [String],
+) -> impl Iterator<Item = DateTime<Utc>> + 'a {
+    let started = activation.started();
+    shown(logs).map(move |raw| parse_line(raw).time.unwrap_or(started))
+}
+
 /// The three strings every message of one activation shares.
 pub(crate) struct Labels {
     pub(crate) name: SharedStr,
@@ -119,7 +134,7 @@ pub(crate) fn messages<'a>(
     labels: &'a Labels,
 ) -> impl Iterator<Item = Message> + 'a {
     let started = activation.started();
-    logs.iter().filter(|l| !is_sentinel(l)).map(move |raw| {
+    shown(logs).map(move |raw| {
         let line = parse_line(raw);
         let mut message =
             Message::new(labels.name.clone(), line.time.unwrap_or(started), line.text)

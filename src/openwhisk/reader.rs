@@ -6,7 +6,7 @@ use std::collections::{HashSet, VecDeque};
 use chrono::{DateTime, Utc};
 
 use super::api::{ListOptions, OpenWhiskClient, MAX_LIMIT};
-use super::line::{messages, Labels};
+use super::line::{line_times, messages, Labels};
 use super::poll::{retrying, with_logs, ActivationPoller, PollSettings};
 use super::record::{Activation, ActivationSummary};
 use crate::{Error, Event, SharedStr};
@@ -124,17 +124,14 @@ impl Reader {
         self.end_history(true).await
     }
 
-    /// Lines of `activation` that a tail counts.
+    /// Lines of `activation` that a tail counts: those that become messages, at or after
+    /// `since`.
     fn countable(&self, activation: &Activation) -> usize {
         let logs = activation.logs.as_deref().unwrap_or_default();
+        let times = line_times(activation, logs);
         match self.since {
-            None => logs.len(),
-            Some(since) => {
-                let labels = Labels::of(activation, &self.name);
-                messages(activation, logs, &labels)
-                    .filter(|m| m.timestamp >= since)
-                    .count()
-            }
+            None => times.count(),
+            Some(since) => times.filter(|&t| t >= since).count(),
         }
     }
 
