@@ -215,19 +215,16 @@ impl Requester for OpenWhiskRequester {
 
     /// The actions of the client's namespace (`package/action` for packaged ones).
     async fn functions(&self) -> Result<Option<Vec<FunctionName>>, Error> {
-        let mut names = Vec::new();
-        loop {
-            let skip = u32::try_from(names.len()).unwrap_or(u32::MAX);
-            let page = poll::retrying(self.settings.give_up_after, false, || {
+        let entities = poll::every_page(|skip| {
+            poll::retrying(self.settings.give_up_after, false, move || {
                 self.client.try_actions(skip)
             })
-            .await?;
-            let last_page = page.len() < MAX_LIMIT as usize;
-            names.extend(page.into_iter().map(|entity| FunctionName::new("", entity)));
-            if last_page {
-                break;
-            }
-        }
+        })
+        .await?;
+        let mut names: Vec<FunctionName> = entities
+            .into_iter()
+            .map(|entity| FunctionName::new("", entity))
+            .collect();
         names.sort();
         Ok(Some(names))
     }

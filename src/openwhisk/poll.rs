@@ -102,6 +102,25 @@ where
     }
 }
 
+/// Every item of a listing: `page(skip)` asked for page after page (200 a page, as
+/// OpenWhisk's lists give at most), until a page comes back short.
+pub(crate) async fn every_page<T, F, Fut>(mut page: F) -> Result<Vec<T>, Error>
+where
+    F: FnMut(u32) -> Fut,
+    Fut: Future<Output = Result<Vec<T>, Error>>,
+{
+    let mut all = Vec::new();
+    loop {
+        let skip = u32::try_from(all.len()).unwrap_or(u32::MAX);
+        let got = page(skip).await?;
+        let last_page = got.len() < MAX_LIMIT as usize;
+        all.extend(got);
+        if last_page {
+            return Ok(all);
+        }
+    }
+}
+
 /// Fills in an activation's logs from `.../logs` where its inline logs are empty (some
 /// log stores keep them only there).
 pub(crate) async fn with_logs(
@@ -261,21 +280,16 @@ impl ActivationPoller {
         since: i64,
         unreachable_too: bool,
     ) -> Result<Vec<ActivationSummary>, Error> {
-        let mut rows = Vec::new();
-        loop {
-            let skip = u32::try_from(rows.len()).unwrap_or(u32::MAX);
+        every_page(|skip| {
             let options = self.options().since(since).skip(skip);
-            let page: Vec<ActivationSummary> =
+            async move {
                 retrying(self.settings.give_up_after, unreachable_too, || {
                     self.client.try_list(&options, false)
                 })
-                .await?;
-            let full = page.len() >= MAX_LIMIT as usize;
-            rows.extend(page);
-            if !full {
-                return Ok(rows);
+                .await
             }
-        }
+        })
+        .await
     }
 
     /// The full records of `fresh`: one list over the span of their starts, then any

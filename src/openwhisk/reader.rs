@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 
 use super::api::{ListOptions, OpenWhiskClient, MAX_LIMIT};
 use super::line::{line_times, messages, Labels};
-use super::poll::{retrying, with_logs, ActivationPoller, PollSettings};
+use super::poll::{every_page, retrying, with_logs, ActivationPoller, PollSettings};
 use super::record::{Activation, ActivationSummary};
 use crate::{Error, Event, SharedStr};
 
@@ -136,20 +136,20 @@ impl Reader {
     }
 
     async fn survey(&mut self) -> Result<(), Error> {
-        let mut starts = Vec::new();
-        loop {
-            let skip = u32::try_from(starts.len()).unwrap_or(u32::MAX);
-            let options = self.options(skip, None);
-            let page: Vec<ActivationSummary> = retrying(self.settings.give_up_after, false, || {
-                self.client.try_list(&options, false)
-            })
-            .await?;
-            let last_page = page.len() < MAX_LIMIT as usize;
-            starts.extend(page.iter().map(|row| row.start));
-            if last_page {
-                break;
+        // Only the starts are kept: one i64 per activation, however large the history.
+        let reader = &*self;
+        let mut starts: Vec<i64> = every_page(|skip| {
+            let options = reader.options(skip, None);
+            async move {
+                let page: Vec<ActivationSummary> =
+                    retrying(reader.settings.give_up_after, false, || {
+                        reader.client.try_list(&options, false)
+                    })
+                    .await?;
+                Ok(page.into_iter().map(|row| row.start).collect())
             }
-        }
+        })
+        .await?;
         // Newest first from the API; windows run oldest first.
         starts.reverse();
         let mut windows: Vec<(i64, i64)> = starts
@@ -168,17 +168,7 @@ impl Reader {
         let Some((low, high)) = windows.pop() else {
             return self.end_history(true).await;
         };
-        let mut records = Vec::new();
-        let mut skip = 0;
-        loop {
-            let page = self.page(skip, Some((low, high))).await?;
-            skip += u32::try_from(page.len()).unwrap_or(u32::MAX);
-            let last_page = page.len() < MAX_LIMIT as usize;
-            records.extend(page);
-            if last_page {
-                break;
-            }
-        }
+        let mut records = every_page(|skip| self.page(skip, Some((low, high)))).await?;
         // Windows meet where starts are equal: those already sent are not sent again.
         records.retain(|a| !previous.contains(&a.activation_id));
         records.sort_by(|a, b| (a.start, &a.activation_id).cmp(&(b.start, &b.activation_id)));
