@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::body::{json_response, LogBody};
 use super::shaping::Shaped;
 use crate::error::{panicked, BoxError};
-use crate::{Error, Message, Request, Requester};
+use crate::{Capabilities, Error, Message, Request, Requester};
 
 /// The largest `POST` body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -164,7 +164,8 @@ impl<R: Requester + ?Sized> LogHandler<R> {
         let arrived = Utc::now();
         let deadline = Instant::now() + self.timeout;
         let (parts, body) = req.into_parts();
-        let name_chars = self.requester.capabilities().name_chars;
+        let capabilities = self.requester.capabilities();
+        let name_chars = capabilities.name_chars;
         let request = match parts.method {
             Method::GET => {
                 Request::from_query_at(parts.uri.query().unwrap_or(""), arrived, name_chars)
@@ -184,7 +185,7 @@ impl<R: Requester + ?Sized> LogHandler<R> {
         }
         tracing::debug!(?request, "log query");
         // A panicking backend gets a 500 like any other failure, not a dropped connection.
-        let started = AssertUnwindSafe(self.start(request, arrived, deadline))
+        let started = AssertUnwindSafe(self.start(request, capabilities, arrived, deadline))
             .catch_unwind()
             .await
             .unwrap_or_else(|panic| Err(panicked(panic)));
@@ -214,6 +215,7 @@ impl<R: Requester + ?Sized> LogHandler<R> {
     async fn start(
         &self,
         request: Request,
+        capabilities: Capabilities,
         arrived: chrono::DateTime<Utc>,
         deadline: Instant,
     ) -> Result<(Shaped, Option<Message>), Error> {
@@ -227,13 +229,7 @@ impl<R: Requester + ?Sized> LogHandler<R> {
                 )))
             }
         };
-        let mut shaped = Shaped::new(
-            stream,
-            &request,
-            arrived,
-            self.history_quiet,
-            self.requester.capabilities(),
-        );
+        let mut shaped = Shaped::new(stream, &request, arrived, self.history_quiet, capabilities);
         let first = std::future::poll_fn(|cx| match Pin::new(&mut shaped).poll_next(cx) {
             Poll::Ready(item) => Poll::Ready(item.transpose()),
             Poll::Pending if !shaped.take_yielded() && shaped.history_over() => {
