@@ -470,20 +470,7 @@ async fn a_server_that_is_gone_or_a_stream_deleted_is_a_503_not_a_hang() {
 
 /// The status and body of `GET /system/logs?name=f`.
 async fn answer(addr: SocketAddr) -> (u16, String) {
-    answer_at(addr, "/system/logs?name=f").await
-}
-
-/// The status and whole body of `GET path`.
-async fn answer_at(addr: SocketAddr, path: &str) -> (u16, String) {
-    use http_body_util::BodyExt;
-    let mut connection = Connection::open(addr).await;
-    let response = within(connection.send("GET", path, b"")).await;
-    let status = response.status().as_u16();
-    let body = within(response.into_body().collect())
-        .await
-        .unwrap()
-        .to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
+    get_whole(addr, "/system/logs?name=f").await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -536,10 +523,10 @@ async fn memory_providers_pointed_at_one_stream_serve_the_same_logs() {
         assert_eq!(from_a, from_b, "{name}");
     }
     // Both viewers list the same functions, from the stream.
-    let (status, listed_a) = answer_at(a.addr, "/system/logs/functions").await;
+    let (status, listed_a) = get_whole(a.addr, "/system/logs/functions").await;
     assert_eq!(status, 200);
     assert_eq!(
-        answer_at(b.addr, "/system/logs/functions").await,
+        get_whole(b.addr, "/system/logs/functions").await,
         (200, listed_a.clone())
     );
     assert!(

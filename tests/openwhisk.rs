@@ -10,7 +10,7 @@ mod emulator;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use common::{get, within, Example};
+use common::{get, get_whole, within, Example};
 use emulator::Emulator;
 use faas_logs::openwhisk::{
     Activation, ActivationStatus, ActivationSummary, OpenWhiskClient, OpenWhiskRequester,
@@ -111,20 +111,7 @@ async fn messages(addr: std::net::SocketAddr, query: &str) -> Vec<Message> {
 }
 
 async fn status_and_error(addr: std::net::SocketAddr, query: &str) -> (u16, String) {
-    body_of(addr, &format!("/system/logs?{query}")).await
-}
-
-/// A whole answer: its status and body.
-async fn body_of(addr: std::net::SocketAddr, path: &str) -> (u16, String) {
-    use http_body_util::BodyExt;
-    let mut connection = common::Connection::open(addr).await;
-    let response = connection.send("GET", path, b"").await;
-    let status = response.status().as_u16();
-    let body = within(response.into_body().collect())
-        .await
-        .unwrap()
-        .to_bytes();
-    (status, String::from_utf8(body.to_vec()).unwrap())
+    get_whole(addr, &format!("/system/logs?{query}")).await
 }
 
 fn texts(messages: &[Message]) -> Vec<&str> {
@@ -955,12 +942,12 @@ async fn the_provider_binary_serves_an_openwhisk_deployment() {
     let (response, _) = get(example.addr, "/healthz").await;
     assert_eq!(response.status(), 200);
     // The viewer and its function list.
-    let (status, page) = body_of(example.addr, "/").await;
+    let (status, page) = get_whole(example.addr, "/").await;
     assert_eq!(
         (status, page.as_str()),
         (200, faas_logs::server::VIEWER_HTML)
     );
-    let (status, body) = body_of(example.addr, faas_logs::server::FUNCTIONS_PATH).await;
+    let (status, body) = get_whole(example.addr, faas_logs::server::FUNCTIONS_PATH).await;
     assert_eq!(status, 200, "{body}");
     let listed: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(

@@ -139,6 +139,18 @@ pub(crate) async fn get(addr: SocketAddr, path_and_query: &str) -> (hyper::Respo
     )
 }
 
+/// `GET path` on a new connection, read whole: the status and the body as text.
+pub(crate) async fn get_whole(addr: SocketAddr, path: &str) -> (u16, String) {
+    let mut conn = Connection::open(addr).await;
+    let response = conn.send("GET", path, b"").await;
+    let status = response.status().as_u16();
+    let body = within(response.into_body().collect())
+        .await
+        .unwrap()
+        .to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
 /// Reads a response body line by line as it arrives.
 pub(crate) struct Lines {
     body: Incoming,
