@@ -309,6 +309,31 @@ async fn tail_since_and_a_whole_history_over_http() {
 }
 
 #[tokio::test]
+async fn a_whole_history_where_hundreds_started_in_one_millisecond() {
+    let emulator = Emulator::start(KEY).await;
+    // 100 a second apart, 500 in one busy millisecond, 100 more: the busy one spans
+    // what would be three windows of 200.
+    let starts = (0..100)
+        .map(|n| T0 + 1000 * n)
+        .chain(std::iter::repeat_n(T0 + 100_000, 500))
+        .chain((0..100).map(|n| T0 + 101_000 + 1000 * n));
+    for (n, start) in starts.enumerate() {
+        let text = format!("line {n}");
+        emulator.add(record(
+            n as u64,
+            "hello",
+            start,
+            &[line(start, "stdout", &text)],
+        ));
+    }
+    let addr = provider(&emulator, Duration::from_secs(10)).await;
+
+    let all = messages(addr, "name=hello").await;
+    let expected: Vec<String> = (0..700).map(|n| format!("line {n}")).collect();
+    assert_eq!(texts(&all), expected, "every line once, in order of start");
+}
+
+#[tokio::test]
 async fn a_tail_reads_only_the_pages_it_needs() {
     let emulator = Emulator::start(KEY).await;
     history(&emulator, 1000);

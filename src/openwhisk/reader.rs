@@ -20,11 +20,8 @@ pub(crate) enum Stage {
     /// Every activation: first the starts of all of them (summaries, no logs)...
     Survey,
     /// ...then their records, oldest window first. Each window is the span of starts of
-    /// up to 200 activations, so only one window's records are held at a time.
-    Windows {
-        windows: Vec<(i64, i64)>,
-        previous: HashSet<String>,
-    },
+    /// about 200 activations, so only one window's records are held at a time.
+    Windows(Vec<(i64, i64)>),
     /// New activations, from the poller.
     Live,
     /// Nothing more.
@@ -62,7 +59,7 @@ impl Reader {
             }
             Stage::Tail(lines) => self.tail(lines).await?,
             Stage::Survey => self.survey().await?,
-            Stage::Windows { windows, previous } => self.window(windows, previous).await?,
+            Stage::Windows(windows) => self.window(windows).await?,
             Stage::Live => {
                 if let Some(poller) = &mut self.poller {
                     let found = poller.next().await?;
@@ -152,37 +149,25 @@ impl Reader {
         .await?;
         // Newest first from the API; windows run oldest first.
         starts.reverse();
-        let mut windows: Vec<(i64, i64)> = starts
-            .chunks(MAX_LIMIT as usize)
-            .map(|chunk| (chunk[0], chunk[chunk.len() - 1]))
-            .collect();
+        let mut windows = windows_of(&starts);
         windows.reverse();
-        self.window(windows, HashSet::new()).await
+        self.window(windows).await
     }
 
-    async fn window(
-        &mut self,
-        mut windows: Vec<(i64, i64)>,
-        previous: HashSet<String>,
-    ) -> Result<(), Error> {
+    async fn window(&mut self, mut windows: Vec<(i64, i64)>) -> Result<(), Error> {
         let Some((low, high)) = windows.pop() else {
             return self.end_history(true).await;
         };
         let mut records = every_page(|skip| self.page(skip, Some((low, high)))).await?;
-        // Windows meet where starts are equal: those already sent are not sent again.
-        records.retain(|a| !previous.contains(&a.activation_id));
+        // A late finisher can shift a page by one: never send one twice.
         records.sort_by(|a, b| (a.start, &a.activation_id).cmp(&(b.start, &b.activation_id)));
         records.dedup_by(|a, b| a.activation_id == b.activation_id);
-        let ids = records.iter().map(|a| a.activation_id.clone()).collect();
         for activation in records {
             let activation =
                 with_logs(&self.client, activation, self.settings.give_up_after).await?;
             self.push(activation);
         }
-        self.stage = Stage::Windows {
-            windows,
-            previous: ids,
-        };
+        self.stage = Stage::Windows(windows);
         Ok(())
     }
 
@@ -239,5 +224,38 @@ impl Reader {
             self.stage = Stage::Live;
         }
         Ok(())
+    }
+}
+
+/// Cuts ascending `starts` into inclusive spans of about 200 activations each. A span
+/// ends only where the start changes, so no start (and so no activation) lies in two
+/// spans; a span of one busy millisecond may hold more than 200.
+fn windows_of(starts: &[i64]) -> Vec<(i64, i64)> {
+    let mut windows = Vec::new();
+    let mut rest = starts;
+    while let (Some(&low), Some(&high)) = (
+        rest.first(),
+        rest.get(MAX_LIMIT as usize - 1).or(rest.last()),
+    ) {
+        let end = rest.partition_point(|&start| start <= high);
+        windows.push((low, high));
+        rest = &rest[end..];
+    }
+    windows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::windows_of;
+
+    #[test]
+    fn windows_never_share_a_start() {
+        let mut starts: Vec<i64> = (0..150).collect();
+        starts.extend([150; 500]);
+        starts.extend(151..400);
+        let windows = windows_of(&starts);
+        assert_eq!(windows, [(0, 150), (151, 350), (351, 399)]);
+        assert_eq!(windows_of(&[7; 3]), [(7, 7)]);
+        assert!(windows_of(&[]).is_empty());
     }
 }
