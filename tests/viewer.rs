@@ -406,3 +406,46 @@ async fn a_hundred_thousand_lines_are_capped_on_the_page_and_download_whole() {
         ("alpha", "while scrolled up")
     );
 }
+
+#[tokio::test]
+async fn behind_basic_auth_the_page_and_its_requests_use_the_login_it_was_opened_with() {
+    let secrets =
+        std::env::temp_dir().join(format!("faas-logs-viewer-auth-{}", std::process::id()));
+    std::fs::create_dir_all(&secrets).unwrap();
+    std::fs::write(secrets.join("basic-auth-user"), "admin\n").unwrap();
+    std::fs::write(secrets.join("basic-auth-password"), "s3cret\n").unwrap();
+    let provider = Example::start(
+        "memory",
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--basic-auth",
+            "--secret-mount-path",
+            secrets.to_str().unwrap(),
+        ],
+    );
+    let login = [("authorization", "Basic YWRtaW46czNjcmV0")]; // admin:s3cret
+    let body = format!("{}\n", line("alpha-1", "behind the login"));
+    let mut connection = Connection::open(provider.addr).await;
+    let response = connection
+        .send_with("POST", "/system/logs/push", &login, body.as_bytes())
+        .await;
+    assert_eq!(response.status(), 200);
+    drop(connection);
+
+    // A login in the address: the page's own requests must not carry it in their URL
+    // (fetch refuses such URLs), yet must be let in.
+    let browser = Browser::start().await;
+    browser
+        .goto(&format!("http://admin:s3cret@{}/#alpha", provider.addr))
+        .await;
+    wait_for_line(&browser, "behind the login", PATIENCE).await;
+    browser
+        .wait_for(
+            "the function list",
+            "return [...document.querySelectorAll('#function-list a')].some(a => a.textContent === 'alpha')",
+            PATIENCE,
+        )
+        .await;
+    std::fs::remove_dir_all(&secrets).unwrap();
+}

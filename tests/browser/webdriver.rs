@@ -161,12 +161,34 @@ impl Drop for Browser {
                 self.session
             );
             if tcp.write_all(request.as_bytes()).is_ok() {
+                // The answer comes once Chromium has quit; chromedriver keeps the
+                // connection open after it, so read the answer, not to the end.
                 let mut answer = Vec::new();
-                let _ = tcp.read_to_end(&mut answer);
+                let mut chunk = [0u8; 4096];
+                while let Ok(n @ 1..) = tcp.read(&mut chunk) {
+                    answer.extend_from_slice(&chunk[..n]);
+                    if is_whole_answer(&answer) {
+                        break;
+                    }
+                }
             }
         }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
         let _ = std::fs::remove_dir_all(&self.profile);
     }
+}
+
+/// Whether `answer` holds an HTTP answer's head and all the body its length announces.
+fn is_whole_answer(answer: &[u8]) -> bool {
+    let Some(head_end) = answer.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&answer[..head_end]).to_ascii_lowercase();
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    answer.len() >= head_end + 4 + length
 }
