@@ -87,6 +87,10 @@ fn main() {
     {
         return;
     }
+    if !Browser::installed() {
+        eprintln!("viewer bench skipped: Chromium or chromedriver is not installed (bash .ci/run installs them)");
+        return;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()

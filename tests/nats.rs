@@ -83,20 +83,11 @@ fn spawn(port: u16, dir: &std::path::Path, extra: &[String]) -> Child {
 
 /// Whether nats-server is installed; without it a skip, or a failure in CI.
 fn installed(test: &str) -> bool {
-    if Command::new("nats-server")
+    let present = Command::new("nats-server")
         .arg("--version")
         .output()
-        .is_ok()
-    {
-        return true;
-    }
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "nats-server is not installed, and CI needs it for {test}"
-    );
-    let note = format!("SKIPPED {test}: nats-server is not installed\n");
-    let _ = std::io::Write::write_all(&mut std::io::stderr(), note.as_bytes());
-    false
+        .is_ok();
+    common::needs(test, present, "nats-server is not installed")
 }
 
 fn free_port() -> u16 {

@@ -198,6 +198,20 @@ fn records_read_and_write_back_the_same_json() {
 
 #[tokio::test]
 async fn the_official_javascript_client_reads_the_emulator() {
+    let client = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/js/node_modules/openwhisk"
+    );
+    let node = std::process::Command::new("node").arg("--version").output();
+    let present = node.is_ok_and(|o| o.status.success()) && std::path::Path::new(client).is_dir();
+    let missing = "node or the openwhisk package in tests/js (npm ci there) is missing";
+    if !common::needs(
+        "the_official_javascript_client_reads_the_emulator",
+        present,
+        missing,
+    ) {
+        return;
+    }
     let emulator = Emulator::start(KEY).await;
     history(&emulator, 5);
     let mut dig = digitalocean_record();

@@ -18,6 +18,15 @@ use webdriver::Browser;
 /// Long enough for a page to load and a fetch to go round on a loaded machine.
 const PATIENCE: Duration = Duration::from_secs(10);
 
+/// Whether `test` can drive a browser here; a skip, or a failure in CI, if not.
+fn browser_installed(test: &str) -> bool {
+    common::needs(
+        test,
+        Browser::installed(),
+        "Chromium or chromedriver is not installed",
+    )
+}
+
 async fn push(addr: SocketAddr, lines: &[Value]) {
     let body: String = lines.iter().map(|l| format!("{l}\n")).collect();
     let mut connection = Connection::open(addr).await;
@@ -73,6 +82,9 @@ async fn click(browser: &Browser, selector: &str) {
 
 #[tokio::test]
 async fn the_viewer_lists_shows_follows_filters_pauses_and_survives_a_restart() {
+    if !browser_installed("the_viewer_lists_shows_follows_filters_pauses_and_survives_a_restart") {
+        return;
+    }
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let args = ["--listen", listen.as_str(), "--timeout", "30"];
@@ -229,6 +241,11 @@ async fn the_viewer_lists_shows_follows_filters_pauses_and_survives_a_restart() 
 
 #[tokio::test]
 async fn the_stream_resumes_after_the_provider_s_timeout_without_repeating_a_line() {
+    if !browser_installed(
+        "the_stream_resumes_after_the_provider_s_timeout_without_repeating_a_line",
+    ) {
+        return;
+    }
     let provider = Example::start("memory", &["--listen", "127.0.0.1:0", "--timeout", "1"]);
     let addr = provider.addr;
     push(
@@ -262,6 +279,9 @@ async fn the_stream_resumes_after_the_provider_s_timeout_without_repeating_a_lin
 
 #[tokio::test]
 async fn a_backend_that_cannot_list_takes_a_typed_name() {
+    if !browser_installed("a_backend_that_cannot_list_takes_a_typed_name") {
+        return;
+    }
     let backend = Scripted::new(vec![common::message("one-1", 0, "scripted line")]);
     let handler = LogHandler::new(backend, Duration::from_secs(30));
     let addr = common::serve_fn(move |req: hyper::Request<hyper::body::Incoming>| {
@@ -299,6 +319,9 @@ async fn a_backend_that_cannot_list_takes_a_typed_name() {
 
 #[tokio::test]
 async fn a_hundred_thousand_lines_are_capped_on_the_page_and_download_whole() {
+    if !browser_installed("a_hundred_thousand_lines_are_capped_on_the_page_and_download_whole") {
+        return;
+    }
     let provider = Example::start(
         "memory",
         &[
@@ -409,6 +432,11 @@ async fn a_hundred_thousand_lines_are_capped_on_the_page_and_download_whole() {
 
 #[tokio::test]
 async fn behind_basic_auth_the_page_and_its_requests_use_the_login_it_was_opened_with() {
+    if !browser_installed(
+        "behind_basic_auth_the_page_and_its_requests_use_the_login_it_was_opened_with",
+    ) {
+        return;
+    }
     let secrets =
         std::env::temp_dir().join(format!("faas-logs-viewer-auth-{}", std::process::id()));
     std::fs::create_dir_all(&secrets).unwrap();

@@ -10,6 +10,9 @@ use std::time::Duration;
 use base64::Engine;
 use serde_json::{json, Value};
 
+/// Debian's Chromium, where `chromium-driver` expects it.
+const CHROMIUM: &str = "/usr/bin/chromium";
+
 pub(crate) struct Browser {
     http: reqwest::Client,
     driver: std::process::Child,
@@ -19,6 +22,14 @@ pub(crate) struct Browser {
 }
 
 impl Browser {
+    /// Whether Chromium and chromedriver are installed.
+    pub(crate) fn installed() -> bool {
+        let driver = std::process::Command::new("chromedriver")
+            .arg("--version")
+            .output();
+        driver.is_ok_and(|o| o.status.success()) && std::path::Path::new(CHROMIUM).exists()
+    }
+
     /// Starts chromedriver on a free port and a headless Chromium session.
     pub(crate) async fn start() -> Browser {
         let port = {
@@ -52,7 +63,7 @@ impl Browser {
         let capabilities = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
-                "binary": "/usr/bin/chromium",
+                "binary": CHROMIUM,
                 "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
                          "--disable-dev-shm-usage", "--window-size=1280,860",
                          format!("--user-data-dir={}", profile.display())]
