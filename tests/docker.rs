@@ -773,25 +773,12 @@ async fn the_provider_binary_serves_docker_logs_with_and_without_basic_auth() {
     let listed = listed.into_body().collect().await.unwrap().to_bytes();
     assert!(String::from_utf8_lossy(&listed).contains(&format!(r#""name":"{f}""#)));
 
-    let secrets = std::env::temp_dir().join(format!("faas-logs-secrets-{}", std::process::id()));
-    std::fs::create_dir_all(&secrets).unwrap();
-    std::fs::write(secrets.join("basic-auth-user"), "admin\n").unwrap();
-    std::fs::write(secrets.join("basic-auth-password"), "s3cret\n").unwrap();
-    let guarded = Example::start(
-        "docker",
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--basic-auth",
-            "--secret-mount-path",
-            secrets.to_str().unwrap(),
-        ],
-    );
+    let guarded = Example::start_behind_login("docker");
     let path = format!("/system/logs?name={f}");
     for (auth, want) in [
         (None, 401),
         (Some("Basic YWRtaW46d3Jvbmc="), 401), // admin:wrong
-        (Some("Basic YWRtaW46czNjcmV0"), 200), // admin:s3cret
+        (Some(LOGIN.1), 200),
         (Some("Bearer YWRtaW46czNjcmV0"), 401),
     ] {
         let tcp = tokio::net::TcpStream::connect(guarded.addr).await.unwrap();
@@ -821,7 +808,6 @@ async fn the_provider_binary_serves_docker_logs_with_and_without_basic_auth() {
     }
     let mut conn = Connection::open(guarded.addr).await;
     assert_eq!(conn.send("GET", "/healthz", b"").await.status(), 200);
-    let _ = std::fs::remove_dir_all(&secrets);
 
     // SIGINT with a follow stream open: the stream ends cleanly, the process exits.
     let runner = Container::start(

@@ -217,21 +217,8 @@ async fn a_push_of_many_bad_lines_lists_the_first_hundred_and_counts_the_rest() 
 
 #[tokio::test]
 async fn basic_auth_guards_the_log_endpoint_and_the_push_but_not_healthz() {
-    let secrets = std::env::temp_dir().join(format!("faas-logs-auth-{}", std::process::id()));
-    std::fs::create_dir_all(&secrets).unwrap();
-    std::fs::write(secrets.join("basic-auth-user"), "admin\n").unwrap();
-    std::fs::write(secrets.join("basic-auth-password"), "s3cret\n").unwrap();
-    let example = Example::start(
-        "memory",
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--basic-auth",
-            "--secret-mount-path",
-            secrets.to_str().unwrap(),
-        ],
-    );
-    let good = [("authorization", "Basic YWRtaW46czNjcmV0")]; // admin:s3cret
+    let example = Example::start_behind_login("memory");
+    let good = [LOGIN];
     let bad = [("authorization", "Basic YWRtaW46d3Jvbmc=")]; // admin:wrong
     let push = br#"{"name":"guarded","text":"in"}"#;
     let mut conn = Connection::open(example.addr).await;
@@ -280,7 +267,6 @@ async fn basic_auth_guards_the_log_endpoint_and_the_push_but_not_healthz() {
     );
     let response = conn.send("GET", "/healthz", b"").await;
     assert_eq!(response.status(), 200);
-    let _ = std::fs::remove_dir_all(&secrets);
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ mod webdriver;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{Connection, Example, Scripted};
+use common::{Connection, Example, Scripted, LOGIN};
 use faas_logs::server::{viewer_response, LogHandler, FUNCTIONS_PATH};
 use serde_json::{json, Value};
 use webdriver::Browser;
@@ -437,26 +437,11 @@ async fn behind_basic_auth_the_page_and_its_requests_use_the_login_it_was_opened
     ) {
         return;
     }
-    let secrets =
-        std::env::temp_dir().join(format!("faas-logs-viewer-auth-{}", std::process::id()));
-    std::fs::create_dir_all(&secrets).unwrap();
-    std::fs::write(secrets.join("basic-auth-user"), "admin\n").unwrap();
-    std::fs::write(secrets.join("basic-auth-password"), "s3cret\n").unwrap();
-    let provider = Example::start(
-        "memory",
-        &[
-            "--listen",
-            "127.0.0.1:0",
-            "--basic-auth",
-            "--secret-mount-path",
-            secrets.to_str().unwrap(),
-        ],
-    );
-    let login = [("authorization", "Basic YWRtaW46czNjcmV0")]; // admin:s3cret
+    let provider = Example::start_behind_login("memory");
     let body = format!("{}\n", line("alpha-1", "behind the login"));
     let mut connection = Connection::open(provider.addr).await;
     let response = connection
-        .send_with("POST", "/system/logs/push", &login, body.as_bytes())
+        .send_with("POST", "/system/logs/push", &[LOGIN], body.as_bytes())
         .await;
     assert_eq!(response.status(), 200);
     drop(connection);
@@ -475,5 +460,4 @@ async fn behind_basic_auth_the_page_and_its_requests_use_the_login_it_was_opened
             PATIENCE,
         )
         .await;
-    std::fs::remove_dir_all(&secrets).unwrap();
 }

@@ -418,6 +418,9 @@ pub(crate) fn texts(messages: &[Message]) -> Vec<String> {
     messages.iter().map(|m| m.text.clone()).collect()
 }
 
+/// The login of [`Example::start_behind_login`], `admin:s3cret`, as a header.
+pub(crate) const LOGIN: (&str, &str) = ("authorization", "Basic YWRtaW46czNjcmV0");
+
 /// An example binary running as a user would run it; killed when dropped.
 pub(crate) struct Example {
     pub(crate) child: std::process::Child,
@@ -485,6 +488,30 @@ impl Example {
             addr,
             stdout,
         }
+    }
+
+    /// Starts `examples/NAME` on a free port with basic auth on. Its login ([`LOGIN`]) is
+    /// in OpenFaaS secret files, in a folder removed once the binary has read them (it
+    /// reads them before it listens).
+    pub(crate) fn start_behind_login(name: &str) -> Example {
+        static STARTED: AtomicUsize = AtomicUsize::new(0);
+        let n = STARTED.fetch_add(1, Ordering::SeqCst);
+        let dir = format!("faas-logs-login-{}-{n}", std::process::id());
+        let secrets = std::env::temp_dir().join(dir);
+        std::fs::create_dir_all(&secrets).unwrap();
+        std::fs::write(secrets.join("basic-auth-user"), "admin\n").unwrap();
+        std::fs::write(secrets.join("basic-auth-password"), "s3cret\n").unwrap();
+        let secrets_arg = secrets.to_str().unwrap();
+        let args = [
+            "--listen",
+            "127.0.0.1:0",
+            "--basic-auth",
+            "--secret-mount-path",
+            secrets_arg,
+        ];
+        let example = Example::start(name, &args);
+        std::fs::remove_dir_all(&secrets).unwrap();
+        example
     }
 
     /// Sends SIGINT, as Ctrl-C does.
