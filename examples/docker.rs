@@ -16,12 +16,9 @@
 mod common;
 
 use clap::Parser;
-use common::{error, json, Body, ServerArgs};
+use common::ServerArgs;
 use faas_logs::docker::DockerRequester;
 use faas_logs::server::LogHandler;
-use http_body_util::Either;
-use hyper::body::Incoming;
-use hyper::{Method, Request, Response, StatusCode};
 
 /// A log provider for functions that run as Docker containers.
 #[derive(Parser, Debug)]
@@ -45,20 +42,6 @@ struct Args {
     namespace: String,
 }
 
-async fn route(req: Request<Incoming>, handler: LogHandler<DockerRequester>) -> Response<Body> {
-    if let Some(answer) = common::viewer(&req, &handler).await {
-        return answer;
-    }
-    match (req.method(), req.uri().path()) {
-        (&Method::GET, "/healthz") => json(StatusCode::OK, &serde_json::json!({ "status": "ok" })),
-        (_, "/system/logs") => handler.handle(req).await.map(Either::Left),
-        _ => error(
-            StatusCode::NOT_FOUND,
-            "not found: try GET /system/logs?name=...",
-        ),
-    }
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     common::init_tracing();
@@ -71,15 +54,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     tracing::info!(host = %docker.host(), basic_auth = args.server.basic_auth, "reading logs from Docker");
     let handler = LogHandler::new(docker, args.server.timeout());
 
-    let listener = tokio::net::TcpListener::bind(&args.server.listen).await?;
-    println!("listening on http://{}/system/logs", listener.local_addr()?);
-    let route = {
-        let handler = handler.clone();
-        move |req| route(req, handler.clone())
-    };
-    common::serve(listener, &args.server, credentials, route, || {
-        handler.shutdown()
-    })
-    .await;
+    common::serve_logs(&args.server, credentials, handler).await?;
     Ok(())
 }

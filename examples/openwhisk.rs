@@ -18,12 +18,9 @@ mod common;
 use std::time::Duration;
 
 use clap::Parser;
-use common::{error, json, Body, ServerArgs};
+use common::ServerArgs;
 use faas_logs::openwhisk::{OpenWhiskClient, OpenWhiskRequester, PollSettings, WskProps};
 use faas_logs::server::LogHandler;
-use http_body_util::Either;
-use hyper::body::Incoming;
-use hyper::{Method, Request, Response, StatusCode};
 
 /// A log provider over an OpenWhisk deployment's activations.
 #[derive(Parser, Debug)]
@@ -52,20 +49,6 @@ struct Args {
     /// Seconds the API may fail (429, 5xx) before a query gives up.
     #[arg(long, default_value_t = 60.0)]
     give_up_after: f64,
-}
-
-async fn route(req: Request<Incoming>, handler: LogHandler<OpenWhiskRequester>) -> Response<Body> {
-    if let Some(answer) = common::viewer(&req, &handler).await {
-        return answer;
-    }
-    match (req.method(), req.uri().path()) {
-        (&Method::GET, "/healthz") => json(StatusCode::OK, &serde_json::json!({ "status": "ok" })),
-        (_, "/system/logs") => handler.handle(req).await.map(Either::Left),
-        _ => error(
-            StatusCode::NOT_FOUND,
-            "not found: try GET /system/logs?name=...",
-        ),
-    }
 }
 
 fn seconds(flag: &str, value: f64) -> Result<Duration, String> {
@@ -99,15 +82,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         args.server.timeout(),
     );
 
-    let listener = tokio::net::TcpListener::bind(&args.server.listen).await?;
-    println!("listening on http://{}/system/logs", listener.local_addr()?);
-    let route = {
-        let handler = handler.clone();
-        move |req| route(req, handler.clone())
-    };
-    common::serve(listener, &args.server, credentials, route, || {
-        handler.shutdown()
-    })
-    .await;
+    common::serve_logs(&args.server, credentials, handler).await?;
     Ok(())
 }

@@ -179,6 +179,44 @@ pub(crate) async fn viewer<R: faas_logs::Requester>(
     }
 }
 
+/// The routes of a provider that serves nothing but logs: the viewer, `GET /healthz`
+/// and `/system/logs`; anything else is a 404.
+pub(crate) async fn log_routes<R: faas_logs::Requester>(
+    req: Request<Incoming>,
+    handler: faas_logs::server::LogHandler<R>,
+) -> Response<Body> {
+    if let Some(answer) = viewer(&req, &handler).await {
+        return answer;
+    }
+    match (req.method(), req.uri().path()) {
+        (&hyper::Method::GET, "/healthz") => {
+            json(StatusCode::OK, &serde_json::json!({ "status": "ok" }))
+        }
+        (_, "/system/logs") => handler.handle(req).await.map(Either::Left),
+        _ => error(
+            StatusCode::NOT_FOUND,
+            "not found: try GET /system/logs?name=...",
+        ),
+    }
+}
+
+/// Listens on `args.listen`, prints the address, and serves [`log_routes`] over
+/// `handler` until Ctrl-C or SIGTERM (see [`serve`]).
+pub(crate) async fn serve_logs<R: faas_logs::Requester>(
+    args: &ServerArgs,
+    credentials: Option<Arc<Credentials>>,
+    handler: faas_logs::server::LogHandler<R>,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::bind(&args.listen).await?;
+    println!("listening on http://{}/system/logs", listener.local_addr()?);
+    let route = {
+        let handler = handler.clone();
+        move |req| log_routes(req, handler.clone())
+    };
+    serve(listener, args, credentials, route, || handler.shutdown()).await;
+    Ok(())
+}
+
 pub(crate) fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
     let text = serde_json::to_vec(value).unwrap_or_default();
     let mut response = Response::new(Either::Right(Full::new(Bytes::from(text))));
