@@ -7,6 +7,7 @@
 //! is the measurement.
 #![allow(missing_docs)]
 
+mod common;
 #[path = "../tests/browser/webdriver.rs"]
 mod webdriver;
 
@@ -17,7 +18,6 @@ use chrono::Utc;
 use faas_logs::server::{viewer_response, LogBody, LogHandler, FUNCTIONS_PATH};
 use faas_logs::store::{LogStore, StoreLimits};
 use faas_logs::Message;
-use hyper_util::rt::TokioIo;
 use serde_json::json;
 use webdriver::Browser;
 
@@ -40,34 +40,23 @@ const PROBE: &str = "
 
 const READ: &str = "return [probe.longTasks, probe.longest, probe.worstLag, document.querySelectorAll('#lines .row').length]";
 
+/// Serves the viewer's page, its function list and the logs of `store`.
 async fn serve(store: LogStore) -> std::net::SocketAddr {
     let handler = LogHandler::new(store, Duration::from_secs(600));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            let _ = tcp.set_nodelay(true);
+    common::serve(hyper::service::service_fn(
+        move |req: hyper::Request<hyper::body::Incoming>| {
             let handler = handler.clone();
-            let service =
-                hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                    let handler = handler.clone();
-                    async move {
-                        let response: hyper::Response<LogBody> = match req.uri().path() {
-                            "/" => viewer_response(),
-                            FUNCTIONS_PATH => handler.functions().await,
-                            _ => handler.handle(req).await,
-                        };
-                        Ok::<_, Infallible>(response)
-                    }
-                });
-            tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(tcp), service)
-                    .await;
-            });
-        }
-    });
-    addr
+            async move {
+                let response: hyper::Response<LogBody> = match req.uri().path() {
+                    "/" => viewer_response(),
+                    FUNCTIONS_PATH => handler.functions().await,
+                    _ => handler.handle(req).await,
+                };
+                Ok::<_, Infallible>(response)
+            }
+        },
+    ))
+    .await
 }
 
 fn line(i: usize) -> Message {

@@ -2,11 +2,11 @@
 //! response to its end.
 #![allow(dead_code)]
 
+use std::convert::Infallible;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 
-use faas_logs::server::LogHandler;
-use faas_logs::Requester;
+use faas_logs::server::LogBody;
 use hyper_util::rt::TokioIo;
 
 /// The runtime a bench's server process runs on: `FAAS_LOGS_BENCH_WORKERS` worker
@@ -23,18 +23,29 @@ pub(crate) fn server_runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// Serves `handler` on a fresh 127.0.0.1 port from a spawned task; returns the address.
-pub(crate) async fn serve<R: Requester>(handler: LogHandler<R>) -> SocketAddr {
+/// Serves `service` (a `LogHandler`, or routes around one) on a fresh 127.0.0.1 port
+/// from a spawned task; returns the address.
+pub(crate) async fn serve<S>(service: S) -> SocketAddr
+where
+    S: hyper::service::Service<
+            hyper::Request<hyper::body::Incoming>,
+            Response = hyper::Response<LogBody>,
+            Error = Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
             // Live lines go out at once, not after the previous write's ACK (Nagle).
             let _ = tcp.set_nodelay(true);
-            let handler = handler.clone();
+            let service = service.clone();
             tokio::spawn(async move {
                 let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(tcp), handler)
+                    .serve_connection(TokioIo::new(tcp), service)
                     .await;
             });
         }
