@@ -12,7 +12,6 @@ use common::*;
 use faas_logs::server::LogHandler;
 use faas_logs::store::{Invocation, LogStore, StoreLimits};
 use faas_logs::telemetry::TelemetryListener;
-use http_body_util::BodyExt;
 
 /// A provider with both routes: the platform posts to `/telemetry`, clients read
 /// `/system/logs`.
@@ -33,14 +32,8 @@ async fn serve_both(listener: TelemetryListener, store: &LogStore) -> SocketAddr
 
 /// POSTs a batch; returns the status and the JSON answer.
 async fn post(addr: SocketAddr, body: &[u8]) -> (u16, serde_json::Value) {
-    let mut conn = Connection::open(addr).await;
-    let response = conn.send("POST", "/telemetry", body).await;
-    let status = response.status().as_u16();
-    let bytes = within(response.into_body().collect())
-        .await
-        .unwrap()
-        .to_bytes();
-    (status, serde_json::from_slice(&bytes).unwrap())
+    let (status, answer) = send_whole(addr, "POST", "/telemetry", body).await;
+    (status, serde_json::from_str(&answer).unwrap())
 }
 
 async fn lines_of(addr: SocketAddr, function: &str) -> Vec<faas_logs::Message> {

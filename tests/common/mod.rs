@@ -141,8 +141,19 @@ pub(crate) async fn get(addr: SocketAddr, path_and_query: &str) -> (hyper::Respo
 
 /// `GET path` on a new connection, read whole: the status and the body as text.
 pub(crate) async fn get_whole(addr: SocketAddr, path: &str) -> (u16, String) {
+    send_whole(addr, "GET", path, b"").await
+}
+
+/// `METHOD path` with `body` on a new connection, read whole: the status and the body
+/// as text.
+pub(crate) async fn send_whole(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> (u16, String) {
     let mut conn = Connection::open(addr).await;
-    let response = conn.send("GET", path, b"").await;
+    let response = conn.send(method, path, body).await;
     let status = response.status().as_u16();
     let body = within(response.into_body().collect())
         .await
