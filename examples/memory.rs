@@ -292,22 +292,23 @@ fn stop_functions(groups: &[u32]) {
 }
 
 /// The built-in demo function: a few lines at once, then one a second.
-fn run_demo(backend: &Backend, namespace: &str) {
+async fn run_demo(backend: &Backend, namespace: &str) {
     let (backend, namespace) = (backend.clone(), namespace.to_owned());
+    let line = move |text: String| {
+        Message::new("demo", Utc::now(), text)
+            .with_namespace(namespace.clone())
+            .with_instance("demo-1")
+    };
+    // Stored before the server answers, so that the first request finds the function.
+    for text in [
+        "demo function started",
+        "this line and one a second are kept in the in-memory store",
+        "try: /system/logs?name=demo&follow=true",
+    ] {
+        let _ = backend.write(line(text.into())).await;
+    }
+    let _ = backend.flush().await;
     tokio::spawn(async move {
-        let line = |text: String| {
-            Message::new("demo", Utc::now(), text)
-                .with_namespace(namespace.clone())
-                .with_instance("demo-1")
-        };
-        for text in [
-            "demo function started",
-            "this line and one a second are kept in the in-memory store",
-            "try: /system/logs?name=demo&follow=true",
-        ] {
-            let _ = backend.write(line(text.into())).await;
-        }
-        let _ = backend.flush().await;
         let mut ticks = tokio::time::interval(Duration::from_secs(1));
         ticks.tick().await;
         for n in 1u64.. {
@@ -342,7 +343,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("listening on http://{local}/system/logs");
 
     if args.run.is_empty() {
-        run_demo(&backend, &args.namespace);
+        run_demo(&backend, &args.namespace).await;
         println!("try: curl -s 'http://{local}/system/logs?name=demo&tail=5'");
     }
     let mut groups = Vec::new();
