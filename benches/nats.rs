@@ -1,17 +1,23 @@
 //! The JetStream backend against a real `nats-server` (started here, file storage), each
-//! figure beside bare async-nats doing the same in the same run, printed as `nats ...:`
-//! lines:
+//! figure beside bare async-nats or the in-memory store doing the same in the same run,
+//! printed as `nats ...:` lines:
 //!
-//! - publishing 1,000,000 lines of 200 B with `JetStreamLogs::write` and `flush`, against
-//!   a bare loop of `jetstream::Context::publish` whose acks are awaited in batches;
-//! - a dump of those 1,000,000 lines through `LogHandler` on loopback, against a bare
-//!   ordered consumer reading them;
-//! - `tail=100` over them: the time, and how many messages the consumer delivered;
-//! - follow latency from `write` to the follower at 10,000 lines a second: over HTTP
-//!   through `LogHandler`, from the `Requester` alone, from `LogHandler` without HTTP,
-//!   from a bare ordered consumer, and (the harness itself) over HTTP from a `LogStore`.
+//! - pushes of 1,000-line NDJSON bodies (`store::ingest_ndjson`: parse, store, each
+//!   push waiting for its own acknowledgements) from 1, 4 and 16 concurrent clients,
+//!   against bare async-nats publishers with async acks (each client publishing its
+//!   1,000 lines and then awaiting their acks) and against the same pushes into a
+//!   `LogStore`;
+//! - a dump of 1,000,000 lines (one function, 20 instances) through `LogHandler` on
+//!   loopback, against a bare ordered consumer reading them;
+//! - `tail=100` over them: the time over HTTP, and how many messages the backend read;
+//! - follow latency at 10,000 lines a second from a push on provider A to a follower on
+//!   provider B over HTTP (two connections to the server), and the other ways: from the
+//!   `Requester` alone, from `LogHandler` without HTTP, from a bare ordered consumer,
+//!   and (the harness itself) over HTTP from a `LogStore`.
 //!
-//! `cargo bench --features nats --bench nats` (needs `nats-server`).
+//! `cargo bench --features nats --bench nats` (needs `nats-server`);
+//! `FAAS_LOGS_NATS_BENCH=push` (or `read`: the dump, the tail and the latencies) runs
+//! one part.
 // A bench binary; its items need no docs.
 #![allow(missing_docs)]
 
@@ -26,7 +32,7 @@ use chrono::Utc;
 use faas_logs::codec::encode_message;
 use faas_logs::nats::{JetStreamConfig, JetStreamLogs};
 use faas_logs::server::LogHandler;
-use faas_logs::{Event, Message, Request, Requester, SharedStr};
+use faas_logs::{Batch, Event, LogSink, Message, Request, Requester, SharedStr};
 use futures::StreamExt;
 
 const LINES: usize = 1_000_000;
@@ -93,46 +99,33 @@ fn main() {
 
 async fn run(url: &str) {
     let config = JetStreamConfig::default().retention(Duration::from_secs(3600), 4 << 30, -1);
-    let logs = JetStreamLogs::connect(url, config).await.unwrap();
+    let logs = JetStreamLogs::connect(url, config.clone()).await.unwrap();
     let client = async_nats::connect(url).await.unwrap();
     let context = jetstream::new(client);
 
-    // Publishing: ours, then the bare loop on another function of the same stream.
-    let (name, instance) = (SharedStr::from("bench"), SharedStr::from("bench-1"));
-    let started = Instant::now();
-    for i in 0..LINES {
-        logs.write(message(&name, &instance, i)).await.unwrap();
+    let sections = std::env::var("FAAS_LOGS_NATS_BENCH").unwrap_or_else(|_| "all".into());
+    let run = |section: &str| sections == "all" || sections.split(',').any(|s| s == section);
+    if run("push") {
+        pushes(&logs, &context).await;
     }
-    logs.flush().await.unwrap();
-    let ours = started.elapsed();
-    let (bare_name, bare_instance) = (SharedStr::from("bare"), SharedStr::from("bare-1"));
-    let started = Instant::now();
-    let mut acks = Vec::with_capacity(4096);
-    for i in 0..LINES {
-        let mut payload = BytesMut::new();
-        encode_message(&message(&bare_name, &bare_instance, i), &mut payload);
-        payload.truncate(payload.len() - 1);
-        let subject = "faas-logs.openfaas-fn.bare.bare-1";
-        acks.push(context.publish(subject, payload.freeze()).await.unwrap());
-        if acks.len() == 4096 {
-            for ack in acks.drain(..) {
-                ack.await.unwrap();
-            }
+    if !run("read") {
+        return;
+    }
+
+    // A million lines of one function over 20 instances, for the dump and the tail.
+    let name = SharedStr::from("bench");
+    let instances: Vec<SharedStr> = (0..20)
+        .map(|i| SharedStr::from(format!("bench-{i}")))
+        .collect();
+    for start in (0..LINES).step_by(1_000) {
+        let batch = (start..start + 1_000)
+            .map(|i| message(&name, &instances[i % 20], i))
+            .collect();
+        for outcome in logs.store(Batch::new(batch)).await {
+            outcome.unwrap();
         }
     }
-    for ack in acks.drain(..) {
-        ack.await.unwrap();
-    }
-    let bare = started.elapsed();
     let rate = |d: Duration| LINES as f64 / d.as_secs_f64() / 1e6;
-    println!(
-        "nats publish: JetStreamLogs::write {:.2} s ({:.3} M/s); bare publish loop {:.2} s ({:.3} M/s); ours/bare throughput = {:.2}",
-        ours.as_secs_f64(),
-        rate(ours),
-        bare.as_secs_f64(),
-        rate(bare),
-        bare.as_secs_f64() / ours.as_secs_f64()
-    );
 
     // The dump: through LogHandler on loopback, against a bare ordered consumer.
     let addr = common::serve(LogHandler::new(logs.clone(), Duration::from_secs(600))).await;
@@ -169,52 +162,190 @@ async fn run(url: &str) {
         );
     }
 
-    // tail=100: the time over HTTP, and the messages the consumer delivered.
-    for _ in 0..3 {
+    // tail=100: the time over HTTP, and the messages the backend read.
+    let mut over_http = Vec::new();
+    for round in 0..21 {
         let started = Instant::now();
         tokio::task::spawn_blocking(move || json_lines(addr, "/system/logs?name=bench&tail=100"))
             .await
             .map(|n| assert_eq!(n, 100))
             .unwrap();
-        let over_http = started.elapsed();
-        let started = Instant::now();
-        let mut events = logs
-            .query(Request {
-                tail: Some(100),
-                ..Request::new("bench")
-            })
-            .await
-            .unwrap();
-        let mut delivered = 0;
-        while let Some(Ok(Event::Message(_))) = events.next().await {
-            delivered += 1;
+        if round > 0 {
+            over_http.push(started.elapsed());
         }
+    }
+    over_http.sort();
+    let started = Instant::now();
+    let mut events = logs
+        .query(Request {
+            tail: Some(100),
+            ..Request::new("bench")
+        })
+        .await
+        .unwrap();
+    let mut read = 0;
+    while let Some(Ok(Event::Message(_))) = events.next().await {
+        read += 1;
+    }
+    println!(
+        "nats tail=100 over {LINES} (20 instances): over HTTP p50 {:.1} ms, max {:.1} ms (20 runs); the requester alone {:.1} ms, {read} messages read",
+        over_http[10].as_secs_f64() * 1e3,
+        over_http[19].as_secs_f64() * 1e3,
+        started.elapsed().as_secs_f64() * 1e3
+    );
+
+    let other = JetStreamLogs::connect(url, config).await.unwrap();
+    latencies(&logs, &other, &context).await;
+}
+
+/// Lines in each push of the push benchmark.
+const PUSH: usize = 1_000;
+
+/// Runs of each configuration of the push benchmark, interleaved; the median is shown.
+const ROUNDS: usize = 3;
+
+fn median(mut runs: Vec<Duration>) -> Duration {
+    runs.sort();
+    runs[runs.len() / 2]
+}
+
+/// Lines pushed in each configuration of the push benchmark.
+const PUSHED: usize = 320_000;
+
+/// Push throughput: `clients` tasks at once, each sending `PUSHED / clients / PUSH`
+/// bodies of `PUSH` lines, through `ingest_ndjson` into JetStream and into a `LogStore`,
+/// against bare publishers that publish the same lines and await their acks per push.
+async fn pushes(logs: &JetStreamLogs, context: &jetstream::Context) {
+    for clients in [1, 4, 16] {
+        let body = |client: usize, push: usize| -> bytes::Bytes {
+            let mut body = BytesMut::new();
+            for i in 0..PUSH {
+                let m = message(
+                    &SharedStr::from("push"),
+                    &SharedStr::from(format!("push-{clients}-{client}")),
+                    push * PUSH + i,
+                );
+                encode_message(&m, &mut body);
+            }
+            body.freeze()
+        };
+        let per_client = PUSHED / clients / PUSH;
+        let bodies: Vec<Vec<bytes::Bytes>> = (0..clients)
+            .map(|c| (0..per_client).map(|p| body(c, p)).collect())
+            .collect();
+        let store = faas_logs::store::LogStore::new();
+        let (mut ours, mut memory, mut bare) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..ROUNDS {
+            let (logs, context, store) = (logs.clone(), context.clone(), store.clone());
+            ours.push(
+                timed_clients(&bodies, move |body| {
+                    let logs = logs.clone();
+                    async move {
+                        let report = faas_logs::store::ingest_ndjson(&logs, &body, None).await;
+                        assert_eq!(report.accepted, PUSH, "{report:?}");
+                    }
+                })
+                .await,
+            );
+            memory.push(
+                timed_clients(&bodies, move |body| {
+                    let store = store.clone();
+                    async move {
+                        let report = faas_logs::store::ingest_ndjson(&store, &body, None).await;
+                        assert_eq!(report.accepted, PUSH);
+                    }
+                })
+                .await,
+            );
+            bare.push(timed_clients(&bodies, move |body| bare_push(context.clone(), body)).await);
+        }
+        let (ours, memory, bare) = (median(ours), median(memory), median(bare));
+        let rate = |d: Duration| PUSHED as f64 / d.as_secs_f64() / 1e3;
         println!(
-            "nats tail=100 over {LINES}: {:.1} ms over HTTP; the requester alone {:.1} ms, {delivered} messages delivered",
-            over_http.as_secs_f64() * 1e3,
-            started.elapsed().as_secs_f64() * 1e3
+            "nats push, {clients} clients, {PUSH} lines a push: ours {:.0} k lines/s; bare publisher {:.0} k/s; LogStore {:.0} k/s; ours/bare = {:.2}",
+            rate(ours),
+            rate(bare),
+            rate(memory),
+            bare.as_secs_f64() / ours.as_secs_f64()
         );
     }
+}
 
-    latencies(&logs, &context, addr).await;
+/// A push by a bare async-nats publisher: the body's lines published one after the
+/// other and their acks awaited as they come (a task of its own), no id, no header.
+async fn bare_push(context: jetstream::Context, body: bytes::Bytes) {
+    type Ack = <jetstream::context::PublishAckFuture as std::future::IntoFuture>::IntoFuture;
+    let subject = "faas-logs.openfaas-fn.bare.bare-1";
+    let lines: Vec<bytes::Bytes> = body
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(bytes::Bytes::copy_from_slice)
+        .collect();
+    let (sent, mut acks) = tokio::sync::mpsc::channel(1024);
+    let waiter = tokio::spawn(async move {
+        let mut pending = futures::stream::FuturesUnordered::<Ack>::new();
+        loop {
+            tokio::select! {
+                Some(ack) = acks.recv() => {
+                    pending.push(std::future::IntoFuture::into_future(ack));
+                }
+                Some(outcome) = pending.next(), if !pending.is_empty() => {
+                    outcome.unwrap();
+                }
+                else => break,
+            }
+        }
+    });
+    for payload in lines {
+        let ack = context.publish(subject, payload).await.unwrap();
+        sent.send(ack).await.unwrap();
+    }
+    drop(sent);
+    waiter.await.unwrap();
+}
+
+/// The time for one task per element of `bodies` to send its bodies one after the other.
+async fn timed_clients<F, Fut>(bodies: &[Vec<bytes::Bytes>], push: F) -> Duration
+where
+    F: Fn(bytes::Bytes) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let started = Instant::now();
+    let tasks: Vec<_> = bodies
+        .iter()
+        .map(|mine| {
+            let (mine, push) = (mine.clone(), push.clone());
+            tokio::spawn(async move {
+                for body in mine {
+                    push(body).await;
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    started.elapsed()
 }
 
 /// Lines written by the benches' followed functions at 10,000 a second.
 const LIVE: usize = 30_000;
 
 /// Follow latency, one follower at 10,000 lines a second, read five ways: over HTTP
-/// through `LogHandler`, from the `Requester` alone, through `LogHandler` without HTTP,
+/// through `LogHandler` on a second connection (provider B), from the `Requester` alone, through `LogHandler` without HTTP,
 /// from a bare ordered consumer, and over HTTP from a `LogStore` (the harness alone).
 /// Latency is the arrival time minus the timestamp the writer gave the line; each way
 /// follows a function of its own, whose first line is written before the follower starts.
-async fn latencies(logs: &JetStreamLogs, context: &jetstream::Context, addr: std::net::SocketAddr) {
+async fn latencies(logs: &JetStreamLogs, other: &JetStreamLogs, context: &jetstream::Context) {
     logs.write(live("http", 0)).await.unwrap();
-    logs.flush().await.unwrap();
-    let follower = http_follower(addr, "http").await;
-    percentiles("over HTTP", pace_nats(logs, "http", follower).await);
+    let provider_b = common::serve(LogHandler::new(other.clone(), Duration::from_secs(600))).await;
+    let follower = http_follower(provider_b, "http").await;
+    percentiles(
+        "pushed on provider A, followed over HTTP on provider B",
+        pace_nats(logs, "http", follower).await,
+    );
 
     logs.write(live("requester", 0)).await.unwrap();
-    logs.flush().await.unwrap();
     let request = Request {
         follow: true,
         ..Request::new("requester")
@@ -235,7 +366,6 @@ async fn latencies(logs: &JetStreamLogs, context: &jetstream::Context, addr: std
     );
 
     logs.write(live("handler", 0)).await.unwrap();
-    logs.flush().await.unwrap();
     let handler = LogHandler::new(logs.clone(), Duration::from_secs(600));
     let request = http::Request::get("/system/logs?name=handler&follow=true")
         .body(http_body_util::Empty::<bytes::Bytes>::new())
@@ -347,7 +477,6 @@ async fn pace_nats(
     follower: tokio::task::JoinHandle<Vec<i64>>,
 ) -> Vec<i64> {
     pace(|i| async move { logs.write(live(name, i)).await.unwrap() }).await;
-    logs.flush().await.unwrap();
     follower.await.unwrap()
 }
 

@@ -43,9 +43,12 @@ struct Args {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
     common::init_tracing();
-    let args = Args::parse();
+    common::exit_with(run(Args::parse()).await)
+}
+
+async fn run(args: Args) -> Result<(), common::Failure> {
     let credentials = args.server.credentials()?;
     let docker = DockerRequester::from_env()?
         .function_label(&args.function_label)

@@ -26,7 +26,7 @@ use common::{error, json, read_body, Body, ServerArgs};
 use faas_logs::server::LogHandler;
 use faas_logs::store::{capture_lines, ingest_ndjson, LogStore, StoreLimits};
 use faas_logs::{
-    async_trait, Capabilities, Error, FunctionName, LogSink, LogStream, Message, Requester,
+    async_trait, Batch, Capabilities, Error, FunctionName, LogSink, LogStream, Message, Requester,
 };
 use http_body_util::Either;
 use hyper::body::Incoming;
@@ -70,6 +70,36 @@ struct Args {
     #[cfg(feature = "nats")]
     #[arg(long, default_value_t = 1, requires = "nats")]
     nats_replicas: usize,
+    /// Lines older than this leave the stream (`30s`, `12h`, `7d`).
+    #[cfg(feature = "nats")]
+    #[arg(long, default_value = "7d", value_parser = common::parse_duration, requires = "nats")]
+    nats_max_age: Duration,
+    /// The stream's size bound in bytes; past it the oldest lines go.
+    #[cfg(feature = "nats")]
+    #[arg(long, default_value_t = 1 << 30, requires = "nats")]
+    nats_max_bytes: i64,
+    /// The most lines the stream keeps per instance (-1: no bound).
+    #[cfg(feature = "nats")]
+    #[arg(long, default_value_t = 100_000, requires = "nats")]
+    nats_max_lines_per_instance: i64,
+    /// How long the stream remembers a line's id, so that a resent line is stored once.
+    #[cfg(feature = "nats")]
+    #[arg(long, default_value = "2m", value_parser = common::parse_duration, requires = "nats")]
+    nats_duplicate_window: Duration,
+    /// The longest a push waits for JetStream to acknowledge its lines; those not
+    /// acknowledged by then make it a 503.
+    #[cfg(feature = "nats")]
+    #[arg(long, default_value = "5s", value_parser = common::parse_duration, requires = "nats")]
+    nats_push_timeout: Duration,
+    /// How long to keep trying at start while NATS cannot be reached or has no leader.
+    #[cfg(feature = "nats")]
+    #[arg(long, default_value = "30s", value_parser = common::parse_duration, requires = "nats")]
+    nats_connect_timeout: Duration,
+    /// Change an existing stream whose settings differ from these flags (otherwise each
+    /// difference is reported and the stream used as it is).
+    #[cfg(feature = "nats")]
+    #[arg(long, requires = "nats")]
+    nats_update_stream: bool,
     /// Largest body accepted by POST /system/logs/push.
     #[arg(long, default_value_t = 1 << 20)]
     max_push_bytes: usize,
@@ -107,8 +137,17 @@ impl Backend {
     async fn from_args(args: &Args, store: LogStore) -> Result<Backend, Error> {
         #[cfg(feature = "nats")]
         if let Some(urls) = &args.nats {
-            let mut config =
-                faas_logs::nats::JetStreamConfig::default().replicas(args.nats_replicas);
+            let mut config = faas_logs::nats::JetStreamConfig::default()
+                .replicas(args.nats_replicas)
+                .retention(
+                    args.nats_max_age,
+                    args.nats_max_bytes,
+                    args.nats_max_lines_per_instance,
+                )
+                .store_timeout(args.nats_push_timeout)
+                .connect_timeout(args.nats_connect_timeout)
+                .update_stream(args.nats_update_stream);
+            config.duplicate_window = args.nats_duplicate_window;
             config.default_namespace = args.namespace.clone();
             let logs = faas_logs::nats::JetStreamLogs::connect(urls, config).await?;
             tracing::info!(%urls, "logs kept in NATS JetStream");
@@ -161,36 +200,38 @@ impl Requester for Backend {
 
 #[async_trait]
 impl LogSink for Backend {
-    async fn write(&self, message: Message) -> Result<(), Error> {
+    async fn store(&self, batch: Batch) -> Vec<Result<(), Error>> {
         match self {
-            Backend::Memory(store) => store.append(message),
+            Backend::Memory(store) => store.store(batch).await,
             #[cfg(feature = "nats")]
-            Backend::Nats(logs) => logs.write(message).await,
-        }
-    }
-
-    async fn flush(&self) -> Result<(), Error> {
-        match self {
-            Backend::Memory(_) => Ok(()),
-            #[cfg(feature = "nats")]
-            Backend::Nats(logs) => logs.flush().await,
+            Backend::Nats(logs) => logs.store(batch).await,
         }
     }
 }
 
-/// `POST /system/logs/push`: every good line is stored; 422 lists the bad ones.
+/// `POST /system/logs/push`: each line stored or not, on its own; 200 when all are,
+/// 422 listing the lines refused, 503 (with `Retry-After`) when the store could not take
+/// some for now. An `Idempotency-Key` header names the push, so that sending it again
+/// stores each line once.
 async fn push(backend: &Backend, req: Request<Incoming>, limits: &PushLimits) -> Response<Body> {
+    let key = req
+        .headers()
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let body = match read_body(req.into_body(), limits.bytes, limits.time).await {
         Ok(body) => body,
         Err(refused) => return refused,
     };
-    let report = ingest_ndjson(backend, &body).await;
-    let status = if report.rejected.is_empty() {
-        StatusCode::OK
-    } else {
-        StatusCode::UNPROCESSABLE_ENTITY
-    };
-    json(status, &report)
+    let report = ingest_ndjson(backend, &body, key.as_deref()).await;
+    let mut response = json(report.status(), &report);
+    if report.unavailable.is_some() {
+        response.headers_mut().insert(
+            hyper::header::RETRY_AFTER,
+            hyper::header::HeaderValue::from_static("1"),
+        );
+    }
+    response
 }
 
 /// The largest push body, and how long its client has to send it.
@@ -300,31 +341,37 @@ async fn run_demo(backend: &Backend, namespace: &str) {
             .with_instance("demo-1")
     };
     // Stored before the server answers, so that the first request finds the function.
-    for text in [
+    let first = [
         "demo function started",
         "this line and one a second are kept in the in-memory store",
         "try: /system/logs?name=demo&follow=true",
-    ] {
-        let _ = backend.write(line(text.into())).await;
+    ]
+    .map(|text| line(text.into()));
+    for outcome in backend.store(Batch::new(first.to_vec())).await {
+        if let Err(e) = outcome {
+            tracing::warn!(error = %e, "a demo line was not stored");
+        }
     }
-    let _ = backend.flush().await;
     tokio::spawn(async move {
         let mut ticks = tokio::time::interval(Duration::from_secs(1));
         ticks.tick().await;
         for n in 1u64.. {
             ticks.tick().await;
-            let _ = backend
-                .write(line(format!("tick {n}: handled {} requests", n * 3 % 7)))
-                .await;
-            let _ = backend.flush().await;
+            let tick = line(format!("tick {n}: handled {} requests", n * 3 % 7));
+            if let Err(e) = backend.write(tick).await {
+                tracing::warn!(error = %e, "a demo line was not stored");
+            }
         }
     });
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
     common::init_tracing();
-    let args = Args::parse();
+    common::exit_with(run(Args::parse()).await)
+}
+
+async fn run(args: Args) -> Result<(), common::Failure> {
     let credentials = args.server.credentials()?;
     let store = LogStore::builder()
         .limits(StoreLimits {

@@ -57,9 +57,12 @@ fn seconds(flag: &str, value: f64) -> Result<Duration, String> {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
     common::init_tracing();
-    let args = Args::parse();
+    common::exit_with(run(Args::parse()).await)
+}
+
+async fn run(args: Args) -> Result<(), common::Failure> {
     let credentials = args.server.credentials()?;
     let (apihost, auth) = WskProps::resolve(args.apihost.clone(), args.auth.clone())?;
     let mut client = OpenWhiskClient::builder(apihost, auth);

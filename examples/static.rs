@@ -109,9 +109,12 @@ async fn route(req: hyper::Request<Incoming>, handler: LogHandler<StaticLogs>) -
 }
 
 #[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
+async fn main() -> std::process::ExitCode {
     common::init_tracing();
-    let args = <Args as clap::Parser>::parse();
+    common::exit_with(run(<Args as clap::Parser>::parse()).await)
+}
+
+async fn run(args: Args) -> Result<(), common::Failure> {
     let credentials = args.server.credentials()?;
     let handler = LogHandler::new(StaticLogs::new(Utc::now()), args.server.timeout());
 

@@ -69,12 +69,15 @@ enum Platform {
     Standalone,
 }
 
-type Failure = Box<dyn std::error::Error + Send + Sync>;
+use common::Failure;
 
 #[tokio::main]
-async fn main() -> Result<(), Failure> {
+async fn main() -> std::process::ExitCode {
     common::init_tracing();
-    let args = Args::parse();
+    common::exit_with(run(Args::parse()).await)
+}
+
+async fn run(args: Args) -> Result<(), common::Failure> {
     let nonempty = |key| std::env::var(key).ok().filter(|v: &String| !v.is_empty());
     let platform = match (
         nonempty("AWS_LAMBDA_RUNTIME_API"),

@@ -149,7 +149,7 @@ pub use message::{Message, OutputStream};
 pub use request::Request;
 pub use requester::{Capabilities, Event, FunctionName, LogStream, Requester};
 pub use shared::SharedStr;
-pub use sink::LogSink;
+pub use sink::{Batch, LogSink};
 
 /// Compiles the README's Rust examples as doctests, so they stay true.
 #[cfg(doctest)]

@@ -18,7 +18,7 @@ use chrono::Utc;
 use common::*;
 use faas_logs::nats::{JetStreamConfig, JetStreamLogs};
 use faas_logs::server::LogHandler;
-use faas_logs::{Error, Message, Requester};
+use faas_logs::{Batch, Error, LogSink, Message, Requester};
 
 /// One `nats-server -js` on a free port, with its own store; killed when dropped.
 struct NatsServer {
@@ -70,8 +70,13 @@ fn spawn(port: u16, dir: &std::path::Path, extra: &[String]) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let mut child = child;
+    // Budgeted for a loaded machine; a server that exits (its port taken) fails at once.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!("nats-server on port {port} exited: {status}");
+        }
         assert!(
             std::time::Instant::now() < deadline,
             "nats-server did not start"
@@ -173,10 +178,14 @@ fn line(name: &str, instance: &str, i: usize) -> Message {
 
 /// Lines `range` of one instance written and acknowledged.
 async fn stored(logs: &JetStreamLogs, name: &str, instance: &str, range: std::ops::Range<usize>) {
-    for i in range {
-        logs.write(line(name, instance, i)).await.unwrap();
+    store_all(logs, range.map(|i| line(name, instance, i)).collect()).await;
+}
+
+/// `messages` written as one batch, every one acknowledged.
+async fn store_all(logs: &JetStreamLogs, messages: Vec<Message>) {
+    for outcome in logs.store(Batch::new(messages)).await {
+        outcome.unwrap();
     }
-    logs.flush().await.unwrap();
 }
 
 /// The texts of one instance, in the order they came.
@@ -198,17 +207,17 @@ async fn tail_since_instance_and_dump_over_http_the_same_from_two_providers() {
         .unwrap();
     // A name with dots, which NATS uses as separators, and two instances.
     let name = "fig.let";
-    for i in 0..300 {
-        let instance = if i % 3 == 0 { "fig.let-b" } else { "fig.let-a" };
-        writer.write(line(name, instance, i)).await.unwrap();
-    }
-    writer.flush().await.unwrap();
+    let first: Vec<Message> = (0..300)
+        .map(|i| {
+            let instance = if i % 3 == 0 { "fig.let-b" } else { "fig.let-a" };
+            line(name, instance, i)
+        })
+        .collect();
+    store_all(&writer, first).await;
     let middle = Utc::now();
-    for i in 300..400 {
-        writer.write(line(name, "fig.let-a", i)).await.unwrap();
-    }
-    writer.write(line("other", "other-1", 0)).await.unwrap();
-    writer.flush().await.unwrap();
+    let mut second: Vec<Message> = (300..400).map(|i| line(name, "fig.let-a", i)).collect();
+    second.push(line("other", "other-1", 0));
+    store_all(&writer, second).await;
     // The function list reads the names back out of the subjects' tokens.
     let listed = writer
         .functions()
@@ -222,13 +231,16 @@ async fn tail_since_instance_and_dump_over_http_the_same_from_two_providers() {
     let noise = {
         let writer = writer.clone();
         tokio::spawn(async move {
-            for i in 0.. {
-                let name = if i % 2 == 0 { "fig" } else { "fig.let.x" };
-                if writer.write(line(name, "n-1", i)).await.is_err() {
+            for i in (0..).step_by(50) {
+                let name = if i % 100 == 0 { "fig" } else { "fig.let.x" };
+                let batch = (i..i + 50).map(|i| line(name, "n-1", i)).collect();
+                if writer
+                    .store(Batch::new(batch))
+                    .await
+                    .iter()
+                    .any(Result::is_err)
+                {
                     return;
-                }
-                if i % 100 == 0 {
-                    tokio::time::sleep(Duration::from_millis(1)).await;
                 }
             }
         })
@@ -307,13 +319,9 @@ async fn follow_sees_every_line_once_in_order_across_the_switch_to_live_on_two_r
     let writer = {
         let logs = logs.clone();
         tokio::spawn(async move {
-            for i in 200..1_200 {
-                logs.write(line("f", "f-1", i)).await.unwrap();
-                if i % 50 == 0 {
-                    logs.flush().await.unwrap();
-                }
+            for start in (200..1_200).step_by(50) {
+                stored(&logs, "f", "f-1", start..start + 50).await;
             }
-            logs.flush().await.unwrap();
         })
     };
     // Two provider replicas, each with its own connection, followed at once.
@@ -377,11 +385,10 @@ async fn tail_is_found_without_reading_the_history() {
     let logs = JetStreamLogs::connect(&server.url(), JetStreamConfig::default())
         .await
         .unwrap();
-    for i in 0..5_000 {
-        logs.write(line("f", "f-1", i)).await.unwrap();
-        logs.write(line("g", "g-1", i)).await.unwrap();
-    }
-    logs.flush().await.unwrap();
+    let both = (0..5_000)
+        .flat_map(|i| [line("f", "f-1", i), line("g", "g-1", i)])
+        .collect();
+    store_all(&logs, both).await;
     let addr = provider(&logs).await;
     let (_, mut lines) = get(addr, "/system/logs?name=f&tail=3").await;
     assert_eq!(
@@ -400,27 +407,25 @@ async fn long_names_and_a_too_large_line_are_handled_and_nothing_stored_is_lost(
         .unwrap();
     let long = format!("{}.{}", "n".repeat(126), "m".repeat(126));
     logs.write(line(&long, &long, 1)).await.unwrap();
-    logs.flush().await.unwrap();
-    // NATS refuses a payload over its 1 MiB limit: a clear error, and the rest stays.
+    // NATS refuses a payload over its 1 MiB limit: a clear refusal of that line alone,
+    // and the lines beside it are stored.
     let huge = Message::new(&*long, Utc::now(), "x".repeat(1 << 20)).with_instance(&*long);
-    let refused = match logs.write(huge).await {
-        Err(e) => e,
-        Ok(()) => logs.flush().await.unwrap_err(),
-    };
-    assert!(
-        refused.to_string().to_lowercase().contains("payload"),
-        "{refused}"
-    );
-    logs.write(line(&long, &long, 2)).await.unwrap();
-    logs.flush().await.unwrap();
+    let outcomes = logs
+        .store(Batch::new(vec![
+            line(&long, &long, 2),
+            huge,
+            line(&long, &long, 3),
+        ]))
+        .await;
+    assert!(outcomes[0].is_ok() && outcomes[2].is_ok(), "{outcomes:?}");
+    let refused = outcomes[1].as_ref().unwrap_err();
+    assert!(matches!(refused, Error::InvalidRequest { .. }), "{refused}");
+    assert!(refused.to_string().contains("too large"), "{refused}");
     let addr = provider(&logs).await;
     let (response, mut lines) = get(addr, &format!("/system/logs?name={long}")).await;
     assert_eq!(response.status(), 200);
     let got = lines.messages().await;
-    assert_eq!(
-        texts(&got),
-        [format!("{long} line 1"), format!("{long} line 2")]
-    );
+    assert_eq!(texts(&got), [1, 2, 3].map(|i| format!("{long} line {i}")));
     assert_eq!(got[0].name, long.as_str());
 }
 
@@ -430,7 +435,8 @@ async fn a_server_that_is_gone_or_a_stream_deleted_is_a_503_not_a_hang() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("nats://{}", closed.local_addr().unwrap());
     drop(closed);
-    let error = within(JetStreamLogs::connect(&url, JetStreamConfig::default()))
+    let once = JetStreamConfig::default().connect_timeout(Duration::ZERO);
+    let error = within(JetStreamLogs::connect(&url, once))
         .await
         .unwrap_err();
     assert!(matches!(error, Error::Unavailable { .. }), "{error}");
@@ -443,7 +449,6 @@ async fn a_server_that_is_gone_or_a_stream_deleted_is_a_503_not_a_hang() {
         .await
         .unwrap();
     logs.write(line("f", "f-1", 0)).await.unwrap();
-    logs.flush().await.unwrap();
     let addr = provider(&logs).await;
 
     // The stream deleted underneath.
@@ -543,40 +548,35 @@ async fn logs_in_files_survive_a_restart_of_the_server() {
     assert_eq!(texts(&lines.messages().await), expected);
 }
 
-/// Writes lines `f-1 line N` until told to stop, flushing every 20; returns the numbers
-/// acknowledged and those whose flush failed (stored or not: never written again).
+/// Writes lines `f-1 line N` in batches of 20 until told to stop; returns the numbers
+/// acknowledged and those that were not (stored or not: never written again).
 async fn keep_writing(
     logs: JetStreamLogs,
     stop: tokio::sync::watch::Receiver<bool>,
     acked: tokio::sync::watch::Sender<usize>,
 ) -> (Vec<usize>, Vec<usize>) {
-    let (mut confirmed, mut unsure, mut batch) = (Vec::new(), Vec::new(), Vec::new());
-    for i in 0.. {
+    let (mut confirmed, mut unsure) = (Vec::new(), Vec::new());
+    for start in (0..).step_by(20) {
         if *stop.borrow() {
             break;
         }
-        match logs.write(line("f", "f-1", i)).await {
-            Ok(()) => batch.push(i),
-            Err(_) => {
-                unsure.push(i);
-                // While the cluster elects a new leader.
-                tokio::time::sleep(Duration::from_millis(20)).await;
+        let batch = (start..start + 20).map(|i| line("f", "f-1", i)).collect();
+        let outcomes = logs.store(Batch::new(batch)).await;
+        let mut failed = false;
+        for (i, outcome) in (start..).zip(outcomes) {
+            match outcome {
+                Ok(()) => confirmed.push(i),
+                Err(_) => {
+                    unsure.push(i);
+                    failed = true;
+                }
             }
         }
-        if batch.len() == 20 {
-            match logs.flush().await {
-                Ok(()) => confirmed.append(&mut batch),
-                Err(_) => unsure.append(&mut batch),
-            }
-            acked.send_replace(confirmed.len());
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        acked.send_replace(confirmed.len());
+        // A pause between batches, longer while the cluster elects a new leader.
+        let pause = if failed { 20 } else { 5 };
+        tokio::time::sleep(Duration::from_millis(pause)).await;
     }
-    match logs.flush().await {
-        Ok(()) => confirmed.append(&mut batch),
-        Err(_) => unsure.append(&mut batch),
-    }
-    acked.send_replace(confirmed.len());
     (confirmed, unsure)
 }
 
@@ -658,12 +658,10 @@ async fn a_whole_cluster_restarted_still_has_its_logs() {
     };
     let config = JetStreamConfig::default().replicas(3);
     let logs = connect_when_ready(&servers[0].url(), config.clone()).await;
-    for i in 0..100 {
-        logs.write(line("f", &format!("f-{}", i % 2), i))
-            .await
-            .unwrap();
-    }
-    logs.flush().await.unwrap();
+    let lines = (0..100)
+        .map(|i| line("f", &format!("f-{}", i % 2), i))
+        .collect();
+    store_all(&logs, lines).await;
     drop(logs);
     for server in &mut servers {
         server.restart();
@@ -719,4 +717,618 @@ async fn the_telemetry_listener_writes_its_lines_to_jetstream() {
         records.invocations("", "tele.fn", None, 10).unwrap()[0].request_id,
         "r-1"
     );
+}
+
+/// The admin's view of the stream: a plain async-nats connection.
+async fn admin(url: &str) -> async_nats::jetstream::Context {
+    async_nats::jetstream::new(async_nats::connect(url).await.unwrap())
+}
+
+/// A push of `body` to a provider on `connection`, with an `Idempotency-Key` when given:
+/// the status and the report.
+async fn push(
+    connection: &mut Connection,
+    body: &str,
+    key: Option<&str>,
+) -> (u16, serde_json::Value) {
+    use http_body_util::BodyExt;
+    let headers: Vec<(&str, &str)> = key.map(|k| ("idempotency-key", k)).into_iter().collect();
+    let response = connection
+        .send_with("POST", "/system/logs/push", &headers, body.as_bytes())
+        .await;
+    let status = response.status().as_u16();
+    if status == 503 {
+        assert!(
+            response.headers().contains_key("retry-after"),
+            "a 503 says when to retry"
+        );
+    }
+    let body = within(response.into_body().collect())
+        .await
+        .unwrap()
+        .to_bytes();
+    (status, serde_json::from_slice(&body).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_pushes_each_get_their_own_outcome_from_a_stream_that_refuses_a_subject() {
+    let Some(server) = NatsServer::start("concurrent_pushes_each_get_their_own_outcome") else {
+        return;
+    };
+    // The stream takes one function's subjects only.
+    admin(&server.url())
+        .await
+        .create_stream(async_nats::jetstream::stream::Config {
+            name: "FAAS_LOGS".into(),
+            subjects: vec!["faas-logs.openfaas-fn.ok.>".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let url = server.url();
+    let provider = Example::start(
+        "memory",
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--nats",
+            &url,
+            "--run",
+            "idle=true",
+        ],
+    );
+    // Two clients at once, each on its own connection: one pushes lines the stream
+    // takes, one pushes lines it refuses, one line a push.
+    let client = |name: &'static str| {
+        let addr = provider.addr;
+        tokio::spawn(async move {
+            let mut connection = Connection::open(addr).await;
+            let mut answers = Vec::new();
+            for i in 0..400 {
+                let body = format!(
+                    r#"{{"name":"{name}","instance":"{name}-1","text":"{name} line {i}"}}"#
+                );
+                answers.push(push(&mut connection, &body, None).await);
+            }
+            answers
+        })
+    };
+    let (ok, bad) = (client("ok"), client("bad"));
+    let (ok, bad) = (ok.await.unwrap(), bad.await.unwrap());
+    for (status, report) in &ok {
+        assert_eq!(*status, 200, "{report}");
+        assert_eq!(report["accepted"], 1, "{report}");
+        assert_eq!(report["rejected"], serde_json::json!([]), "{report}");
+    }
+    for (status, report) in &bad {
+        assert_eq!(*status, 422, "{report}");
+        assert_eq!(report["accepted"], 0, "{report}");
+        assert_eq!(report["rejected"][0]["line"], 1, "{report}");
+        let error = report["rejected"][0]["error"].as_str().unwrap();
+        assert!(error.contains("does not take the subject"), "{error}");
+    }
+    // Every line answered 200 is there, once, in order; the refused function has none.
+    let (_, mut lines) = get(provider.addr, "/system/logs?name=ok").await;
+    let expected: Vec<String> = (0..400).map(|i| format!("ok line {i}")).collect();
+    assert_eq!(texts(&lines.messages().await), expected);
+    let (status, _) = get_whole(provider.addr, "/system/logs?name=bad").await;
+    assert_eq!(status, 404);
+}
+
+/// The index in `servers` of the stream's leader.
+async fn stream_leader(url: &str, servers: &[NatsServer]) -> usize {
+    within_election(async {
+        loop {
+            if let Ok(mut stream) = admin(url).await.get_stream("FAAS_LOGS").await {
+                let leader = stream
+                    .info()
+                    .await
+                    .ok()
+                    .and_then(|info| info.cluster.clone())
+                    .and_then(|cluster| cluster.leader);
+                if let Some(leader) = leader {
+                    let port = leader.rsplit('-').next().unwrap().parse::<u16>().unwrap();
+                    return servers.iter().position(|s| s.port == port).unwrap();
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+    .await
+}
+
+/// Starts the memory provider on `urls` (a blocking read of its first line, off the
+/// runtime's threads).
+async fn memory_provider(args: Vec<String>) -> Example {
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Example::start("memory", &args)
+    })
+    .await
+    .unwrap()
+}
+
+/// What one writer saw: its pushes answered 200, and how long each 503 took.
+#[derive(Default)]
+struct Pushed {
+    batches: usize,
+    unavailable: Vec<Duration>,
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_writers_through_a_killed_leader_store_every_acknowledged_line_exactly_once() {
+    let Some(mut servers) = cluster("four_writers_through_a_killed_leader") else {
+        return;
+    };
+    let urls: Vec<String> = servers.iter().map(NatsServer::url).collect();
+    let all = urls.join(",");
+    let push_timeout = Duration::from_secs(5);
+    // Two providers on the three servers; they wait for the cluster's first election.
+    let mut providers = Vec::new();
+    for _ in 0..2 {
+        providers.push(
+            memory_provider(
+                [
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--nats",
+                    &all,
+                    "--nats-replicas",
+                    "3",
+                    "--nats-push-timeout",
+                    "5s",
+                    "--run",
+                    "idle=true",
+                ]
+                .map(String::from)
+                .to_vec(),
+            )
+            .await,
+        );
+    }
+    let addrs: Vec<SocketAddr> = providers.iter().map(|p| p.addr).collect();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let (progress, _) = tokio::sync::watch::channel(0usize);
+    // Four writers, each an instance of function f, each pushing batches of 10 lines
+    // to one provider or the other, every batch sent again (same body, same key) until
+    // it is answered 200.
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (addrs, stopped, progress) = (addrs.clone(), stopped.clone(), progress.clone());
+            tokio::spawn(async move {
+                let mut pushed = Pushed::default();
+                for batch in 0.. {
+                    if *stopped.borrow() {
+                        break;
+                    }
+                    let body: String = (batch * 10..batch * 10 + 10)
+                        .map(|i| format!("{{\"name\":\"f\",\"instance\":\"w-{w}\",\"text\":\"w-{w} line {i}\"}}\n"))
+                        .collect();
+                    let key = format!("w-{w}-batch-{batch}");
+                    loop {
+                        // A connection of its own: an idle one may be closed by the
+                        // provider while this writer waits out an election elsewhere.
+                        let mut connection = Connection::open(addrs[(batch + w) % 2]).await;
+                        let started = std::time::Instant::now();
+                        let (status, report) = push(&mut connection, &body, Some(&key)).await;
+                        match status {
+                            200 => {
+                                assert_eq!(report["accepted"], 10, "{report}");
+                                break;
+                            }
+                            503 => {
+                                pushed.unavailable.push(started.elapsed());
+                                tokio::time::sleep(Duration::from_millis(50)).await;
+                            }
+                            other => panic!("a push answered {other}: {report}"),
+                        }
+                    }
+                    pushed.batches += 1;
+                    progress.send_modify(|n| *n += 1);
+                }
+                pushed
+            })
+        })
+        .collect();
+    let mut seen = progress.subscribe();
+    within_election(seen.wait_for(|n| *n >= 100)).await.unwrap();
+    // The stream's leader is killed (SIGKILL); the writers go on through the election.
+    let leader = stream_leader(&urls[0], &servers).await;
+    let killed_at = *seen.borrow();
+    drop(servers.remove(leader));
+    within_election(seen.wait_for(|n| *n >= killed_at + 200))
+        .await
+        .unwrap();
+    stop.send_replace(true);
+    let mut unavailable = Vec::new();
+    let mut batches = Vec::new();
+    for writer in writers {
+        let pushed = within_election(writer).await.unwrap();
+        batches.push(pushed.batches);
+        unavailable.extend(pushed.unavailable);
+    }
+    // A 503 comes within the push's deadline (and a little for the answer to travel).
+    for took in &unavailable {
+        assert!(
+            *took < push_timeout + Duration::from_secs(2),
+            "a 503 took {took:?}"
+        );
+    }
+    assert!(!unavailable.is_empty(), "no push met the election");
+    // Both providers' history holds every line answered 200, exactly once, in order.
+    for addr in addrs {
+        let got = within_election(async {
+            loop {
+                let (response, mut lines) = get(addr, "/system/logs?name=f").await;
+                if response.status() == 200 {
+                    return lines.messages().await;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        })
+        .await;
+        for (w, batches) in batches.iter().enumerate() {
+            let instance = format!("w-{w}");
+            let expected: Vec<String> = (0..batches * 10)
+                .map(|i| format!("{instance} line {i}"))
+                .collect();
+            let got = of_instance(&got, &instance);
+            if got != expected {
+                let at = got
+                    .iter()
+                    .zip(&expected)
+                    .take_while(|(a, b)| a == b)
+                    .count();
+                panic!(
+                    "{instance} from {addr}: {} lines, {} expected; from line {at}: got {:?}, expected {:?}",
+                    got.len(),
+                    expected.len(),
+                    &got[at..(at + 5).min(got.len())],
+                    &expected[at..(at + 5).min(expected.len())]
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_that_falls_behind_retention_is_told_exactly_how_many_lines_it_lost() {
+    let Some(server) = NatsServer::start("a_follower_that_falls_behind_retention") else {
+        return;
+    };
+    // The stream keeps 200 lines per instance.
+    let config = JetStreamConfig::default().retention(Duration::from_secs(3600), 1 << 30, 200);
+    let logs = JetStreamLogs::connect(&server.url(), config).await.unwrap();
+    let text = |i: usize| format!("line {i} {}", "x".repeat(1000));
+    let lines = |range: std::ops::Range<usize>| {
+        range
+            .map(|i| Message::new("f", Utc::now(), text(i)).with_instance("f-1"))
+            .collect::<Vec<_>>()
+    };
+    store_all(&logs, lines(0..100)).await;
+    let addr = provider(&logs).await;
+    // The follower reads the last line, then stops reading.
+    let (_, mut follower) = get_narrow(addr, "/system/logs?name=f&follow=true&tail=1").await;
+    assert_eq!(within(follower.next_message()).await.text, text(99));
+    // 40 MB of lines go past it: far more than the connection and the reader hold.
+    let total = 40_100;
+    for start in (100..total).step_by(500) {
+        store_all(&logs, lines(start..start + 500)).await;
+    }
+    // Reading again: lines in order, one gap line with the exact count, lines in order
+    // to the last.
+    let mut expected = 100;
+    let mut gaps = Vec::new();
+    while expected < total {
+        let line = within(follower.next()).await.unwrap().unwrap();
+        let message: Message = serde_json::from_str(&line).unwrap();
+        if let Some(lost) = message.text.strip_prefix("[faas-logs] ") {
+            let lost: usize = lost.split(' ').next().unwrap().parse().unwrap();
+            assert!(
+                message
+                    .text
+                    .ends_with("lines lost here: this reader fell behind the store"),
+                "{}",
+                message.text
+            );
+            gaps.push(lost);
+            expected += lost;
+            continue;
+        }
+        assert_eq!(message.text, text(expected), "after {gaps:?}");
+        expected += 1;
+    }
+    assert!(
+        !gaps.is_empty(),
+        "the follower fell behind retention and was told"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_started_before_nats_waits_for_it_and_then_serves() {
+    if !installed("a_provider_started_before_nats") {
+        return;
+    }
+    let port = free_port();
+    let url = format!("nats://127.0.0.1:{port}");
+    let starting = {
+        let url = url.clone();
+        tokio::task::spawn_blocking(move || {
+            Example::start_with(
+                "memory",
+                &[
+                    "--listen",
+                    "127.0.0.1:0",
+                    "--nats",
+                    &url,
+                    "--run",
+                    "hello=echo hello",
+                ],
+                &[],
+                Stdio::piped(),
+            )
+        })
+    };
+    // NATS comes 2 s later (the scenario, not a wait for an event).
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let _server = NatsServer::run(port, store_dir(port), &[]);
+    let mut provider = within_election(starting).await.unwrap();
+    let mut lines = get_once_present(provider.addr, "/system/logs?name=hello&follow=true").await;
+    assert_eq!(within(lines.next_message()).await.text, "hello");
+    // It said what it was waiting for, as a sentence.
+    drop(provider.child.kill());
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut provider.child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(
+        stderr.contains("NATS is not ready; trying again"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!("cannot connect to NATS at {url}")),
+        "{stderr}"
+    );
+}
+
+/// `GET path` once the function has a line in the stream (a 404 before).
+async fn get_once_present(addr: SocketAddr, path: &str) -> Lines {
+    within(async {
+        loop {
+            let (response, lines) = get(addr, path).await;
+            if response.status() != 404 {
+                assert_eq!(response.status(), 200);
+                return lines;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+}
+
+/// Runs the memory provider on `url` with `extra` flags until it prints its address or
+/// exits; returns its stderr so far (it is killed) and whether it started.
+async fn provider_output(url: &str, extra: &[&str]) -> (bool, String) {
+    let mut args = vec![
+        "memory".to_owned(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--nats".into(),
+        url.into(),
+        "--run".into(),
+        "idle=true".into(),
+    ];
+    args.extend(extra.iter().map(|s| s.to_string()));
+    tokio::task::spawn_blocking(move || {
+        use std::io::Read;
+        let exe = std::env::current_exe().unwrap();
+        let program = exe
+            .parent()
+            .and_then(|d| d.parent())
+            .unwrap()
+            .join("examples")
+            .join("memory");
+        let mut child = Command::new(program)
+            .args(&args[1..])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = [0u8; 1];
+        let started = child.stdout.take().unwrap().read(&mut first).unwrap() == 1;
+        let _ = child.kill();
+        let _ = child.wait();
+        let mut stderr = String::new();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
+        (started, stderr)
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_with_other_settings_is_reported_at_start_and_updated_when_asked() {
+    let Some(server) = NatsServer::start("a_stream_with_other_settings") else {
+        return;
+    };
+    let url = server.url();
+    let js = admin(&url).await;
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "FAAS_LOGS".into(),
+        subjects: vec!["faas-logs.>".into()],
+        max_age: Duration::from_secs(3600),
+        max_messages_per_subject: 100_000,
+        max_bytes: 1 << 30,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    // Reported, and used as it is.
+    let (started, stderr) = provider_output(
+        &url,
+        &[
+            "--nats-max-age",
+            "2h",
+            "--nats-max-lines-per-instance",
+            "500",
+        ],
+    )
+    .await;
+    assert!(started, "{stderr}");
+    assert!(
+        stderr.contains("max age: the stream has 3600s, the configuration asks for 7200s"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "max lines per instance: the stream has 100000, the configuration asks for 500"
+        ),
+        "{stderr}"
+    );
+    let config = js
+        .get_stream("FAAS_LOGS")
+        .await
+        .unwrap()
+        .cached_info()
+        .config
+        .clone();
+    assert_eq!(config.max_age, Duration::from_secs(3600));
+    // Applied when asked.
+    let (started, stderr) = provider_output(
+        &url,
+        &[
+            "--nats-max-age",
+            "2h",
+            "--nats-max-lines-per-instance",
+            "500",
+            "--nats-update-stream",
+        ],
+    )
+    .await;
+    assert!(started, "{stderr}");
+    let config = js
+        .get_stream("FAAS_LOGS")
+        .await
+        .unwrap()
+        .cached_info()
+        .config
+        .clone();
+    assert_eq!(
+        (config.max_age, config.max_messages_per_subject),
+        (Duration::from_secs(7200), 500)
+    );
+    // A change the server refuses (the storage of a stream kept in memory) stops the
+    // provider with a sentence, not a debug dump.
+    js.delete_stream("FAAS_LOGS").await.unwrap();
+    js.create_stream(async_nats::jetstream::stream::Config {
+        name: "FAAS_LOGS".into(),
+        subjects: vec!["faas-logs.>".into()],
+        storage: async_nats::jetstream::stream::StorageType::Memory,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let (started, stderr) = provider_output(&url, &["--nats-update-stream"]).await;
+    assert!(!started, "{stderr}");
+    let last = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_default();
+    assert!(
+        last.starts_with("error: invalid stream: the log stream FAAS_LOGS cannot be changed"),
+        "{stderr}"
+    );
+    assert!(last.contains("storage: the stream has Memory"), "{last}");
+    assert!(!stderr.contains(" { "), "no debug dump: {stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn captured_output_is_stored_once_and_in_order_across_a_killed_server() {
+    let Some(mut server) = NatsServer::start("captured_output_is_stored_once") else {
+        return;
+    };
+    let url = server.url();
+    // A command that writes 4,000 numbered lines over a few seconds.
+    let provider = memory_provider(
+        ["--listen", "127.0.0.1:0", "--nats", &url, "--run", "count=i=0; while [ $i -lt 4000 ]; do echo \"line $i\"; i=$((i+1)); [ $((i % 100)) -eq 0 ] && sleep 0.1; done"]
+            .map(String::from)
+            .to_vec(),
+    )
+    .await;
+    // Once some lines are stored, the server is killed and started again on its store.
+    let mut follower = get_once_present(provider.addr, "/system/logs?name=count&follow=true").await;
+    while within(follower.next_message()).await.text != "line 500" {}
+    server.restart();
+    // Every line arrives in the end, once, in order.
+    let expected: Vec<String> = (0..4000).map(|i| format!("line {i}")).collect();
+    let got = within_election(async {
+        loop {
+            let (response, mut lines) = get(provider.addr, "/system/logs?name=count").await;
+            if response.status() == 200 {
+                let got = texts(&lines.messages().await);
+                if got.len() >= 4000 || got.last() == expected.last() {
+                    return got;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await;
+    assert_eq!(got, expected);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pushes_while_nats_is_down_are_503s_within_the_deadline_and_none_holds_another() {
+    let Some(server) = NatsServer::start("pushes_while_nats_is_down") else {
+        return;
+    };
+    let url = server.url();
+    let provider = memory_provider(
+        [
+            "--listen",
+            "127.0.0.1:0",
+            "--nats",
+            &url,
+            "--nats-push-timeout",
+            "3s",
+            "--run",
+            "idle=true",
+        ]
+        .map(String::from)
+        .to_vec(),
+    )
+    .await;
+    let body: String = (0..20)
+        .map(|i| format!("{{\"name\":\"f\",\"instance\":\"f-1\",\"text\":\"line {i}\"}}\n"))
+        .collect();
+    let mut connection = Connection::open(provider.addr).await;
+    assert_eq!(push(&mut connection, &body, None).await.0, 200);
+    drop(server);
+    // Four pushes at once, each answered within its deadline, each for its own lines.
+    let pushes: Vec<_> = (0..4)
+        .map(|_| {
+            let (addr, body) = (provider.addr, body.clone());
+            tokio::spawn(async move {
+                let mut connection = Connection::open(addr).await;
+                let started = std::time::Instant::now();
+                let answer = push(&mut connection, &body, None).await;
+                (started.elapsed(), answer)
+            })
+        })
+        .collect();
+    for push in pushes {
+        let (took, (status, report)) = push.await.unwrap();
+        assert_eq!(status, 503, "{report}");
+        assert!(took < Duration::from_secs(5), "answered after {took:?}");
+        assert_eq!(report["accepted"], 0, "{report}");
+        assert_eq!(report["unavailable"]["count"], 20, "{report}");
+        assert_eq!(
+            report["unavailable"]["lines"],
+            serde_json::json!([[1, 20]]),
+            "{report}"
+        );
+    }
 }

@@ -348,3 +348,114 @@ async fn multi_line_records_split_into_messages_and_a_get_is_405() {
     assert_eq!(response.status(), 405);
     assert_eq!(response.headers()["allow"], "POST");
 }
+
+/// A sink that refuses lines holding "bad" for good, cannot store those holding "down"
+/// for now, and stores the rest in a store; it answers each batch after a pause, so
+/// that batches overlap.
+struct Picky(LogStore);
+
+#[faas_logs::async_trait]
+impl faas_logs::LogSink for Picky {
+    async fn store(&self, batch: faas_logs::Batch) -> Vec<Result<(), faas_logs::Error>> {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        batch
+            .messages
+            .into_iter()
+            .map(|m| {
+                if m.text.contains("bad") {
+                    Err(faas_logs::Error::invalid("text", "bad lines are refused"))
+                } else if m.text.contains("down") {
+                    Err(faas_logs::Error::unavailable("the sink is down"))
+                } else {
+                    self.0.append(m)
+                }
+            })
+            .collect()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_written_to_a_sink_at_once_each_get_their_own_outcome() {
+    let (records, lines) = (LogStore::new(), LogStore::new());
+    let listener = TelemetryListener::new(records.clone(), "f").lines_to(Picky(lines.clone()));
+    let addr = serve_both(listener, &lines).await;
+    // Many clients at once, half of whose batches hold a line the sink refuses.
+    let clients: Vec<_> = (0..8)
+        .map(|c| {
+            tokio::spawn(async move {
+                let mut answers = Vec::new();
+                for i in 0..20 {
+                    let text = if c % 2 == 0 {
+                        format!("good {c}-{i}")
+                    } else {
+                        format!("bad {c}-{i}")
+                    };
+                    let body = serde_json::json!([function_event(i, &text)]).to_string();
+                    answers.push((c, post(addr, body.as_bytes()).await));
+                }
+                answers
+            })
+        })
+        .collect();
+    for client in clients {
+        for (c, (status, answer)) in client.await.unwrap() {
+            assert_eq!(status, 200, "{answer}");
+            if c % 2 == 0 {
+                assert_eq!(
+                    (
+                        answer["accepted"].as_u64(),
+                        answer["rejected"].as_array().map(Vec::len)
+                    ),
+                    (Some(1), Some(0)),
+                    "{answer}"
+                );
+            } else {
+                assert_eq!(answer["accepted"], 0, "{answer}");
+                let reason = answer["rejected"][0]["reason"].as_str().unwrap();
+                assert!(reason.contains("bad lines are refused"), "{reason}");
+            }
+        }
+    }
+    assert_eq!(lines.stats("", "f").unwrap().messages, 80);
+}
+
+#[tokio::test]
+async fn a_batch_the_sink_cannot_store_now_is_a_503_and_its_retry_is_taken() {
+    let (records, lines) = (LogStore::new(), LogStore::new());
+    let listener = TelemetryListener::new(records.clone(), "f").lines_to(Picky(lines.clone()));
+    let addr = serve_both(listener, &lines).await;
+    let batch = serde_json::json!([
+        function_event(0, "stored"),
+        function_event(1, "down for now")
+    ])
+    .to_string();
+    let (response, answer) = {
+        let mut connection = Connection::open(addr).await;
+        let response = connection
+            .send("POST", "/telemetry", batch.as_bytes())
+            .await;
+        let retry_after = response.headers().get("retry-after").cloned();
+        let status = response.status();
+        use http_body_util::BodyExt;
+        let body = within(response.into_body().collect())
+            .await
+            .unwrap()
+            .to_bytes();
+        (
+            (status, retry_after),
+            serde_json::from_slice::<serde_json::Value>(&body).unwrap(),
+        )
+    };
+    assert_eq!(response.0, 503, "{answer}");
+    assert!(response.1.is_some(), "a 503 says when to retry");
+    assert_eq!(answer["unavailable"]["lines"], 1, "{answer}");
+    assert_eq!(
+        answer["unavailable"]["error"], "the sink is down",
+        "{answer}"
+    );
+    // The same batch again is not taken for a duplicate: it is stored again (a sink that
+    // deduplicates, JetStream, keeps one copy of what it had).
+    let (status, answer) = post(addr, batch.as_bytes()).await;
+    assert_eq!(status, 503, "{answer}");
+    assert_eq!(answer["duplicate"], false, "{answer}");
+}

@@ -232,6 +232,61 @@ pub(crate) fn error(status: StatusCode, message: &str) -> Response<Body> {
     json(status, &serde_json::json!({ "error": message }))
 }
 
+/// Whatever can stop a provider binary.
+pub(crate) type Failure = Box<dyn std::error::Error + Send + Sync>;
+
+/// The exit status of a provider binary: an error is printed as a sentence, with its
+/// causes, never as a debug dump.
+pub(crate) fn exit_with(outcome: Result<(), Failure>) -> std::process::ExitCode {
+    let Err(e) = outcome else {
+        return std::process::ExitCode::SUCCESS;
+    };
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    eprintln!("error: {text}");
+    std::process::ExitCode::FAILURE
+}
+
+/// A duration flag: a number and a unit, `ms`, `s`, `m`, `h` or `d`, or several
+/// (`1h30m`).
+pub(crate) fn parse_duration(value: &str) -> Result<Duration, String> {
+    let bad = || format!("{value:?} is not a duration: write 30s, 5m, 12h or 7d");
+    let mut rest = value.trim();
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    let mut total = Duration::ZERO;
+    while !rest.is_empty() {
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let number: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit] {
+            "ms" => Duration::from_millis(1),
+            "s" => Duration::from_secs(1),
+            "m" => Duration::from_secs(60),
+            "h" => Duration::from_secs(3600),
+            "d" => Duration::from_secs(86_400),
+            _ => return Err(bad()),
+        };
+        rest = &rest[unit..];
+        total += scale * u32::try_from(number).map_err(|_| bad())?;
+    }
+    Ok(total)
+}
+
 /// Logs to stderr, at `info` unless `RUST_LOG` says otherwise.
 pub(crate) fn init_tracing() {
     tracing_subscriber::fmt()

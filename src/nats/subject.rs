@@ -100,6 +100,23 @@ pub(crate) fn filter(prefix: &str, namespace: &str, name: &str, instance: &str) 
     }
 }
 
+/// Whether one of the stream's subject `patterns` (with NATS wildcards: `*` one token,
+/// `>` the rest) matches `subject`.
+pub(crate) fn covered(patterns: &[String], subject: &str) -> bool {
+    patterns.iter().any(|pattern| {
+        let mut tokens = subject.split('.');
+        for wanted in pattern.split('.') {
+            match (wanted, tokens.next()) {
+                (">", Some(_)) => return true,
+                ("*", Some(_)) => {}
+                (wanted, Some(token)) if wanted == token => {}
+                _ => return false,
+            }
+        }
+        tokens.next().is_none()
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,5 +172,20 @@ mod tests {
         );
         assert_eq!(filter("logs", "", "f", ""), "logs._.f.*");
         assert_eq!(filter("logs", "ns", "f", "i_1"), "logs.ns.f.i_5F1");
+    }
+
+    #[test]
+    fn wildcards_cover_subjects_as_nats_matches_them() {
+        let patterns = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let ok = patterns(&["logs.openfaas-fn.ok.>"]);
+        assert!(covered(&ok, "logs.openfaas-fn.ok.ok-1"));
+        assert!(!covered(&ok, "logs.openfaas-fn.ok"));
+        assert!(!covered(&ok, "logs.openfaas-fn.bad.bad-1"));
+        let star = patterns(&["a.*.c", "x"]);
+        assert!(covered(&star, "a.b.c"));
+        assert!(covered(&star, "x"));
+        assert!(!covered(&star, "a.b.c.d"));
+        assert!(!covered(&star, "a.b"));
+        assert!(!covered(&[], "a"));
     }
 }

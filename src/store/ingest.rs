@@ -11,15 +11,21 @@ use tokio_util::codec::{Decoder, FramedRead};
 use super::LogStore;
 use crate::codec::{trim_line_end, LineCodec, NdjsonDecoder, NdjsonError};
 use crate::request::valid_name;
-use crate::LogSink;
-use crate::{Message, OutputStream, SharedStr};
+use crate::{Batch, Error, LogSink, Message, OutputStream, SharedStr};
 
 /// Reads `reader` (a process's stdout or stderr, say) to its end and writes each line to
-/// `sink` (a [`LogStore`], or any [`LogSink`]) as a message of the given function and instance, stamped when the line is
-/// complete. Lines are cut as [`LineCodec`] describes, at `max_line` bytes
-/// ([`DEFAULT_MAX_LINE`](crate::codec::DEFAULT_MAX_LINE) is a good default).
+/// `sink` (a [`LogStore`], or any [`LogSink`]) as a message of the given function and
+/// instance, stamped when the line is complete. Lines are cut as [`LineCodec`]
+/// describes, at `max_line` bytes ([`DEFAULT_MAX_LINE`](crate::codec::DEFAULT_MAX_LINE)
+/// is a good default).
 ///
-/// Returns the number of lines written; a read error ends the capture and is returned.
+/// The lines that are ready go to the sink together, as one [`Batch`]. A line the sink
+/// could not store for now ([`Error::Unavailable`]) is written again, with a growing
+/// pause (up to 5 s), until it is stored; meanwhile nothing more is read, so a process
+/// that writes faster than its logs can be stored waits on its pipe rather than lose
+/// lines. A line the sink refuses for good is logged and dropped.
+///
+/// Returns the number of lines stored; a read error ends the capture and is returned.
 pub async fn capture_lines<R: AsyncRead + Unpin, S: LogSink + ?Sized>(
     reader: R,
     sink: &S,
@@ -28,47 +34,155 @@ pub async fn capture_lines<R: AsyncRead + Unpin, S: LogSink + ?Sized>(
     instance: &str,
     max_line: usize,
 ) -> std::io::Result<u64> {
-    let mut lines = FramedRead::with_capacity(reader, LineCodec::new(max_line), 16 * 1024);
-    let mut appended = 0u64;
+    let lines = FramedRead::with_capacity(reader, LineCodec::new(max_line), 16 * 1024);
+    let mut ready = lines.ready_chunks(CAPTURE_BATCH);
+    let mut stored = 0u64;
     // Every line shares these three rather than allocating its own.
     let (name, namespace, instance): (SharedStr, SharedStr, SharedStr) =
         (name.into(), namespace.into(), instance.into());
-    while let Some(text) = lines.next().await {
-        let message = Message::new(name.clone(), Utc::now(), text?)
-            .with_namespace(namespace.clone())
-            .with_instance(instance.clone());
-        match sink.write(message).await {
-            Ok(()) => appended += 1,
-            Err(e) => tracing::warn!(error = %e, function = %name, "captured line refused"),
+    while let Some(chunk) = ready.next().await {
+        let mut messages = Vec::with_capacity(chunk.len());
+        let mut failed = None;
+        for text in chunk {
+            match text {
+                Ok(text) => messages.push(
+                    Message::new(name.clone(), Utc::now(), text)
+                        .with_namespace(namespace.clone())
+                        .with_instance(instance.clone()),
+                ),
+                Err(e) => {
+                    failed = Some(e);
+                    break;
+                }
+            }
+        }
+        stored += store_until_settled(sink, messages, &name).await;
+        if let Some(e) = failed {
+            return Err(e);
         }
     }
-    if let Err(e) = sink.flush().await {
-        tracing::warn!(error = %e, function = %name, "captured lines were not all stored");
+    Ok(stored)
+}
+
+/// Lines of a capture written to a sink at once, at most.
+const CAPTURE_BATCH: usize = 1024;
+
+/// Writes `messages` to `sink`, again and again for those it could not store for now,
+/// until each is stored or refused for good; returns how many were stored.
+async fn store_until_settled<S: LogSink + ?Sized>(
+    sink: &S,
+    mut messages: Vec<Message>,
+    function: &str,
+) -> u64 {
+    let mut stored = 0u64;
+    let mut pause = std::time::Duration::from_millis(100);
+    while !messages.is_empty() {
+        let outcomes = sink.store(Batch::new(messages.clone())).await;
+        let mut again = Vec::new();
+        for (message, outcome) in messages.into_iter().zip(outcomes) {
+            match outcome {
+                Ok(()) => stored += 1,
+                Err(Error::Unavailable { message: why, .. }) => {
+                    if again.is_empty() {
+                        tracing::warn!(error = %why, %function, retry_in = ?pause, "captured lines not stored yet");
+                    }
+                    again.push(message);
+                }
+                Err(e) => tracing::warn!(error = %e, %function, "captured line refused"),
+            }
+        }
+        messages = again;
+        if !messages.is_empty() {
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(std::time::Duration::from_secs(5));
+        }
     }
-    Ok(appended)
+    stored
 }
 
 /// The most refused lines an [`IngestReport`] lists; the rest are only counted.
 pub const MAX_LISTED_REJECTIONS: usize = 100;
 
-/// The outcome of [`LogStore::ingest_ndjson`].
+/// The outcome of a push ([`LogStore::ingest_ndjson`], [`ingest_ndjson`]); its
+/// [`IngestReport::status`] is the HTTP status to answer with.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct IngestReport {
-    /// Lines stored.
+    /// Lines stored: each one acknowledged by the store, never a line merely sent.
     pub accepted: usize,
-    /// The first [`MAX_LISTED_REJECTIONS`] lines refused, each with why.
+    /// The first [`MAX_LISTED_REJECTIONS`] lines refused for what they hold, each with
+    /// why. Sending them again cannot help.
     pub rejected: Vec<RejectedLine>,
     /// How many more lines were refused than `rejected` lists.
     pub more_rejected: usize,
+    /// Lines not stored because the store was unavailable (no leader, no answer in
+    /// time, connection lost): send them again later.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<NotStored>,
 }
 
 /// A pushed line that was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct RejectedLine {
     /// Its line number in the body, from 1.
     pub line: usize,
     /// What is wrong with it.
     pub error: String,
+}
+
+/// The lines of a push that the store could not take for now.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct NotStored {
+    /// How many.
+    pub count: usize,
+    /// Their line numbers in the body, as inclusive ranges `[first, last]`, in order.
+    pub lines: Vec<[usize; 2]>,
+    /// Why the first of them was not stored.
+    pub error: String,
+}
+
+impl IngestReport {
+    /// The status a push endpoint answers with: `503` when a line was not stored because
+    /// the store was unavailable (answer with `Retry-After` too), else `422` when a line
+    /// was refused, else `200`: every line stored.
+    #[must_use]
+    pub fn status(&self) -> http::StatusCode {
+        if self.unavailable.is_some() {
+            http::StatusCode::SERVICE_UNAVAILABLE
+        } else if self.rejected.is_empty() {
+            http::StatusCode::OK
+        } else {
+            http::StatusCode::UNPROCESSABLE_ENTITY
+        }
+    }
+
+    fn count(&mut self, line: usize, outcome: Result<(), Error>) {
+        match outcome {
+            Ok(()) => self.accepted += 1,
+            Err(Error::Unavailable { message, .. }) => {
+                let not_stored = self.unavailable.get_or_insert_with(|| NotStored {
+                    error: message,
+                    ..NotStored::default()
+                });
+                not_stored.count += 1;
+                match not_stored.lines.last_mut() {
+                    Some([_, last]) if *last + 1 == line => *last = line,
+                    _ => not_stored.lines.push([line, line]),
+                }
+            }
+            Err(e) => self.refuse(line, e.to_string()),
+        }
+    }
+
+    fn refuse(&mut self, line: usize, error: String) {
+        if self.rejected.len() == MAX_LISTED_REJECTIONS {
+            self.more_rejected += 1;
+        } else {
+            self.rejected.push(RejectedLine { line, error });
+        }
+    }
 }
 
 /// A pushed line: a [`Message`] whose namespace, instance and timestamp may be left out.
@@ -99,39 +213,49 @@ impl LogStore {
     pub fn ingest_ndjson(&self, body: &[u8]) -> IngestReport {
         let mut report = IngestReport::default();
         for (line, pushed) in pushed_lines(body) {
-            let stored = pushed.and_then(|m| self.append(m).map_err(|e| e.to_string()));
-            report.count(line, stored);
+            match pushed.map(|m| self.append(m)) {
+                Ok(stored) => report.count(line, stored),
+                Err(e) => report.refuse(line, e),
+            }
         }
         report
     }
 }
 
-/// [`LogStore::ingest_ndjson`] into any sink: each good line written, then the sink
-/// flushed, so that the report counts what is stored. A flush that fails is one more
-/// refusal, numbered line 0, with the sink's reason.
-pub async fn ingest_ndjson<S: LogSink + ?Sized>(sink: &S, body: &[u8]) -> IngestReport {
+/// [`LogStore::ingest_ndjson`] into any sink: the good lines are written as one
+/// [`Batch`] (with `batch_id`, a client's `Idempotency-Key`, when given), and the report
+/// counts each line's own outcome once the sink has settled it: stored, refused, or not
+/// stored because the sink was unavailable.
+pub async fn ingest_ndjson<S: LogSink + ?Sized>(
+    sink: &S,
+    body: &[u8],
+    batch_id: Option<&str>,
+) -> IngestReport {
     let mut report = IngestReport::default();
+    let mut numbers = Vec::new();
+    let mut messages = Vec::new();
     for (line, pushed) in pushed_lines(body) {
-        let stored = match pushed {
-            Ok(message) => sink.write(message).await.map_err(|e| e.to_string()),
-            Err(e) => Err(e),
-        };
-        report.count(line, stored);
-    }
-    if let Err(e) = sink.flush().await {
-        report.count(0, Err(e.to_string()));
-    }
-    report
-}
-
-impl IngestReport {
-    fn count(&mut self, line: usize, outcome: Result<(), String>) {
-        match outcome {
-            Ok(()) => self.accepted += 1,
-            Err(_) if self.rejected.len() == MAX_LISTED_REJECTIONS => self.more_rejected += 1,
-            Err(error) => self.rejected.push(RejectedLine { line, error }),
+        match pushed {
+            Ok(message) => {
+                numbers.push(line);
+                messages.push(message);
+            }
+            Err(e) => report.refuse(line, e),
         }
     }
+    let mut batch = Batch::new(messages);
+    batch.id = batch_id.map(str::to_owned);
+    let outcomes = sink.store(batch).await;
+    let mut outcomes = outcomes.into_iter();
+    for line in numbers {
+        let outcome = outcomes
+            .next()
+            .unwrap_or_else(|| Err(Error::other("the sink gave no outcome for this line")));
+        report.count(line, outcome);
+    }
+    // Refusals came first while reading; list every refusal in line order.
+    report.rejected.sort_by_key(|r| r.line);
+    report
 }
 
 /// Each non-blank line of a pushed body, numbered from 1, as a message or why not.

@@ -13,7 +13,9 @@ mod ingest;
 mod invocations;
 mod reader;
 
-pub use ingest::{capture_lines, ingest_ndjson, IngestReport, RejectedLine, MAX_LISTED_REJECTIONS};
+pub use ingest::{
+    capture_lines, ingest_ndjson, IngestReport, NotStored, RejectedLine, MAX_LISTED_REJECTIONS,
+};
 pub use invocations::Invocation;
 pub use reader::StoreReader;
 

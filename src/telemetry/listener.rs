@@ -38,6 +38,22 @@ pub struct BatchReport {
     pub more_rejected: usize,
     /// The batch equals one already stored (a platform's retry): nothing was stored again.
     pub duplicate: bool,
+    /// Lines not stored because the sink given to [`TelemetryListener::lines_to`] was
+    /// unavailable, and why: the batch is answered `503` and may be sent again whole
+    /// (the listener then takes it as new, and a sink that deduplicates, JetStream,
+    /// stores each line once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unavailable: Option<LinesNotStored>,
+}
+
+/// How many lines of a batch a sink could not store for now, and why.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct LinesNotStored {
+    /// How many lines.
+    pub lines: usize,
+    /// Why the first was not stored.
+    pub error: String,
 }
 
 /// An event of a batch that was refused; the rest of its batch is stored.
@@ -94,7 +110,7 @@ pub struct RejectedEvent {
 pub struct TelemetryListener {
     store: LogStore,
     /// Where lines go instead of `store`.
-    lines_to: Option<LinesTo>,
+    lines_to: Option<Arc<dyn LogSink>>,
     name: SharedStr,
     namespace: SharedStr,
     fallback_instance: SharedStr,
@@ -102,11 +118,14 @@ pub struct TelemetryListener {
     learnt: Arc<Mutex<Learnt>>,
 }
 
-/// A sink for the lines, and the lines of batches not yet written to it.
-#[derive(Clone)]
-struct LinesTo {
-    sink: Arc<dyn LogSink>,
-    pending: Arc<Mutex<Vec<Message>>>,
+/// Where the lines of one batch go: into the store at once, or collected, each with
+/// the index of its event, to be written to the sink together.
+enum Lines {
+    Store,
+    Collect {
+        event: usize,
+        lines: Vec<(usize, Message)>,
+    },
 }
 
 /// What the listener learns from the batches.
@@ -160,41 +179,63 @@ impl TelemetryListener {
 
     /// Writes the lines to `sink` (JetStream, say) instead of the store; invocation
     /// records stay in the store. [`TelemetryListener::handle`] and
-    /// [`TelemetryListener::ingest_into_sink`] write each batch's lines and flush the
-    /// sink before they answer.
+    /// [`TelemetryListener::ingest_into_sink`] write each batch's lines and wait for
+    /// their own outcome before they answer.
     #[must_use]
     pub fn lines_to(mut self, sink: impl LogSink + 'static) -> Self {
-        self.lines_to = Some(LinesTo {
-            sink: Arc::new(sink),
-            pending: Arc::default(),
-        });
+        self.lines_to = Some(Arc::new(sink));
         self
     }
 
-    /// [`TelemetryListener::ingest`], then the lines written to the sink given to
-    /// [`TelemetryListener::lines_to`] and flushed; a flush that fails is one more
-    /// refusal (index 0) with the sink's reason. Without a sink, the same as `ingest`.
+    /// [`TelemetryListener::ingest`], with the lines written to the sink given to
+    /// [`TelemetryListener::lines_to`] as one batch: an event whose line the sink
+    /// refuses is refused with the sink's reason, and lines the sink could not store for
+    /// now are reported in [`BatchReport::unavailable`] (and the batch is not remembered
+    /// as stored, so that its retry is taken). Without a sink, the same as `ingest`.
     pub async fn ingest_into_sink(&self, body: &[u8]) -> BatchReport {
-        let mut report = self.ingest(body);
-        let Some(LinesTo { sink, pending }) = &self.lines_to else {
+        let Some(sink) = &self.lines_to else {
+            return self.ingest(body);
+        };
+        let mut lines = Lines::Collect {
+            event: 0,
+            lines: Vec::new(),
+        };
+        let mut report = self.ingest_with(body, &mut lines);
+        let Lines::Collect { lines, .. } = lines else {
             return report;
         };
-        let lines = std::mem::take(&mut *lock(pending));
-        let mut failed = None;
-        for line in lines {
-            if let Err(e) = sink.write(line).await {
-                failed = Some(e);
+        if lines.is_empty() {
+            return report;
+        }
+        let (events, messages): (Vec<usize>, Vec<Message>) = lines.into_iter().unzip();
+        let outcomes = sink.store(crate::Batch::new(messages)).await;
+        let mut failed_events = std::collections::BTreeMap::new();
+        for (event, outcome) in events.into_iter().zip(outcomes) {
+            match outcome {
+                Ok(()) => {}
+                Err(crate::Error::Unavailable { message, .. }) => {
+                    let not_stored = report.unavailable.get_or_insert(LinesNotStored {
+                        lines: 0,
+                        error: message,
+                    });
+                    not_stored.lines += 1;
+                }
+                Err(e) => {
+                    failed_events.entry(event).or_insert(e.to_string());
+                }
             }
         }
-        if let Err(e) = sink.flush().await {
-            failed = Some(e);
+        for (index, reason) in failed_events {
+            report.accepted = report.accepted.saturating_sub(1);
+            self.tally(
+                &mut report,
+                index,
+                Err(format!("its line was refused: {reason}")),
+            );
         }
-        if let Some(e) = failed {
-            tracing::warn!(error = %e, "telemetry lines were not all stored");
-            report.rejected.push(RejectedEvent {
-                index: 0,
-                reason: format!("lines were not all stored: {e}"),
-            });
+        if let Some(not_stored) = &report.unavailable {
+            tracing::warn!(lines = not_stored.lines, error = %not_stored.error, "telemetry lines not stored");
+            self.forget(body);
         }
         report
     }
@@ -207,10 +248,14 @@ impl TelemetryListener {
         self
     }
 
-    /// Stores one batch (the body of a POST) and says what became of each event. With
-    /// [`TelemetryListener::lines_to`], the lines wait for the next
-    /// [`TelemetryListener::ingest_into_sink`] (which `handle` uses): call that instead.
+    /// Stores one batch (the body of a POST) in the store, lines and records, and says
+    /// what became of each event. A listener with [`TelemetryListener::lines_to`] is fed
+    /// with [`TelemetryListener::ingest_into_sink`] instead (which `handle` uses).
     pub fn ingest(&self, body: &[u8]) -> BatchReport {
+        self.ingest_with(body, &mut Lines::Store)
+    }
+
+    fn ingest_with(&self, body: &[u8], lines: &mut Lines) -> BatchReport {
         let mut report = BatchReport::default();
         if self.seen_before(body) {
             report.duplicate = true;
@@ -222,29 +267,32 @@ impl TelemetryListener {
             Ok(events) => events,
             Err(e) => match serde_json::from_slice::<Value>(body) {
                 Ok(single @ Value::Object(_)) => {
-                    let outcome = parse(single).and_then(|t| self.store_event(t));
+                    let outcome = parse(single).and_then(|t| self.store_event(t, lines));
                     self.tally(&mut report, 0, outcome);
                     return report;
                 }
                 Ok(other) => {
                     let what = format!("it is {}, not an array of events", kind_of(&other));
-                    self.unreadable(body.len(), &what);
+                    self.unreadable(body.len(), &what, lines);
                     return report;
                 }
                 Err(_) => {
-                    self.unreadable(body.len(), &e.to_string());
+                    self.unreadable(body.len(), &e.to_string(), lines);
                     return report;
                 }
             },
         };
         for (index, raw) in events.iter().enumerate() {
+            if let Lines::Collect { event, .. } = lines {
+                *event = index;
+            }
             let event = match quick(raw) {
                 Some(event) => Ok(event),
                 None => serde_json::from_str::<Value>(raw.get())
                     .map_err(|e| format!("unreadable: {e}"))
                     .and_then(parse),
             };
-            let outcome = event.and_then(|t| self.store_event(t));
+            let outcome = event.and_then(|t| self.store_event(t, lines));
             self.tally(&mut report, index, outcome);
         }
         if !report.rejected.is_empty() {
@@ -266,6 +314,12 @@ impl TelemetryListener {
         }
     }
 
+    /// Forgets `body` as a batch stored lately (its lines were not all stored).
+    fn forget(&self, body: &[u8]) {
+        let hash = fingerprint(body);
+        lock(&self.learnt).recent.retain(|h| *h != hash);
+    }
+
     /// Whether `body` equals a batch stored lately; remembers it otherwise.
     fn seen_before(&self, body: &[u8]) -> bool {
         let hash = fingerprint(body);
@@ -280,10 +334,10 @@ impl TelemetryListener {
         false
     }
 
-    fn unreadable(&self, len: usize, why: &str) {
+    fn unreadable(&self, len: usize, why: &str, lines: &mut Lines) {
         tracing::warn!(bytes = len, error = why, "an unreadable telemetry batch");
         let text = format!("[faas-logs] a telemetry batch of {len} bytes was unreadable: {why}");
-        let _ = self.append(Utc::now(), text);
+        let _ = self.append(Utc::now(), text, lines);
     }
 
     fn current_instance(&self) -> SharedStr {
@@ -300,8 +354,8 @@ impl TelemetryListener {
         }
     }
 
-    fn append(&self, time: DateTime<Utc>, text: String) -> Result<(), String> {
-        self.append_from(&self.current_instance(), time, text)
+    fn append(&self, time: DateTime<Utc>, text: String, lines: &mut Lines) -> Result<(), String> {
+        self.append_from(&self.current_instance(), time, text, lines)
     }
 
     fn append_from(
@@ -309,16 +363,17 @@ impl TelemetryListener {
         instance: &SharedStr,
         time: DateTime<Utc>,
         text: String,
+        lines: &mut Lines,
     ) -> Result<(), String> {
         let message = Message::new(self.name.clone(), time, text)
             .with_namespace(self.namespace.clone())
             .with_instance(instance.clone());
-        match &self.lines_to {
-            Some(LinesTo { pending, .. }) => {
-                lock(pending).push(message);
+        match lines {
+            Lines::Collect { event, lines } => {
+                lines.push((*event, message));
                 Ok(())
             }
-            None => self.store.append(message).map_err(|e| e.to_string()),
+            Lines::Store => self.store.append(message).map_err(|e| e.to_string()),
         }
     }
 
@@ -340,13 +395,13 @@ impl TelemetryListener {
     }
 
     /// Stores what one event says: lines, a record, or both.
-    fn store_event(&self, event: Telemetry) -> Result<(), String> {
+    fn store_event(&self, event: Telemetry, lines: &mut Lines) -> Result<(), String> {
         match event {
             Telemetry::Log {
                 source,
                 time,
                 record,
-            } => self.store_log(source, time.unwrap_or_else(Utc::now), record),
+            } => self.store_log(source, time.unwrap_or_else(Utc::now), record, lines),
             Telemetry::Start {
                 phase,
                 request_id,
@@ -368,7 +423,7 @@ impl TelemetryListener {
                     line.push(' ');
                     line.push_str(&detail);
                 }
-                self.append(at, line)
+                self.append(at, line, lines)
             }
             Telemetry::Done {
                 phase,
@@ -407,9 +462,9 @@ impl TelemetryListener {
                     fold_metrics(r, &metrics);
                 })?;
                 if phase == Phase::Invoke {
-                    self.append(at, format!("END RequestId: {request_id}"))?;
+                    self.append(at, format!("END RequestId: {request_id}"), lines)?;
                 }
-                self.append(at, report_line(phase, &record))
+                self.append(at, report_line(phase, &record), lines)
             }
             Telemetry::LogsDropped {
                 time,
@@ -421,17 +476,27 @@ impl TelemetryListener {
                 format!(
                     "[faas-logs] the platform dropped {records} log records ({bytes} bytes): {reason}"
                 ),
+                lines,
             ),
-            Telemetry::Notice { time, text } => self.append(time.unwrap_or_else(Utc::now), text),
+            Telemetry::Notice { time, text } => {
+                self.append(time.unwrap_or_else(Utc::now), text, lines)
+            }
             Telemetry::Unknown { time, kind, json } => self.append(
                 time.unwrap_or_else(Utc::now),
                 format!("[faas-logs] a telemetry event of a type not known here ({kind}): {json}"),
+                lines,
             ),
         }
     }
 
     /// One message per line of a log record.
-    fn store_log(&self, source: Source, time: DateTime<Utc>, record: Value) -> Result<(), String> {
+    fn store_log(
+        &self,
+        source: Source,
+        time: DateTime<Utc>,
+        record: Value,
+        lines: &mut Lines,
+    ) -> Result<(), String> {
         let (time, mut text) = match record {
             Value::String(text) => (time, text),
             Value::Object(fields) => structured(time, fields),
@@ -456,12 +521,12 @@ impl TelemetryListener {
                 Source::Function if !text.starts_with("[Function]") => text,
                 _ => mark(&text),
             };
-            return self.append_from(&instance, time, text);
+            return self.append_from(&instance, time, text, lines);
         }
         for line in text.split('\n') {
             let mut line = mark(line);
             trim_line_end(&mut line);
-            self.append_from(&instance, time, line)?;
+            self.append_from(&instance, time, line, lines)?;
         }
         Ok(())
     }
@@ -510,6 +575,13 @@ impl TelemetryListener {
             }
         };
         let report = self.ingest_into_sink(&body).await;
+        if report.unavailable.is_some() {
+            let mut response = json_response(StatusCode::SERVICE_UNAVAILABLE, &report);
+            response
+                .headers_mut()
+                .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+            return response;
+        }
         json_response(StatusCode::OK, &report)
     }
 }

@@ -44,4 +44,6 @@
 mod event;
 mod listener;
 
-pub use listener::{BatchReport, RejectedEvent, TelemetryListener, DEFAULT_MAX_BATCH_BYTES};
+pub use listener::{
+    BatchReport, LinesNotStored, RejectedEvent, TelemetryListener, DEFAULT_MAX_BATCH_BYTES,
+};

@@ -85,6 +85,20 @@ impl Drop for Connection {
 impl Connection {
     pub(crate) async fn open(addr: SocketAddr) -> Connection {
         let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        Connection::over(tcp).await
+    }
+
+    /// A connection whose receive buffer is a few KiB, so that a reader that stops
+    /// reading stops the server within a few lines (the kernel would otherwise buffer
+    /// megabytes for it).
+    pub(crate) async fn open_narrow(addr: SocketAddr) -> Connection {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let tcp = socket.connect(addr).await.unwrap();
+        Connection::over(tcp).await
+    }
+
+    async fn over(tcp: tokio::net::TcpStream) -> Connection {
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(tcp))
             .await
             .unwrap();
@@ -139,6 +153,24 @@ pub(crate) async fn get(addr: SocketAddr, path_and_query: &str) -> (hyper::Respo
     )
 }
 
+/// [`get`] on a connection made with [`Connection::open_narrow`].
+pub(crate) async fn get_narrow(
+    addr: SocketAddr,
+    path_and_query: &str,
+) -> (hyper::Response<()>, Lines) {
+    let mut conn = Connection::open_narrow(addr).await;
+    let response = conn.send("GET", path_and_query, b"").await;
+    let (parts, body) = response.into_parts();
+    (
+        hyper::Response::from_parts(parts, ()),
+        Lines {
+            body,
+            pending: Vec::new(),
+            _conn: conn,
+        },
+    )
+}
+
 /// `GET path` on a new connection, read whole: the status and the body as text.
 pub(crate) async fn get_whole(addr: SocketAddr, path: &str) -> (u16, String) {
     send_whole(addr, "GET", path, b"").await
@@ -179,7 +211,11 @@ impl Lines {
             }
             match within(self.body.frame()).await {
                 None => {
-                    assert!(self.pending.is_empty(), "body ended inside a line");
+                    assert!(
+                        self.pending.is_empty(),
+                        "body ended inside a line: {:?}",
+                        String::from_utf8_lossy(&self.pending)
+                    );
                     return Ok(None);
                 }
                 Some(Err(e)) => return Err(e),
