@@ -142,11 +142,22 @@ impl Error {
     /// The error and every cause under it, joined by `": "`, for logs.
     #[must_use]
     pub fn chain(&self) -> String {
-        let mut text = self.to_string();
-        let mut cause = std::error::Error::source(self);
+        Error::describe(self)
+    }
+
+    /// Any error and every cause under it as one line, `a: b: c`, a cause left out when
+    /// the text already says it (many errors repeat their cause in their message): what
+    /// a program prints when an error stops it, rather than a debug dump.
+    #[must_use]
+    pub fn describe(e: &dyn std::error::Error) -> String {
+        let mut text = e.to_string();
+        let mut cause = e.source();
         while let Some(c) = cause {
-            text.push_str(": ");
-            text.push_str(&c.to_string());
+            let said = c.to_string();
+            if !text.contains(&said) {
+                text.push_str(": ");
+                text.push_str(&said);
+            }
             cause = c.source();
         }
         text

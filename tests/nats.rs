@@ -464,6 +464,21 @@ async fn a_server_that_is_gone_or_a_stream_deleted_is_a_503_not_a_hang() {
     assert_eq!(status, 503, "{body}");
 }
 
+/// The history of function `name` from the provider at `addr`, once the stream has a
+/// leader to answer (a 503 until then).
+async fn history_once_elected(addr: SocketAddr, name: &str) -> Vec<Message> {
+    within_election(async {
+        loop {
+            let (response, mut lines) = get(addr, &format!("/system/logs?name={name}")).await;
+            if response.status() == 200 {
+                return lines.messages().await;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+}
+
 /// The status and body of `GET /system/logs?name=f`.
 async fn answer(addr: SocketAddr) -> (u16, String) {
     get_whole(addr, "/system/logs?name=f").await
@@ -500,9 +515,9 @@ async fn memory_providers_pointed_at_one_stream_serve_the_same_logs() {
 
     // A push to one provider, and the other's captured command, reach both.
     let mut connection = Connection::open(b.addr).await;
-    let pushed = br#"{"name":"pushed","instance":"p.1","text":"from b"}"#;
-    let response = within(connection.send("POST", "/system/logs/push", pushed)).await;
-    assert_eq!(response.status(), 200);
+    let pushed = r#"{"name":"pushed","instance":"p.1","text":"from b"}"#;
+    let (status, report) = push(&mut connection, pushed, None).await;
+    assert_eq!(status, 200, "{report}");
     let (_, mut lines) = get(b.addr, "/system/logs?name=hello&follow=true").await;
     let mut followed = Vec::new();
     while followed.len() < 2 {
@@ -669,16 +684,7 @@ async fn a_whole_cluster_restarted_still_has_its_logs() {
     let logs = connect_when_ready(&servers[2].url(), config).await;
     let addr = provider(&logs).await;
     // Until the restarted cluster has elected the stream's leader, a query is a 503.
-    let got = within_election(async {
-        loop {
-            let (response, mut lines) = get(addr, "/system/logs?name=f").await;
-            if response.status() == 200 {
-                return lines.messages().await;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    })
-    .await;
+    let got = history_once_elected(addr, "f").await;
     assert_eq!(got.len(), 100);
     for instance in ["f-0", "f-1"] {
         let expected: Vec<String> = (0..100)
@@ -957,16 +963,7 @@ async fn four_writers_through_a_killed_leader_store_every_acknowledged_line_exac
     assert!(!unavailable.is_empty(), "no push met the election");
     // Both providers' history holds every line answered 200, exactly once, in order.
     for addr in addrs {
-        let got = within_election(async {
-            loop {
-                let (response, mut lines) = get(addr, "/system/logs?name=f").await;
-                if response.status() == 200 {
-                    return lines.messages().await;
-                }
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-        })
-        .await;
+        let got = history_once_elected(addr, "f").await;
         for (w, batches) in batches.iter().enumerate() {
             let instance = format!("w-{w}");
             let expected: Vec<String> = (0..batches * 10)

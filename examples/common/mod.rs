@@ -241,17 +241,7 @@ pub(crate) fn exit_with(outcome: Result<(), Failure>) -> std::process::ExitCode 
     let Err(e) = outcome else {
         return std::process::ExitCode::SUCCESS;
     };
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let more = c.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        cause = c.source();
-    }
-    eprintln!("error: {text}");
+    eprintln!("error: {}", faas_logs::Error::describe(&*e));
     std::process::ExitCode::FAILURE
 }
 

@@ -372,50 +372,28 @@ fn differences(
     found: &jetstream::stream::Config,
     wanted: &jetstream::stream::Config,
 ) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut compare = |what: &str, found: String, wanted: String| {
-        if found != wanted {
-            out.push(format!(
-                "{what}: the stream has {found}, the configuration asks for {wanted}"
-            ));
-        }
+    let settings = |c: &jetstream::stream::Config| {
+        [
+            ("subjects", c.subjects.join(", ")),
+            ("replicas", c.num_replicas.to_string()),
+            ("max age", format!("{:?}", c.max_age)),
+            ("max bytes", c.max_bytes.to_string()),
+            (
+                "max lines per instance",
+                c.max_messages_per_subject.to_string(),
+            ),
+            ("duplicate window", format!("{:?}", c.duplicate_window)),
+            ("storage", format!("{:?}", c.storage)),
+        ]
     };
-    compare(
-        "subjects",
-        found.subjects.join(", "),
-        wanted.subjects.join(", "),
-    );
-    compare(
-        "replicas",
-        found.num_replicas.to_string(),
-        wanted.num_replicas.to_string(),
-    );
-    compare(
-        "max age",
-        format!("{:?}", found.max_age),
-        format!("{:?}", wanted.max_age),
-    );
-    compare(
-        "max bytes",
-        found.max_bytes.to_string(),
-        wanted.max_bytes.to_string(),
-    );
-    compare(
-        "max lines per instance",
-        found.max_messages_per_subject.to_string(),
-        wanted.max_messages_per_subject.to_string(),
-    );
-    compare(
-        "duplicate window",
-        format!("{:?}", found.duplicate_window),
-        format!("{:?}", wanted.duplicate_window),
-    );
-    compare(
-        "storage",
-        format!("{:?}", found.storage),
-        format!("{:?}", wanted.storage),
-    );
-    out
+    settings(found)
+        .into_iter()
+        .zip(settings(wanted))
+        .filter(|((_, has), (_, asked))| has != asked)
+        .map(|((what, has), (_, asked))| {
+            format!("{what}: the stream has {has}, the configuration asks for {asked}")
+        })
+        .collect()
 }
 
 #[async_trait]
@@ -474,16 +452,7 @@ impl Requester for JetStreamLogs {
 /// A 503 for a server that did not answer, with its cause; when the cause is that
 /// JetStream has no leader to answer, the message says so.
 fn unavailable(what: &str, e: impl std::error::Error + Send + Sync + 'static) -> Error {
-    let mut cause = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let more = s.to_string();
-        if !cause.contains(&more) {
-            cause.push_str(": ");
-            cause.push_str(&more);
-        }
-        source = s.source();
-    }
+    let cause = Error::describe(&e);
     let lower = cause.to_lowercase();
     let no_leader = [
         "no responders",

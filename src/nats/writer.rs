@@ -82,6 +82,8 @@ impl Publisher {
 struct Connection {
     current: Option<Publisher>,
     failed: Option<(Instant, String)>,
+    /// The server tried last (an index into the servers).
+    next_server: usize,
 }
 
 /// How long a failed connection attempt stands for the batches that follow it, so that
@@ -294,15 +296,30 @@ impl Writer {
                 return Err(Error::unavailable(why.clone()));
             }
         }
-        let options = super::connect_options(&self.config).max_reconnects(1);
-        let client = options
-            .connect(self.servers.as_slice())
-            .await
-            .map_err(|e| {
-                let e = unavailable("cannot connect to NATS to store lines", e);
-                connection.failed = Some((Instant::now(), e.to_string()));
-                e
-            })?;
+        // One server at a time, from the one after the last tried: a client given them
+        // all would, without reconnects, try only one.
+        let mut last_error = None;
+        let mut client = None;
+        for _ in 0..self.servers.len() {
+            connection.next_server = (connection.next_server + 1) % self.servers.len();
+            let server = self.servers[connection.next_server].as_str();
+            let options = super::connect_options(&self.config).max_reconnects(1);
+            match options.connect(server).await {
+                Ok(connected) => {
+                    client = Some(connected);
+                    break;
+                }
+                Err(e) => {
+                    last_error = Some(unavailable("cannot connect to NATS to store lines", e))
+                }
+            }
+        }
+        let Some(client) = client else {
+            let e =
+                last_error.unwrap_or_else(|| Error::unavailable("no NATS server is configured"));
+            connection.failed = Some((Instant::now(), e.to_string()));
+            return Err(e);
+        };
         let context = super::context(&self.config, client.clone());
         let publisher = Publisher { client, context };
         connection.current = Some(publisher.clone());

@@ -140,17 +140,7 @@ impl Connection {
 /// `GET path` on a new connection; the connection lives as long as the response's body is
 /// read through [`Lines`].
 pub(crate) async fn get(addr: SocketAddr, path_and_query: &str) -> (hyper::Response<()>, Lines) {
-    let mut conn = Connection::open(addr).await;
-    let response = conn.send("GET", path_and_query, b"").await;
-    let (parts, body) = response.into_parts();
-    (
-        hyper::Response::from_parts(parts, ()),
-        Lines {
-            body,
-            pending: Vec::new(),
-            _conn: conn,
-        },
-    )
+    get_on(Connection::open(addr).await, path_and_query).await
 }
 
 /// [`get`] on a connection made with [`Connection::open_narrow`].
@@ -158,7 +148,10 @@ pub(crate) async fn get_narrow(
     addr: SocketAddr,
     path_and_query: &str,
 ) -> (hyper::Response<()>, Lines) {
-    let mut conn = Connection::open_narrow(addr).await;
+    get_on(Connection::open_narrow(addr).await, path_and_query).await
+}
+
+async fn get_on(mut conn: Connection, path_and_query: &str) -> (hyper::Response<()>, Lines) {
     let response = conn.send("GET", path_and_query, b"").await;
     let (parts, body) = response.into_parts();
     (

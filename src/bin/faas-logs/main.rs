@@ -83,16 +83,22 @@ async fn run(args: LogsArgs) -> Result<(), Failure> {
     if let Some(file) = &args.cacert {
         let pem = std::fs::read(file)
             .map_err(|e| Failure::Error(format!("cannot read {}: {e}", file.display())))?;
-        client = client
-            .root_certificate(&pem)
-            .map_err(|e| Failure::Error(format!("{}: {}", file.display(), describe(&e))))?;
+        client = client.root_certificate(&pem).map_err(|e| {
+            Failure::Error(format!(
+                "{}: {}",
+                file.display(),
+                faas_logs::Error::describe(&e)
+            ))
+        })?;
     }
     // faas-cli sends --lines as it is whenever it is not 0: tail=-1 by default.
     let tail = usize::try_from(args.lines).ok().filter(|&n| n > 0);
     if args.lines < 0 {
         client = client.unlimited_tail_as(args.lines);
     }
-    let client = client.build().map_err(|e| Failure::Error(describe(&e)))?;
+    let client = client
+        .build()
+        .map_err(|e| Failure::Error(faas_logs::Error::describe(&e)))?;
 
     let since = match (args.since_time, args.since) {
         (Some(at), _) => Some(at.to_utc()),
@@ -213,7 +219,7 @@ async fn print_all(mut stream: LineStream, printer: &mut Printer) -> Result<(), 
             Round::Broken(e) => {
                 return Err(Failure::Error(format!(
                     "the log stream broke off after {printed} lines: {}",
-                    describe(&e)
+                    faas_logs::Error::describe(&e)
                 )))
             }
             Round::Ended => return Ok(()),
@@ -237,32 +243,17 @@ fn refused(gateway: &str, e: &ClientError) -> String {
     match e {
         ClientError::Status { status: 401, .. } => format!(
             "unauthorized access, run \"faas-cli login\" to setup authentication for this server ({})",
-            describe(e)
+            faas_logs::Error::describe(e)
         ),
         ClientError::Status { status, message } => {
             format!("server returned unexpected status code: {status} - {message}")
         }
         ClientError::Transport(_) | ClientError::Timeout(_) => {
-            format!("cannot connect to OpenFaaS on URL: {gateway}: {}", describe(e))
+            let why = faas_logs::Error::describe(e);
+            format!("cannot connect to OpenFaaS on URL: {gateway}: {why}")
         }
-        _ => describe(e),
+        _ => faas_logs::Error::describe(e),
     }
-}
-
-/// An error with its causes, `a: b: c`.
-fn describe(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let said = cause.to_string();
-        // reqwest repeats its cause in its own message at times.
-        if !text.contains(&said) {
-            text.push_str(": ");
-            text.push_str(&said);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// faas-cli sends `since` in RFC 3339 without a fraction.
