@@ -137,6 +137,9 @@ impl Writer {
     /// Stores `batch`; one outcome per message, each its own.
     pub(super) async fn store(&self, batch: Batch) -> Vec<Result<(), Error>> {
         let count = batch.messages.len();
+        if count == 0 {
+            return Vec::new();
+        }
         let mut outcomes: Vec<Option<Result<(), Error>>> = (0..count).map(|_| None).collect();
         let prepared = self.prepare(batch);
         let deadline = self.config.store_timeout;
@@ -287,9 +290,8 @@ impl Writer {
     /// one.
     async fn publisher(&self) -> Result<Publisher, Error> {
         let mut connection = self.publisher.lock().await;
-        if let Some(publisher) = connection.current.take_if(|p| p.usable()) {
-            connection.current = Some(publisher.clone());
-            return Ok(publisher);
+        if let Some(publisher) = connection.current.as_ref().filter(|p| p.usable()) {
+            return Ok(publisher.clone());
         }
         if let Some((at, why)) = &connection.failed {
             if at.elapsed() < RECONNECT_PAUSE {
