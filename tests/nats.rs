@@ -103,8 +103,14 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A new, empty store for a server: never one a server of an earlier test left behind on
+/// the same port (its streams would be this test's).
 fn store_dir(port: u16) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("faas-logs-nats-{}-{port}", std::process::id()));
+    static MADE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = MADE.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    let dir =
+        std::env::temp_dir().join(format!("faas-logs-nats-{}-{port}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
@@ -165,6 +171,7 @@ impl Drop for NatsServer {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self._dir);
     }
 }
 
