@@ -369,3 +369,54 @@ async fn out_of_file_descriptors_the_provider_backs_off_and_recovers() {
     })
     .await;
 }
+
+/// Follows the flooding function of `example` on a narrow window, reads its first line,
+/// stops reading for `stall`, then reads the rest: the lines, and how the body ended.
+async fn stalled_follower(example: &Example, stall: std::time::Duration) -> (Vec<String>, bool) {
+    let (response, mut lines) =
+        get_narrow(example.addr, "/system/logs?name=flood&follow=true").await;
+    assert_eq!(response.status(), 200);
+    let mut got = vec![lines.next().await.unwrap().unwrap()];
+    // The scenario: a client that does not read for a while.
+    tokio::time::sleep(stall).await;
+    loop {
+        match lines.next().await {
+            Ok(Some(line)) => got.push(line),
+            Ok(None) => return (got, true),
+            Err(_) => return (got, false),
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follower_that_reads_late_gets_its_lines_and_a_clean_end_within_the_write_timeout() {
+    let flood = ["--listen", "127.0.0.1:0", "--run", "flood=yes hello"];
+    // The deadline passes while the client does not read; it reads within the write
+    // timeout: every line queued for it, then the final chunk.
+    let example = Example::start(
+        "memory",
+        &[&flood[..], &["--timeout", "1", "--write-timeout", "30"]].concat(),
+    );
+    let (lines, clean) = stalled_follower(&example, std::time::Duration::from_secs(3)).await;
+    assert!(clean, "a clean end after {} lines", lines.len());
+    for line in &lines {
+        let message: faas_logs::Message = serde_json::from_str(line).unwrap();
+        assert!(
+            message.text == "hello" || message.text.starts_with("[faas-logs] "),
+            "{line}"
+        );
+    }
+    // A client that reads nothing for longer than the write timeout loses the
+    // connection, and sees a broken body, well before the deadline.
+    let example = Example::start(
+        "memory",
+        &[&flood[..], &["--timeout", "60", "--write-timeout", "1"]].concat(),
+    );
+    let started = std::time::Instant::now();
+    let (_, clean) = stalled_follower(&example, std::time::Duration::from_secs(3)).await;
+    assert!(
+        !clean,
+        "the connection was closed under the stalled follower"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(30));
+}

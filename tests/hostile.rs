@@ -272,3 +272,87 @@ async fn a_stream_that_reaches_the_deadline_while_sending_complete_history_ends_
         .collect();
     assert_eq!(got, newest(&history, 5000));
 }
+
+/// A follow backend that floods live lines numbered from 1 and counts its open streams.
+struct Flood {
+    open: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    closed: std::sync::Arc<tokio::sync::Notify>,
+}
+
+/// Counts a stream as open until it is dropped.
+struct Open(
+    std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    std::sync::Arc<tokio::sync::Notify>,
+);
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+        self.1.notify_waiters();
+    }
+}
+
+#[async_trait]
+impl Requester for Flood {
+    async fn query(&self, _: Request) -> Result<LogStream, Error> {
+        self.open.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let open = Open(self.open.clone(), self.closed.clone());
+        let mark = futures::stream::iter([Ok(Event::HistoryEnd)]);
+        let mut n = 0u64;
+        let lines = futures::stream::repeat_with(move || {
+            let _open = &open;
+            n += 1;
+            Ok(Event::Message(faas_logs::Message::new(
+                "f",
+                chrono::Utc::now(),
+                format!("live {n}"),
+            )))
+        });
+        Ok(Box::pin(mark.chain(lines)))
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities::NONE.with_history_end()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_the_deadline_the_backend_goes_even_while_the_client_does_not_read() {
+    let open = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let closed = std::sync::Arc::new(tokio::sync::Notify::new());
+    let backend = Flood {
+        open: open.clone(),
+        closed: closed.clone(),
+    };
+    let timeout = Duration::from_secs(1);
+    let addr = serve_on_own_runtime(LogHandler::new(backend, timeout), 2);
+    // Five followers that read the head, then stop reading: the server's writes block.
+    let mut followers = Vec::new();
+    for _ in 0..5 {
+        let (response, lines) = get_narrow(addr, "/system/logs?name=f&follow=true").await;
+        assert_eq!(response.status(), 200);
+        followers.push(lines);
+    }
+    // Every backend stream is dropped at the deadline, though no body is polled.
+    within(async {
+        loop {
+            let notified = closed.notified();
+            if open.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+                return;
+            }
+            notified.await;
+        }
+    })
+    .await;
+    // Reading late, each follower gets every line that was sent to it, in order, and a
+    // clean end.
+    for mut lines in followers {
+        let mut expected = 1u64;
+        while let Some(line) = lines.next().await.expect("a clean end, not a broken body") {
+            let message: faas_logs::Message = serde_json::from_str(&line).unwrap();
+            assert_eq!(message.text, format!("live {expected}"));
+            expected += 1;
+        }
+        assert!(expected > 1, "the follower got lines");
+    }
+}

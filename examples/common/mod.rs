@@ -7,7 +7,9 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use base64::Engine;
@@ -38,6 +40,11 @@ pub(crate) struct ServerArgs {
     /// 408 and the connection closed.
     #[arg(long, env = "BODY_TIMEOUT", default_value_t = 30)]
     pub(crate) body_timeout: u64,
+    /// Longest a write to a client may wait for the client to read, in seconds; then the
+    /// connection is closed (the client sees a broken body). A follower that reads late
+    /// within it gets every line sent to it and a clean end.
+    #[arg(long, env = "WRITE_TIMEOUT", default_value_t = 30)]
+    pub(crate) write_timeout: u64,
     /// Require basic auth on every route but /healthz, with the OpenFaaS secret files.
     #[arg(long, env = "basic_auth", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub(crate) basic_auth: bool,
@@ -389,11 +396,8 @@ pub(crate) async fn serve_until<F, Fut>(
                 })
             }
         });
-        let connection = graceful.watch(
-            server
-                .serve_connection(TokioIo::new(tcp), service)
-                .into_owned(),
-        );
+        let io = WriteTimeout::new(TokioIo::new(tcp), Duration::from_secs(args.write_timeout));
+        let connection = graceful.watch(server.serve_connection(io, service).into_owned());
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "connection ended with an error");
@@ -407,5 +411,90 @@ pub(crate) async fn serve_until<F, Fut>(
         .is_err()
     {
         tracing::warn!("some connections did not close within 5 s");
+    }
+}
+
+/// A connection whose writes give up after waiting `limit` for the client to read: a
+/// client that stops reading holds the server's writes, and its connection, only that
+/// long. The clock starts when a write first waits and stops at any progress.
+struct WriteTimeout<T> {
+    inner: T,
+    limit: Duration,
+    waiting: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl<T> WriteTimeout<T> {
+    fn new(inner: T, limit: Duration) -> Self {
+        WriteTimeout {
+            inner,
+            limit,
+            waiting: None,
+        }
+    }
+
+    /// `Pending` while the write may still wait, an error once it has waited too long.
+    fn waited<R>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<std::io::Result<R>>,
+    ) -> Poll<std::io::Result<R>> {
+        if polled.is_ready() {
+            self.waiting = None;
+            return polled;
+        }
+        let limit = self.limit;
+        let timer = self
+            .waiting
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        if timer.as_mut().poll(cx).is_ready() {
+            return Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the client read nothing for {} s", limit.as_secs_f64()),
+            )));
+        }
+        Poll::Pending
+    }
+}
+
+impl<T: hyper::rt::Read + Unpin> hyper::rt::Read for WriteTimeout<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: hyper::rt::ReadBufCursor<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<T: hyper::rt::Write + Unpin> hyper::rt::Write for WriteTimeout<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.waited(cx, polled)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.waited(cx, polled)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let polled = Pin::new(&mut self.inner).poll_flush(cx);
+        self.waited(cx, polled)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
     }
 }

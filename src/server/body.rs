@@ -4,12 +4,13 @@
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
 
 use bytes::{Bytes, BytesMut};
 use futures_core::Stream;
 use http_body::{Body, Frame, SizeHint};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::shaping::Shaped;
@@ -41,20 +42,63 @@ enum Kind {
 }
 
 struct Streaming {
-    shaped: Option<Shaped>,
+    source: Arc<Mutex<Source>>,
     buf: BytesMut,
-    deadline: Pin<Box<Sleep>>,
-    shutdown: Pin<Box<WaitForCancellationFutureOwned>>,
-    /// Set once the deadline or a shutdown stopped the backend.
-    stopped: bool,
-    /// How the body ends once the stream runs dry: with this error when the deadline or
-    /// a shutdown cut history short, cleanly otherwise.
-    cut_short: Option<Error>,
+    deadline: Instant,
     failure: Option<Error>,
     /// Whether data went out since the last time the body returned `Pending`. The
     /// response head counts: it too is only written once the body pauses.
     unflushed: bool,
     done: bool,
+    /// Stops the backend at the deadline or a shutdown even while nothing polls the
+    /// body: a client that stops reading blocks the server's writes, and with them the
+    /// polling. Aborted when the body goes.
+    stopper: Option<tokio::task::JoinHandle<()>>,
+}
+
+/// The source, even if a panic poisoned its lock (the body catches a backend's panic).
+fn lock(source: &Mutex<Source>) -> std::sync::MutexGuard<'_, Source> {
+    source.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What the body and its stopper share: the shaped backend stream, and whether (and
+/// why) it was stopped.
+struct Source {
+    shaped: Option<Shaped>,
+    /// Set once the deadline or a shutdown stopped the backend.
+    stopped: bool,
+    /// How the body ends once the stream runs dry: with this error when the deadline or
+    /// a shutdown cut history short, cleanly otherwise.
+    cut_short: Option<Error>,
+    /// The body's task, woken when the stopper stopped the backend (whose own wakers go
+    /// with it).
+    waker: Option<Waker>,
+}
+
+impl Source {
+    /// At the deadline or a shutdown the backend is dropped; what the response holds
+    /// (the newest `tail` of history) still goes out. The body then ends cleanly if
+    /// history was complete, and is aborted if it was not: an incomplete answer must not
+    /// look finished.
+    fn stop(&mut self, why: &str) {
+        if self.stopped {
+            return;
+        }
+        self.stopped = true;
+        let complete = self.shaped.as_mut().is_none_or(Shaped::stop);
+        if complete {
+            tracing::debug!("log stream ended by {why}");
+        } else {
+            let e = Error::unavailable(format!(
+                "the log backend had not finished its history when {why} came"
+            ));
+            tracing::warn!(error = %e, "sending the history held so far, then aborting the response");
+            self.cut_short = Some(e);
+        }
+        if let Some(waker) = self.waker.take() {
+            waker.wake();
+        }
+    }
 }
 
 impl LogBody {
@@ -84,17 +128,33 @@ impl LogBody {
         if let Some(first) = &first {
             encode_message(first, &mut buf);
         }
+        let source = Arc::new(Mutex::new(Source {
+            shaped: Some(shaped),
+            stopped: false,
+            cut_short: None,
+            waker: None,
+        }));
+        let stopper = tokio::runtime::Handle::try_current().ok().map(|runtime| {
+            let source = Arc::downgrade(&source);
+            runtime.spawn(async move {
+                let why = tokio::select! {
+                    () = tokio::time::sleep_until(deadline) => "the deadline",
+                    () = shutdown => "a shutdown",
+                };
+                if let Some(source) = source.upgrade() {
+                    lock(&source).stop(why);
+                }
+            })
+        });
         LogBody {
             kind: Kind::Streaming(Box::new(Streaming {
-                shaped: Some(shaped),
+                source,
                 buf,
-                deadline: Box::pin(tokio::time::sleep_until(deadline)),
-                shutdown: Box::pin(shutdown),
-                stopped: false,
-                cut_short: None,
+                deadline,
                 failure: None,
                 unflushed: true,
                 done: false,
+                stopper,
             })),
         }
     }
@@ -125,51 +185,23 @@ impl std::fmt::Debug for LogBody {
     }
 }
 
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        if let Some(stopper) = &self.stopper {
+            stopper.abort();
+        }
+    }
+}
+
 impl Streaming {
-    /// Ends the stream: the backend is dropped now; what is buffered still goes out.
-    fn finish(&mut self, failure: Option<Error>) {
-        self.shaped = None;
-        self.done = true;
-        self.failure = failure;
-    }
-
-    /// At the deadline or a shutdown the backend is dropped; what the response holds
-    /// (the newest `tail` of history) still goes out. The body then ends cleanly if
-    /// history was complete, and is aborted if it was not: an incomplete answer must not
-    /// look finished.
-    fn stop_if_due(&mut self, cx: &mut Context<'_>) {
-        if self.stopped || self.done {
-            return;
-        }
-        let shutdown = self.shutdown.as_mut().poll(cx).is_ready();
-        // The clock is read, not only the timer: a worker that is never idle drives its
-        // timers late.
-        let late = self.deadline.as_mut().poll(cx).is_ready()
-            || Instant::now() >= self.deadline.deadline();
-        if !(shutdown || late) {
-            return;
-        }
-        self.stopped = true;
-        let why = if shutdown {
-            "a shutdown"
-        } else {
-            "the deadline"
-        };
-        let complete = self.shaped.as_mut().is_none_or(Shaped::stop);
-        if complete {
-            tracing::debug!("log stream ended by {why}");
-        } else {
-            let e = Error::unavailable(format!(
-                "the log backend had not finished its history when {why} came"
-            ));
-            tracing::warn!(error = %e, "sending the history held so far, then aborting the response");
-            self.cut_short = Some(e);
-        }
-    }
-
     fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
-        self.stop_if_due(cx);
-        while let Some(shaped) = self.shaped.as_mut() {
+        let mut source = lock(&self.source);
+        // The clock is read here too, not only by the stopper: a worker that is never
+        // idle drives its timers late.
+        if Instant::now() >= self.deadline {
+            source.stop("the deadline");
+        }
+        while let Some(shaped) = source.shaped.as_mut() {
             // A backend that panics breaks the body like any other failure: the head and
             // the lines before it still reach the client.
             let next =
@@ -184,23 +216,29 @@ impl Streaming {
                 }
                 Poll::Ready(Some(Err(e))) => {
                     tracing::error!(error = %e.chain(), "log backend failed mid-stream; aborting the response");
-                    self.finish(Some(e));
+                    // The backend is dropped now; what is buffered still goes out.
+                    source.shaped = None;
+                    self.done = true;
+                    self.failure = Some(e);
                 }
                 Poll::Ready(None) => {
-                    let cut_short = self.cut_short.take();
-                    self.finish(cut_short);
+                    source.shaped = None;
+                    self.done = true;
+                    self.failure = source.cut_short.take();
                 }
                 Poll::Pending => {
                     // Out of its time slice, the stream has asked to be polled again:
                     // give the thread back, and keep filling the frame then.
                     if shaped.take_yielded() || self.buf.is_empty() {
                         self.unflushed = false;
+                        source.waker = Some(cx.waker().clone());
                         return Poll::Pending;
                     }
                     break;
                 }
             }
         }
+        drop(source);
         if !self.buf.is_empty() {
             let frame = self.buf.split().freeze();
             self.buf.reserve(FRAME_TARGET.min(frame.len() * 2));
