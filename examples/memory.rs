@@ -196,6 +196,13 @@ impl Requester for Backend {
             Backend::Nats(logs) => logs.functions().await,
         }
     }
+    fn default_namespace(&self) -> Option<String> {
+        match self {
+            Backend::Memory(store) => Requester::default_namespace(store),
+            #[cfg(feature = "nats")]
+            Backend::Nats(logs) => logs.default_namespace(),
+        }
+    }
 }
 
 #[async_trait]

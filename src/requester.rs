@@ -54,13 +54,17 @@ pub type LogStream = Pin<Box<dyn Stream<Item = Result<Event, Error>> + Send + 's
 /// [`LogHandler`](crate::server::LogHandler). The handler guarantees the contract of
 /// `GET /system/logs` whatever the stream contains:
 ///
+/// - messages of another function are dropped: another `name`, or a `namespace` other
+///   than the request's (the provider's default namespace for a request without one,
+///   see [`Requester::default_namespace`]); a message with an empty namespace is taken
+///   as the backend's answer for that namespace, which the handler fills in;
 /// - messages older than `since`, or from another `instance` when one is named, are dropped;
 /// - of the history, only the newest `tail` messages are sent, in timestamp order;
 /// - without `follow` the response ends when history does; with it, live messages follow
 ///   until the handler's timeout, the client leaving, or the stream ending.
 ///
-/// So a backend may ignore every field of the [`Request`] except `name` (and `namespace`),
-/// though honouring them saves work.
+/// So a backend may ignore every field of the [`Request`], though honouring them saves
+/// work (and a backend must answer 404 for a function it does not know).
 ///
 /// **What it does itself.** [`capabilities`](Requester::capabilities) tells the handler
 /// which of these a backend does already, so that it does not do them twice; see
@@ -118,6 +122,14 @@ pub trait Requester: Send + Sync + 'static {
     /// [`LogHandler::functions`](crate::server::LogHandler::functions) serves it as JSON.
     async fn functions(&self) -> Result<Option<Vec<FunctionName>>, Error> {
         Ok(None)
+    }
+
+    /// The namespace this backend answers a request without one for, when it is not
+    /// OpenFaaS's `openfaas-fn` (the default, `None`). The handler asks once, when it is
+    /// made; [`LogHandler::default_namespace`](crate::server::LogHandler::default_namespace)
+    /// sets it there instead.
+    fn default_namespace(&self) -> Option<String> {
+        None
     }
 }
 
@@ -179,6 +191,12 @@ pub struct Capabilities {
     /// (between package and action), `@` and spaces, so its requester accepts those and
     /// the handler lets them through instead of answering 422.
     pub name_chars: &'static str,
+    /// The backend answers only the function asked for, by a rule wider than the
+    /// handler's exact match on [`Message::name`] and [`Message::namespace`] (OpenWhisk
+    /// takes `/namespace/package/action` and answers with the action's own name): the
+    /// handler leaves name and namespace filtering to it. When false, the handler drops
+    /// messages of another function (see [`Requester`]).
+    pub selects_function: bool,
 }
 
 impl Capabilities {
@@ -188,6 +206,7 @@ impl Capabilities {
         marks_history_end: false,
         applies_tail: false,
         name_chars: "",
+        selects_function: false,
     };
 
     /// With [`Capabilities::selects_instance`].
@@ -208,6 +227,13 @@ impl Capabilities {
     #[must_use]
     pub const fn with_exact_tail(mut self) -> Self {
         self.applies_tail = true;
+        self
+    }
+
+    /// With [`Capabilities::selects_function`].
+    #[must_use]
+    pub const fn with_function_selection(mut self) -> Self {
+        self.selects_function = true;
         self
     }
 
@@ -233,6 +259,10 @@ impl<R: Requester + ?Sized> Requester for Box<R> {
     async fn functions(&self) -> Result<Option<Vec<FunctionName>>, Error> {
         (**self).functions().await
     }
+
+    fn default_namespace(&self) -> Option<String> {
+        (**self).default_namespace()
+    }
 }
 
 #[async_trait::async_trait]
@@ -247,5 +277,9 @@ impl<R: Requester + ?Sized> Requester for Arc<R> {
 
     async fn functions(&self) -> Result<Option<Vec<FunctionName>>, Error> {
         (**self).functions().await
+    }
+
+    fn default_namespace(&self) -> Option<String> {
+        (**self).default_namespace()
     }
 }

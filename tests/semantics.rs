@@ -427,3 +427,51 @@ async fn text_is_one_line_without_its_newline() {
     let (_, mut lines) = get(addr, "/system/logs?name=f").await;
     assert_eq!(texts(&lines.messages().await), ["unix", "dos", "a\nb"]);
 }
+
+#[tokio::test]
+async fn a_backend_that_answers_every_function_is_held_to_the_one_asked_for() {
+    // Lines of every function and namespace, whatever is asked: the handler keeps the
+    // requested function's, in the requested namespace (the provider's default when the
+    // request names none), and fills in a missing namespace.
+    let line = |name: &str, namespace: &str, ms: i64| {
+        message("f-1", ms, &format!("{name} in {namespace:?}"))
+            .with_name(name)
+            .with_namespace(namespace)
+    };
+    let all = vec![
+        line("f", "openfaas-fn", 0),
+        line("f", "team-b", 1),
+        line("f", "", 2),
+        line("g", "team-b", 3),
+        line("g", "openfaas-fn", 4),
+        line("f", "team-a", 5),
+    ];
+    let texts_of = |got: &[faas_logs::Message]| {
+        got.iter()
+            .map(|m| format!("{} {} {}", m.name, m.namespace, m.text))
+            .collect::<Vec<_>>()
+    };
+    let (addr, _) = start(Scripted::new(all.clone())).await;
+    let (_, mut lines) = get(addr, "/system/logs?name=f&namespace=team-b").await;
+    assert_eq!(
+        texts_of(&lines.messages().await),
+        [r#"f team-b f in "team-b""#, r#"f team-b f in """#]
+    );
+    let (_, mut lines) = get(addr, "/system/logs?name=f").await;
+    assert_eq!(
+        texts_of(&lines.messages().await),
+        [
+            r#"f openfaas-fn f in "openfaas-fn""#,
+            r#"f openfaas-fn f in """#
+        ]
+    );
+    // A provider whose default namespace is another.
+    let handler =
+        LogHandler::new(Scripted::new(all), Duration::from_secs(5)).default_namespace("team-a");
+    let addr = serve(handler).await;
+    let (_, mut lines) = get(addr, "/system/logs?name=f&follow=false").await;
+    assert_eq!(
+        texts_of(&lines.messages().await),
+        [r#"f team-a f in """#, r#"f team-a f in "team-a""#]
+    );
+}

@@ -282,7 +282,8 @@ async fn a_backend_that_cannot_list_takes_a_typed_name() {
     if !browser_installed("a_backend_that_cannot_list_takes_a_typed_name") {
         return;
     }
-    let backend = Scripted::new(vec![common::message("one-1", 0, "scripted line")]);
+    let line = common::message("one-1", 0, "scripted line").with_name("typed");
+    let backend = Scripted::new(vec![line]);
     let handler = LogHandler::new(backend, Duration::from_secs(30));
     let addr = common::serve_fn(move |req: hyper::Request<hyper::body::Incoming>| {
         let handler = handler.clone();

@@ -240,6 +240,10 @@ impl Requester for DockerRequester {
             .with_history_end()
     }
 
+    fn default_namespace(&self) -> Option<String> {
+        Some(self.default_namespace.clone())
+    }
+
     /// Every function with a container, running or stopped, by its labels.
     async fn functions(&self) -> Result<Option<Vec<FunctionName>>, Error> {
         let prefix = self.client.prefix().await?;

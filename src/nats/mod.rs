@@ -415,6 +415,10 @@ impl Requester for JetStreamLogs {
             .with_instance_selection()
     }
 
+    fn default_namespace(&self) -> Option<String> {
+        Some(self.inner.config.default_namespace.clone())
+    }
+
     /// Every function with a line in the stream, from the stream's subjects.
     async fn functions(&self) -> Result<Option<Vec<FunctionName>>, Error> {
         use futures_util::TryStreamExt;

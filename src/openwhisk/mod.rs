@@ -208,9 +208,12 @@ impl Requester for OpenWhiskRequester {
     }
 
     fn capabilities(&self) -> Capabilities {
+        // `/guest/pkg/action` is answered with the action's records, named `pkg/action`
+        // in namespace `guest`: the names differ from the request's by design.
         Capabilities::NONE
             .with_history_end()
             .with_name_chars(OPENWHISK_NAME_CHARS)
+            .with_function_selection()
     }
 
     /// The actions of the client's namespace (`package/action` for packaged ones).

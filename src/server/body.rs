@@ -306,7 +306,7 @@ mod tests {
     fn line(i: usize) -> Message {
         Message {
             name: "f".into(),
-            namespace: Default::default(),
+            namespace: "openfaas-fn".into(),
             instance: "f-1".into(),
             timestamp: Utc.timestamp_opt(1_700_000_000 + i as i64, 0).unwrap(),
             text: format!("line {i}"),
@@ -325,6 +325,7 @@ mod tests {
         let shaped = Shaped::new(
             Box::pin(backend),
             &request,
+            &"openfaas-fn".into(),
             Utc::now(),
             Duration::from_secs(1),
             crate::Capabilities::NONE.with_history_end(),

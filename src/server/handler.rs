@@ -20,12 +20,13 @@ use tokio_util::sync::CancellationToken;
 use super::body::{json_response, LogBody};
 use super::shaping::Shaped;
 use crate::error::{panicked, BoxError};
-use crate::{Capabilities, Error, Message, Request, Requester};
+use crate::{Capabilities, Error, Message, Request, Requester, SharedStr};
 
 /// The largest `POST` body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 const DEFAULT_HISTORY_QUIET: Duration = Duration::from_millis(100);
+const DEFAULT_NAMESPACE: &str = "openfaas-fn";
 const DEFAULT_STATUS_WAIT: Duration = Duration::from_millis(250);
 
 /// Serves `GET /system/logs` (and `POST` with a JSON body) from any [`Requester`].
@@ -42,6 +43,7 @@ const DEFAULT_STATUS_WAIT: Duration = Duration::from_millis(250);
 /// look at the path, so mount it where `/system/logs` is routed.
 pub struct LogHandler<R: ?Sized> {
     requester: Arc<R>,
+    default_namespace: SharedStr,
     timeout: Duration,
     history_quiet: Duration,
     status_wait: Duration,
@@ -52,6 +54,7 @@ impl<R: ?Sized> Clone for LogHandler<R> {
     fn clone(&self) -> Self {
         LogHandler {
             requester: Arc::clone(&self.requester),
+            default_namespace: self.default_namespace.clone(),
             timeout: self.timeout,
             history_quiet: self.history_quiet,
             status_wait: self.status_wait,
@@ -85,13 +88,27 @@ impl<R: Requester + ?Sized> LogHandler<R> {
     /// Like [`LogHandler::new`], for a requester that is shared already
     /// (`Arc<dyn Requester>` included).
     pub fn from_arc(requester: Arc<R>, timeout: Duration) -> Self {
+        let default_namespace = requester
+            .default_namespace()
+            .map_or_else(|| SharedStr::from(DEFAULT_NAMESPACE), SharedStr::from);
         LogHandler {
             requester,
+            default_namespace,
             timeout,
             history_quiet: DEFAULT_HISTORY_QUIET,
             status_wait: DEFAULT_STATUS_WAIT,
             shutdown: CancellationToken::new(),
         }
+    }
+
+    /// The provider's default namespace, which a request without one is for (default:
+    /// what [`Requester::default_namespace`] says, else `openfaas-fn`). Messages of
+    /// other namespaces are dropped from such a response, and a message without a
+    /// namespace is sent with this one.
+    #[must_use]
+    pub fn default_namespace(mut self, namespace: impl Into<SharedStr>) -> Self {
+        self.default_namespace = namespace.into();
+        self
     }
 
     /// How long the handler waits, before it commits to `200`, for the first thing the
@@ -229,7 +246,14 @@ impl<R: Requester + ?Sized> LogHandler<R> {
                 )))
             }
         };
-        let mut shaped = Shaped::new(stream, &request, arrived, self.history_quiet, capabilities);
+        let mut shaped = Shaped::new(
+            stream,
+            &request,
+            &self.default_namespace,
+            arrived,
+            self.history_quiet,
+            capabilities,
+        );
         let first = std::future::poll_fn(|cx| match Pin::new(&mut shaped).poll_next(cx) {
             Poll::Ready(item) => Poll::Ready(item.transpose()),
             Poll::Pending if !shaped.take_yielded() && shaped.history_over() => {

@@ -16,16 +16,19 @@ use tokio::time::Sleep;
 use crate::codec::trim_line_end;
 use crate::ordered::TimeOrdered;
 use crate::request::Filter;
-use crate::{Capabilities, Error, Event, LogStream, Message, Request};
+use crate::{Capabilities, Error, Event, LogStream, Message, Request, SharedStr};
 
 /// Wraps a backend stream so that it yields exactly what the request asked for.
 pub(crate) struct Shaped {
     backend: Option<LogStream>,
     filter: Filter,
-    /// Who the response is for, to show a gap as a line of the function.
-    name: String,
-    namespace: String,
+    /// Who the response is for: messages of another function are dropped (unless the
+    /// backend selects the function itself), and a gap shows as a line of this one.
+    name: SharedStr,
+    /// The request's namespace, or the provider's default for a request without one.
+    namespace: SharedStr,
     instance: String,
+    checks_function: bool,
     follow: bool,
     arrived: DateTime<Utc>,
     phase: Phase,
@@ -98,6 +101,7 @@ impl Shaped {
     pub(crate) fn new(
         backend: LogStream,
         request: &Request,
+        default_namespace: &SharedStr,
         arrived: DateTime<Utc>,
         quiet_period: Duration,
         capabilities: Capabilities,
@@ -106,12 +110,18 @@ impl Shaped {
         if capabilities.selects_instance {
             filter.instance = None;
         }
+        let namespace = if request.namespace.is_empty() {
+            default_namespace.clone()
+        } else {
+            request.namespace.as_str().into()
+        };
         Shaped {
             backend: Some(backend),
             filter,
-            name: request.name.clone(),
-            namespace: request.namespace.clone(),
+            name: request.name.as_str().into(),
+            namespace,
             instance: request.instance.clone(),
+            checks_function: !capabilities.selects_function,
             follow: request.follow,
             arrived,
             phase: Phase::History,
@@ -188,6 +198,14 @@ impl Shaped {
 
     /// Applies the filters to one backend message; returns a message to emit, if any.
     fn on_message(&mut self, mut m: Message) -> Option<Message> {
+        if self.checks_function
+            && (m.name != *self.name || !(m.namespace.is_empty() || m.namespace == *self.namespace))
+        {
+            return None;
+        }
+        if m.namespace.is_empty() {
+            m.namespace = self.namespace.clone();
+        }
         if !self.filter.wanted(&m) {
             return None;
         }
@@ -321,6 +339,7 @@ mod tests {
         let mut shaped = Shaped::new(
             Box::pin(backend),
             &request,
+            &"openfaas-fn".into(),
             Utc::now(),
             Duration::from_secs(1),
             Capabilities::NONE.with_history_end(),

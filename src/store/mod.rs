@@ -572,6 +572,10 @@ impl Requester for LogStore {
     async fn functions(&self) -> Result<Option<Vec<FunctionName>>, Error> {
         Ok(Some(self.function_names()))
     }
+
+    fn default_namespace(&self) -> Option<String> {
+        Some(LogStore::default_namespace(self).to_owned())
+    }
 }
 
 /// The store's locks (and the telemetry listener's) guard plain data that every critical
