@@ -420,3 +420,59 @@ async fn a_follower_that_reads_late_gets_its_lines_and_a_clean_end_within_the_wr
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(30));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_chunked_push_over_the_bound_always_gets_its_413() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let example = Example::start(
+        "memory",
+        &[
+            "--listen",
+            "127.0.0.1:0",
+            "--max-push-bytes",
+            "1024",
+            "--run",
+            "idle=true",
+        ],
+    );
+    let line = "{\"name\":\"f\",\"text\":\"x\"}\n";
+    let chunk = format!("{:x}\r\n{}\r\n", line.len() * 2048, line.repeat(2048));
+    let head = "POST /system/logs/push HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n";
+    // A hundred pushes of 3 MiB, each on a connection of its own, as a simple client
+    // sends them: the whole body, then the answer. The server must take the body (not
+    // reset the connection under it) and answer 413.
+    for attempt in 0..100 {
+        let mut tcp = tokio::net::TcpStream::connect(example.addr).await.unwrap();
+        let sent = within(async {
+            tcp.write_all(head.as_bytes()).await?;
+            for _ in 0..64 {
+                tcp.write_all(chunk.as_bytes()).await?;
+            }
+            tcp.write_all(b"0\r\n\r\n").await
+        })
+        .await;
+        assert!(
+            sent.is_ok(),
+            "push {attempt}: the body could not be sent: {sent:?}"
+        );
+        let mut answer = Vec::new();
+        let read = within(async {
+            let mut buf = [0u8; 4096];
+            while !answer.ends_with(b"}") {
+                match tcp.read(&mut buf).await? {
+                    0 => break,
+                    n => answer.extend_from_slice(&buf[..n]),
+                }
+            }
+            Ok::<_, std::io::Error>(())
+        })
+        .await;
+        let text = String::from_utf8_lossy(&answer);
+        assert!(read.is_ok(), "push {attempt}: {read:?} after {text:?}");
+        assert!(text.starts_with("HTTP/1.1 413"), "push {attempt}: {text:?}");
+        assert!(
+            text.contains("larger than 1024 bytes"),
+            "push {attempt}: {text:?}"
+        );
+    }
+}

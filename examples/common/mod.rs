@@ -15,7 +15,7 @@ use std::time::Duration;
 use base64::Engine;
 use bytes::Bytes;
 use faas_logs::server::LogBody;
-use http_body_util::{BodyExt, Either, Full, Limited};
+use http_body_util::{Either, Full};
 use hyper::body::Incoming;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -146,16 +146,13 @@ pub(crate) async fn read_body(
     limit: usize,
     timeout: Duration,
 ) -> Result<Bytes, Response<Body>> {
-    match tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await {
-        Ok(Ok(body)) => Ok(body.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(error(
+    match tokio::time::timeout(timeout, faas_logs::server::read_body(body, limit)).await {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(faas_logs::Error::BodyTooLarge { .. })) => Err(error(
             StatusCode::PAYLOAD_TOO_LARGE,
             &format!("body larger than {limit} bytes; nothing was stored"),
         )),
-        Ok(Err(e)) => Err(error(
-            StatusCode::BAD_REQUEST,
-            &format!("could not read the body: {e}"),
-        )),
+        Ok(Err(e)) => Err(error(StatusCode::BAD_REQUEST, &e.to_string())),
         Err(_) => Err(error(
             StatusCode::REQUEST_TIMEOUT,
             &format!(

@@ -13,7 +13,6 @@ use futures_util::FutureExt;
 use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE};
 use http::{Method, StatusCode};
 use http_body::Body;
-use http_body_util::{BodyExt, Limited};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -274,13 +273,8 @@ where
     B: Body,
     B::Error: Into<BoxError>,
 {
-    let collect = Limited::new(body, MAX_BODY_BYTES).collect();
-    match tokio::time::timeout_at(deadline, collect).await {
-        Ok(Ok(collected)) => Ok(collected.to_bytes()),
-        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
-            Err(Error::body_too_large(MAX_BODY_BYTES))
-        }
-        Ok(Err(e)) => Err(Error::invalid("body", format!("could not be read: {e}"))),
+    match tokio::time::timeout_at(deadline, super::read_body(body, MAX_BODY_BYTES)).await {
+        Ok(read) => read,
         Err(_) => Err(Error::invalid("body", "not received before the timeout")),
     }
 }

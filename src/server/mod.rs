@@ -7,12 +7,14 @@
 
 mod body;
 mod handler;
+mod request_body;
 mod shaping;
 mod viewer;
 
 pub(crate) use body::json_response;
 pub use body::LogBody;
 pub use handler::{LogHandler, MAX_BODY_BYTES};
+pub use request_body::read_body;
 pub use viewer::{viewer_response, FUNCTIONS_PATH, VIEWER_HTML};
 
 /// The future of an endpoint's `Service::call`.

@@ -8,7 +8,6 @@ use chrono::{DateTime, Utc};
 use http::header::{HeaderValue, ALLOW};
 use http::{Method, StatusCode};
 use http_body::Body;
-use http_body_util::{BodyExt, Limited};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -17,7 +16,7 @@ use super::event::{kind_of, parse, quick, Metrics, Phase, Source, Telemetry};
 use crate::codec::trim_line_end;
 use crate::server::{json_response, LogBody};
 use crate::store::{lock, Invocation, LogStore, MAX_LISTED_REJECTIONS};
-use crate::{BoxError, LogSink, Message, SharedStr};
+use crate::{BoxError, Error, LogSink, Message, SharedStr};
 
 /// The largest batch accepted by default: 4 MiB (Lambda sends at most about twice its
 /// 1 MiB `maxBytes`).
@@ -547,12 +546,9 @@ impl TelemetryListener {
                 .insert(ALLOW, HeaderValue::from_static("POST"));
             return response;
         }
-        let body = match Limited::new(req.into_body(), self.max_batch_bytes)
-            .collect()
-            .await
-        {
-            Ok(collected) => collected.to_bytes(),
-            Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+        let body = match crate::server::read_body(req.into_body(), self.max_batch_bytes).await {
+            Ok(body) => body,
+            Err(Error::BodyTooLarge { .. }) => {
                 tracing::warn!(
                     limit = self.max_batch_bytes,
                     "a telemetry batch over the limit"
