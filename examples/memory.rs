@@ -26,7 +26,8 @@ use common::{error, json, read_body, Body, ServerArgs};
 use faas_logs::server::LogHandler;
 use faas_logs::store::{capture_lines, ingest_ndjson, LogStore, StoreLimits};
 use faas_logs::{
-    async_trait, Batch, Capabilities, Error, FunctionName, LogSink, LogStream, Message, Requester,
+    async_trait, Batch, Capabilities, Error, FunctionName, LogSink, LogStream, Message,
+    OutputStream, Requester,
 };
 use http_body_util::Either;
 use hyper::body::Incoming;
@@ -294,16 +295,16 @@ fn run_function(
     backend.register(namespace, name);
     tracing::info!(function = name, %instance, command, "running");
     let outputs = [
-        child
-            .stdout
-            .take()
-            .map(|o| Box::new(o) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-        child
-            .stderr
-            .take()
-            .map(|e| Box::new(e) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+        child.stdout.take().map(|o| {
+            let o: Box<dyn tokio::io::AsyncRead + Send + Unpin> = Box::new(o);
+            (o, OutputStream::Stdout)
+        }),
+        child.stderr.take().map(|e| {
+            let e: Box<dyn tokio::io::AsyncRead + Send + Unpin> = Box::new(e);
+            (e, OutputStream::Stderr)
+        }),
     ];
-    for output in outputs.into_iter().flatten() {
+    for (output, stream) in outputs.into_iter().flatten() {
         let (backend, namespace, name, instance) = (
             backend.clone(),
             namespace.to_owned(),
@@ -311,9 +312,10 @@ fn run_function(
             instance.clone(),
         );
         tokio::spawn(async move {
-            if let Err(e) =
-                capture_lines(output, &backend, &namespace, &name, &instance, max_line).await
-            {
+            let captured = capture_lines(
+                output, &backend, &namespace, &name, &instance, stream, max_line,
+            );
+            if let Err(e) = captured.await {
                 tracing::warn!(error = %e, %instance, "capture ended");
             }
         });

@@ -48,12 +48,18 @@ async fn commands_run_as_functions_and_their_output_comes_back_line_by_line() {
     while texts.len() < 3 {
         let m = lines.next_message().await;
         instance = m.instance.to_string();
-        texts.insert(m.text);
+        texts.insert((m.text, m.stream));
     }
-    // stdout and stderr are separate pipes: their relative order is the OS's.
+    // stdout and stderr are separate pipes: their relative order is the OS's. Each
+    // line says which it came from.
+    use faas_logs::OutputStream::{Stderr, Stdout};
     assert_eq!(
         texts,
-        BTreeSet::from(["one".into(), "two".into(), "no newline".into()])
+        BTreeSet::from([
+            ("one".into(), Some(Stdout)),
+            ("two".into(), Some(Stderr)),
+            ("no newline".into(), Some(Stdout))
+        ])
     );
     assert!(
         instance.starts_with("hello-") && instance[6..].parse::<u32>().is_ok(),

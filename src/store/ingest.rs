@@ -15,7 +15,8 @@ use crate::{Batch, Error, LogSink, Message, OutputStream, SharedStr};
 
 /// Reads `reader` (a process's stdout or stderr, say) to its end and writes each line to
 /// `sink` (a [`LogStore`], or any [`LogSink`]) as a message of the given function and
-/// instance, stamped when the line is complete. Lines are cut as [`LineCodec`]
+/// instance, from `stream` (so that a viewer and the command can tell stderr), stamped
+/// when the line is complete. Lines are cut as [`LineCodec`]
 /// describes, at `max_line` bytes ([`DEFAULT_MAX_LINE`](crate::codec::DEFAULT_MAX_LINE)
 /// is a good default).
 ///
@@ -32,6 +33,7 @@ pub async fn capture_lines<R: AsyncRead + Unpin, S: LogSink + ?Sized>(
     namespace: &str,
     name: &str,
     instance: &str,
+    stream: OutputStream,
     max_line: usize,
 ) -> std::io::Result<u64> {
     let lines = FramedRead::with_capacity(reader, LineCodec::new(max_line), 16 * 1024);
@@ -48,7 +50,8 @@ pub async fn capture_lines<R: AsyncRead + Unpin, S: LogSink + ?Sized>(
                 Ok(text) => messages.push(
                     Message::new(name.clone(), Utc::now(), text)
                         .with_namespace(namespace.clone())
-                        .with_instance(instance.clone()),
+                        .with_instance(instance.clone())
+                        .with_stream(stream),
                 ),
                 Err(e) => {
                     failed = Some(e);
