@@ -394,7 +394,7 @@ async fn run(args: Args) -> Result<(), common::Failure> {
     let backend = Backend::from_args(&args, store).await?;
     let handler = LogHandler::new(backend.clone(), args.server.timeout());
 
-    let listener = tokio::net::TcpListener::bind(&args.server.listen).await?;
+    let listener = common::listen(&args.server.listen, "--listen").await?;
     let local = listener.local_addr()?;
     println!("listening on http://{local}/system/logs");
 

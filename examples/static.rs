@@ -118,7 +118,7 @@ async fn run(args: Args) -> Result<(), common::Failure> {
     let credentials = args.server.credentials()?;
     let handler = LogHandler::new(StaticLogs::new(Utc::now()), args.server.timeout());
 
-    let listener = tokio::net::TcpListener::bind(&args.server.listen).await?;
+    let listener = common::listen(&args.server.listen, "--listen").await?;
     println!(
         "listening on http://{}/system/logs?name=hello",
         listener.local_addr()?

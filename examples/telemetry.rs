@@ -108,9 +108,8 @@ async fn run(args: Args) -> Result<(), common::Failure> {
         Platform::Lambda(_) => "0.0.0.0:8081",
         _ => "127.0.0.1:8081",
     };
-    let telemetry =
-        tokio::net::TcpListener::bind(args.telemetry_listen.as_deref().unwrap_or(default_listen))
-            .await?;
+    let telemetry_address = args.telemetry_listen.as_deref().unwrap_or(default_listen);
+    let telemetry = common::listen(telemetry_address, "--telemetry-listen").await?;
     let telemetry_port = telemetry.local_addr()?.port();
     if let Platform::FunctionGraph(api) = &platform {
         registered_name =
@@ -126,7 +125,7 @@ async fn run(args: Args) -> Result<(), common::Failure> {
     // Known before its first line, so that a follower waits for it instead of a 404.
     store.register("", &function)?;
 
-    let logs = tokio::net::TcpListener::bind(&args.server.listen).await?;
+    let logs = common::listen(&args.server.listen, "--listen").await?;
     let local = logs.local_addr()?;
     println!("listening on http://{local}/system/logs for function {function}");
     println!("telemetry received on port {telemetry_port}");

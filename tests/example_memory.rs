@@ -482,3 +482,31 @@ async fn a_chunked_push_over_the_bound_always_gets_its_413() {
         );
     }
 }
+
+#[test]
+fn a_busy_port_is_named_in_a_sentence_that_says_what_to_do() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap().to_string();
+    let exe = std::env::current_exe().unwrap();
+    let program = exe
+        .parent()
+        .and_then(|d| d.parent())
+        .unwrap()
+        .join("examples/memory");
+    let output = std::process::Command::new(program)
+        .args(["--listen", &address])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let said = stderr
+        .lines()
+        .find(|l| l.starts_with("error: "))
+        .unwrap_or_else(|| panic!("no error line: {stderr}"));
+    assert!(
+        said.contains(&format!("cannot listen on {address}")),
+        "{said}"
+    );
+    assert!(said.contains("--listen"), "{said}");
+    assert!(!stderr.contains("Os {"), "no debug dump: {stderr}");
+}

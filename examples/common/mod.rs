@@ -204,14 +204,34 @@ pub(crate) async fn log_routes<R: faas_logs::Requester>(
     }
 }
 
+/// Listens on `address`; the error names it and says what to do (`flag` is the option
+/// that sets it).
+pub(crate) async fn listen(address: &str, flag: &str) -> Result<tokio::net::TcpListener, String> {
+    tokio::net::TcpListener::bind(address).await.map_err(|e| {
+        let hint = match e.kind() {
+            std::io::ErrorKind::AddrInUse => format!(
+                "; another program (another provider?) listens there: stop it, or choose another address with {flag}"
+            ),
+            std::io::ErrorKind::AddrNotAvailable => {
+                format!("; this machine has no such address: choose another with {flag}")
+            }
+            std::io::ErrorKind::PermissionDenied => {
+                format!("; a port below 1024 needs privileges: choose another with {flag}")
+            }
+            _ => String::new(),
+        };
+        format!("cannot listen on {address}: {e}{hint}")
+    })
+}
+
 /// Listens on `args.listen`, prints the address, and serves [`log_routes`] over
 /// `handler` until Ctrl-C or SIGTERM (see [`serve`]).
 pub(crate) async fn serve_logs<R: faas_logs::Requester>(
     args: &ServerArgs,
     credentials: Option<Arc<Credentials>>,
     handler: faas_logs::server::LogHandler<R>,
-) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(&args.listen).await?;
+) -> Result<(), Failure> {
+    let listener = listen(&args.listen, "--listen").await?;
     println!("listening on http://{}/system/logs", listener.local_addr()?);
     let route = {
         let handler = handler.clone();
