@@ -242,7 +242,14 @@ pub(crate) async fn serve_logs<R: faas_logs::Requester>(
 }
 
 pub(crate) fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
-    let text = serde_json::to_vec(value).unwrap_or_default();
+    let (status, text) = match serde_json::to_vec(value) {
+        Ok(text) => (status, text),
+        Err(e) => {
+            tracing::error!(error = %e, "an answer could not be written as JSON");
+            let error = br#"{"error":"the answer could not be written as JSON"}"#;
+            (StatusCode::INTERNAL_SERVER_ERROR, error.to_vec())
+        }
+    };
     let mut response = Response::new(Either::Right(Full::new(Bytes::from(text))));
     *response.status_mut() = status;
     response.headers_mut().insert(

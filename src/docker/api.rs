@@ -13,10 +13,14 @@ pub(super) fn api_time(t: DateTime<Utc>) -> String {
     format!("{}.{:09}", t.timestamp(), t.timestamp_subsec_nanos())
 }
 
-/// `filters=` for the API: a JSON map of lists, percent-encoded.
+/// `filters=` for the API: a JSON map of lists, percent-encoded. Built as a JSON value,
+/// whose text cannot fail: an empty `filters=` would list every container.
 pub(super) fn filters(pairs: &[(&str, &[String])]) -> String {
-    let map: HashMap<&str, &[String]> = pairs.iter().copied().collect();
-    let json = serde_json::to_string(&map).unwrap_or_default();
+    let map: serde_json::Map<String, serde_json::Value> = pairs
+        .iter()
+        .map(|(key, values)| ((*key).to_owned(), serde_json::Value::from(values.to_vec())))
+        .collect();
+    let json = serde_json::Value::Object(map).to_string();
     form_urlencoded::byte_serialize(json.as_bytes()).collect()
 }
 
@@ -96,4 +100,21 @@ pub(super) struct StartEvent {
 pub(super) struct Actor {
     #[serde(rename = "ID", default)]
     pub(super) id: String,
+}
+
+#[cfg(test)]
+mod filter_tests {
+    use super::*;
+
+    #[test]
+    fn filters_are_a_percent_encoded_json_map_of_lists() {
+        let labels = ["faas_function=fig.let".to_owned(), "x=y".to_owned()];
+        let encoded = filters(&[("label", &labels[..])]);
+        let json: String = form_urlencoded::parse(format!("f={encoded}").as_bytes())
+            .next()
+            .unwrap()
+            .1
+            .into_owned();
+        assert_eq!(json, r#"{"label":["faas_function=fig.let","x=y"]}"#);
+    }
 }

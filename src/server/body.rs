@@ -165,7 +165,14 @@ pub(crate) fn json_response(
     status: http::StatusCode,
     value: &impl serde::Serialize,
 ) -> http::Response<LogBody> {
-    let body = serde_json::to_vec(value).unwrap_or_default();
+    let (status, body) = match serde_json::to_vec(value) {
+        Ok(body) => (status, body),
+        Err(e) => {
+            tracing::error!(error = %e, "an answer could not be written as JSON");
+            let error = br#"{"error":"the answer could not be written as JSON"}"#;
+            (http::StatusCode::INTERNAL_SERVER_ERROR, error.to_vec())
+        }
+    };
     let mut response = http::Response::new(LogBody::once(Bytes::from(body)));
     *response.status_mut() = status;
     response.headers_mut().insert(
@@ -354,6 +361,15 @@ mod tests {
         let frame = next_frame(&mut body).await;
         let want = format!("{}\n", serde_json::to_string(&line(1000)).unwrap());
         assert_eq!(frame, want.as_bytes());
+    }
+
+    #[tokio::test]
+    async fn an_answer_that_cannot_be_written_as_json_is_a_500_that_says_so() {
+        let keys_json_cannot_take = std::collections::HashMap::from([((1, 2), 3)]);
+        let response = json_response(http::StatusCode::OK, &keys_json_cannot_take);
+        assert_eq!(response.status(), http::StatusCode::INTERNAL_SERVER_ERROR);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert!(String::from_utf8_lossy(&body).contains("could not be written as JSON"));
     }
 
     #[tokio::test]

@@ -74,6 +74,11 @@ fn stack_gateway(named: Option<&Path>) -> Result<Option<String>, String> {
 /// `${VAR}`, `${VAR:-default}` and `$VAR` replaced from the environment, as faas-cli
 /// substitutes stack files.
 fn envsubst(text: &str) -> String {
+    substitute(text, |name| std::env::var(name).ok())
+}
+
+/// [`envsubst`] with the variables from `var`.
+fn substitute(text: &str, var: impl Fn(&str) -> Option<String>) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(at) = rest.find('$') {
@@ -85,7 +90,7 @@ fn envsubst(text: &str) -> String {
                     Some((name, default)) => (name, Some(default)),
                     None => (&braced[..end], None),
                 };
-                let value = std::env::var(name).ok().filter(|v| !v.is_empty());
+                let value = var(name).filter(|v| !v.is_empty());
                 out.push_str(&value.unwrap_or_else(|| default.unwrap_or("").to_owned()));
                 rest = &braced[end + 1..];
                 continue;
@@ -97,7 +102,7 @@ fn envsubst(text: &str) -> String {
         if name_len == 0 {
             out.push('$');
         } else {
-            out.push_str(&std::env::var(&rest[..name_len]).unwrap_or_default());
+            out.push_str(&var(&rest[..name_len]).unwrap_or_default());
         }
         rest = &rest[name_len..];
     }
@@ -212,16 +217,17 @@ mod tests {
 
     #[test]
     fn variables_in_a_stack_file_are_substituted() {
-        std::env::set_var("FAAS_LOGS_TEST_HOST", "gw.example.com");
+        // The environment is passed in: setting the process's would race other tests.
+        let env = |name: &str| (name == "HOST").then(|| "gw.example.com".to_owned());
         assert_eq!(
-            envsubst("https://${FAAS_LOGS_TEST_HOST}:8080"),
+            substitute("https://${HOST}:8080", env),
             "https://gw.example.com:8080"
         );
-        assert_eq!(envsubst("$FAAS_LOGS_TEST_HOST/x"), "gw.example.com/x");
+        assert_eq!(substitute("$HOST/x", env), "gw.example.com/x");
         assert_eq!(
-            envsubst("${FAAS_LOGS_TEST_NONE:-http://127.0.0.1:8080}"),
+            substitute("${NONE:-http://127.0.0.1:8080}", env),
             "http://127.0.0.1:8080"
         );
-        assert_eq!(envsubst("cost $5"), "cost ");
+        assert_eq!(substitute("cost $5", env), "cost ");
     }
 }

@@ -169,86 +169,130 @@ const DAYS: [&str; 7] = [
     "Saturday",
 ];
 
-/// `at` written with the Go `layout`, in UTC as faas-cli writes the timestamps
-/// providers send, appended to `out`.
-pub(crate) fn format(layout: &str, at: &DateTime<Utc>, out: &mut String) {
-    use std::fmt::Write;
-    let mut rest = layout;
-    while let Some(c) = rest.chars().next() {
-        let Some((element, len)) = element_at(rest) else {
-            out.push(c);
-            rest = &rest[c.len_utf8()..];
-            continue;
-        };
-        rest = &rest[len..];
-        let month = at.month0() as usize;
-        let weekday = at.weekday().num_days_from_sunday() as usize;
-        let hour12 = match at.hour() % 12 {
-            0 => 12,
-            h => h,
-        };
-        // Writing to a String cannot fail.
-        let _ = match element {
-            Element::LongMonth => write!(out, "{}", MONTHS[month]),
-            Element::Month => write!(out, "{}", &MONTHS[month][..3]),
-            Element::NumMonth => write!(out, "{}", month + 1),
-            Element::ZeroMonth => write!(out, "{:02}", month + 1),
-            Element::LongWeekDay => write!(out, "{}", DAYS[weekday]),
-            Element::WeekDay => write!(out, "{}", &DAYS[weekday][..3]),
-            Element::Day => write!(out, "{}", at.day()),
-            Element::UnderDay => write!(out, "{:>2}", at.day()),
-            Element::ZeroDay => write!(out, "{:02}", at.day()),
-            Element::UnderYearDay => write!(out, "{:>3}", at.ordinal()),
-            Element::ZeroYearDay => write!(out, "{:03}", at.ordinal()),
-            Element::Hour => write!(out, "{:02}", at.hour()),
-            Element::Hour12 => write!(out, "{hour12}"),
-            Element::ZeroHour12 => write!(out, "{hour12:02}"),
-            Element::Minute => write!(out, "{}", at.minute()),
-            Element::ZeroMinute => write!(out, "{:02}", at.minute()),
-            Element::Second => write!(out, "{}", at.second()),
-            Element::ZeroSecond => write!(out, "{:02}", at.second()),
-            Element::LongYear => write!(out, "{:04}", at.year()),
-            Element::Year => write!(out, "{:02}", at.year().rem_euclid(100)),
-            Element::Pm => write!(out, "{}", if at.hour() >= 12 { "PM" } else { "AM" }),
-            Element::LowerPm => write!(out, "{}", if at.hour() >= 12 { "pm" } else { "am" }),
-            Element::ZoneName => write!(out, "UTC"),
-            Element::Zone {
-                z,
-                colons,
-                seconds,
-                hours_only,
-            } => {
-                if z {
-                    out.push('Z');
-                } else {
-                    out.push_str("+00");
-                    if !hours_only {
-                        out.push_str(if colons { ":00" } else { "00" });
+/// A Go layout read once into its text and elements, to write many timestamps with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Layout(Vec<Piece>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Piece {
+    Text(String),
+    Element(Element),
+}
+
+impl Layout {
+    /// The elements of the Go `layout`, as Go's `nextStdChunk` finds them.
+    pub(crate) fn parse(layout: &str) -> Layout {
+        let mut pieces = Vec::new();
+        let mut text = String::new();
+        let mut rest = layout;
+        while let Some(c) = rest.chars().next() {
+            match element_at(rest) {
+                Some((element, len)) => {
+                    if !text.is_empty() {
+                        pieces.push(Piece::Text(std::mem::take(&mut text)));
                     }
-                    if seconds {
-                        out.push_str(if colons { ":00" } else { "00" });
-                    }
+                    pieces.push(Piece::Element(element));
+                    rest = &rest[len..];
                 }
-                Ok(())
+                None => {
+                    text.push(c);
+                    rest = &rest[c.len_utf8()..];
+                }
             }
-            Element::Fraction {
-                digits,
-                trim,
-                separator,
-            } => {
-                let nanos = format!("{:09}", at.nanosecond() % 1_000_000_000);
-                let mut shown = &nanos[..digits.min(9)];
-                if trim {
-                    shown = shown.trim_end_matches('0');
-                }
-                if !shown.is_empty() {
-                    out.push(char::from(separator));
-                    out.push_str(shown);
-                }
-                Ok(())
-            }
-        };
+        }
+        if !text.is_empty() {
+            pieces.push(Piece::Text(text));
+        }
+        Layout(pieces)
     }
+
+    /// Whether it writes nothing (no timestamp is printed).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `at` written with this layout, in UTC as faas-cli writes the timestamps providers
+    /// send, appended to `out`.
+    pub(crate) fn format(&self, at: &DateTime<Utc>, out: &mut String) {
+        for piece in &self.0 {
+            match piece {
+                Piece::Text(text) => out.push_str(text),
+                Piece::Element(element) => write_element(*element, at, out),
+            }
+        }
+    }
+}
+
+/// One element of a layout, for `at`, appended to `out`.
+fn write_element(element: Element, at: &DateTime<Utc>, out: &mut String) {
+    use std::fmt::Write;
+    let month = at.month0() as usize;
+    let weekday = at.weekday().num_days_from_sunday() as usize;
+    let hour12 = match at.hour() % 12 {
+        0 => 12,
+        h => h,
+    };
+    // Writing to a String cannot fail.
+    let _ = match element {
+        Element::LongMonth => write!(out, "{}", MONTHS[month]),
+        Element::Month => write!(out, "{}", &MONTHS[month][..3]),
+        Element::NumMonth => write!(out, "{}", month + 1),
+        Element::ZeroMonth => write!(out, "{:02}", month + 1),
+        Element::LongWeekDay => write!(out, "{}", DAYS[weekday]),
+        Element::WeekDay => write!(out, "{}", &DAYS[weekday][..3]),
+        Element::Day => write!(out, "{}", at.day()),
+        Element::UnderDay => write!(out, "{:>2}", at.day()),
+        Element::ZeroDay => write!(out, "{:02}", at.day()),
+        Element::UnderYearDay => write!(out, "{:>3}", at.ordinal()),
+        Element::ZeroYearDay => write!(out, "{:03}", at.ordinal()),
+        Element::Hour => write!(out, "{:02}", at.hour()),
+        Element::Hour12 => write!(out, "{hour12}"),
+        Element::ZeroHour12 => write!(out, "{hour12:02}"),
+        Element::Minute => write!(out, "{}", at.minute()),
+        Element::ZeroMinute => write!(out, "{:02}", at.minute()),
+        Element::Second => write!(out, "{}", at.second()),
+        Element::ZeroSecond => write!(out, "{:02}", at.second()),
+        Element::LongYear => write!(out, "{:04}", at.year()),
+        Element::Year => write!(out, "{:02}", at.year().rem_euclid(100)),
+        Element::Pm => write!(out, "{}", if at.hour() >= 12 { "PM" } else { "AM" }),
+        Element::LowerPm => write!(out, "{}", if at.hour() >= 12 { "pm" } else { "am" }),
+        Element::ZoneName => write!(out, "UTC"),
+        Element::Zone {
+            z,
+            colons,
+            seconds,
+            hours_only,
+        } => {
+            if z {
+                out.push('Z');
+            } else {
+                out.push_str("+00");
+                if !hours_only {
+                    out.push_str(if colons { ":00" } else { "00" });
+                }
+                if seconds {
+                    out.push_str(if colons { ":00" } else { "00" });
+                }
+            }
+            Ok(())
+        }
+        Element::Fraction {
+            digits,
+            trim,
+            separator,
+        } => {
+            let nanos = format!("{:09}", at.nanosecond() % 1_000_000_000);
+            let mut shown = &nanos[..digits.min(9)];
+            if trim {
+                shown = shown.trim_end_matches('0');
+            }
+            if !shown.is_empty() {
+                out.push(char::from(separator));
+                out.push_str(shown);
+            }
+            Ok(())
+        }
+    };
 }
 
 #[cfg(test)]
@@ -263,7 +307,7 @@ mod tests {
 
     fn formatted(value: &str) -> String {
         let mut out = String::new();
-        format(&named(value), &at(), &mut out);
+        Layout::parse(&named(value)).format(&at(), &mut out);
         out
     }
 

@@ -125,7 +125,8 @@ async fn run(args: LogsArgs) -> Result<(), Failure> {
     }
 
     let several = args.names.len() > 1;
-    let mut printer = Printer::new(format, layout::named(&args.time_format));
+    let layout = layout::Layout::parse(&layout::named(&args.time_format));
+    let mut printer = Printer::new(format, layout);
     // Merged functions always say whose line it is.
     printer.name = args.name || several;
     printer.instance = args.instance || several;

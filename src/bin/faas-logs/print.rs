@@ -7,13 +7,13 @@ use faas_logs::client::LogLine;
 use regex::Regex;
 
 use crate::args::Format;
-use crate::layout;
+use crate::layout::Layout;
 
 /// How lines are printed.
 pub(crate) struct Printer {
     pub(crate) format: Format,
     /// The Go layout of the timestamp; empty prints none.
-    pub(crate) time_layout: String,
+    pub(crate) time_layout: Layout,
     pub(crate) name: bool,
     pub(crate) instance: bool,
     pub(crate) include: Vec<Regex>,
@@ -27,7 +27,7 @@ pub(crate) struct Printer {
 const COLOURS: [u8; 10] = [31, 32, 33, 35, 36, 91, 92, 93, 95, 96];
 
 impl Printer {
-    pub(crate) fn new(format: Format, time_layout: String) -> Self {
+    pub(crate) fn new(format: Format, time_layout: Layout) -> Self {
         Printer {
             format,
             time_layout,
@@ -73,7 +73,7 @@ impl Printer {
         let keyvalue = self.format == Format::Keyvalue;
         if !self.time_layout.is_empty() {
             s.push_str(if keyvalue { "timestamp=\"" } else { "" });
-            layout::format(&self.time_layout, &m.timestamp, s);
+            self.time_layout.format(&m.timestamp, s);
             s.push_str(if keyvalue { "\" " } else { " " });
         }
         if let Some(code) = colour.filter(|_| self.name || self.instance) {
