@@ -194,6 +194,8 @@ async fn one_odd_event_never_loses_its_batch_and_each_refusal_says_why() {
         {"time": "2024-03-01T12:00:00.003Z", "type": "platform.report",
          "record": {"requestId": "r", "metrics": {"durationMs": "fast"}}},
         {"time": "2024-03-01T12:00:00.004Z", "type": "platform.somethingNew", "record": {"a": 1}},
+        {"time": "2024-03-01T12:00:00.005Z", "type": "platform.report", "record": "wrong shape"},
+        {"time": "2024-03-01T12:00:00.006Z", "type": "platform.start", "record": {"version": "1"}},
         function_event(5, "last"),
     ]);
     let (status, report) = post(addr, batch.to_string().as_bytes()).await;
@@ -206,12 +208,12 @@ async fn one_odd_event_never_loses_its_batch_and_each_refusal_says_why() {
         .map(|r| {
             (
                 r["index"].as_u64().unwrap(),
-                r["reason"].as_str().unwrap().to_owned(),
+                r["error"].as_str().unwrap().to_owned(),
             )
         })
         .collect();
     let indexes: Vec<u64> = refused.iter().map(|r| r.0).collect();
-    assert_eq!(indexes, [1, 2, 3, 4, 5]);
+    assert_eq!(indexes, [1, 2, 3, 4, 5, 7, 8]);
     assert_eq!(refused[0].1, "requestId is a string, not a number");
     assert_eq!(
         refused[1].1,
@@ -226,6 +228,13 @@ async fn one_odd_event_never_loses_its_batch_and_each_refusal_says_why() {
         refused[3].1
     );
     assert_eq!(refused[4].1, "durationMs is a number, not \"fast\"");
+    // A record of the wrong shape, or an invocation's event that does not name it, makes
+    // no line with an empty request id.
+    assert_eq!(
+        refused[5].1,
+        "a platform.report record is an object, not a string"
+    );
+    assert_eq!(refused[6].1, "a platform.start event without its requestId");
     let texts = texts(&lines_of(addr, "f").await);
     assert_eq!(texts.len(), 3);
     assert_eq!(texts[0], "first");
@@ -245,12 +254,15 @@ async fn unreadable_bodies_are_answered_200_and_leave_a_visible_line() {
         let (status, report) = post(addr, body).await;
         assert_eq!(status, 200);
         assert_eq!(report["accepted"], 0);
+        // The answer says so: not an empty success.
+        let why = report["unreadable"].as_str().unwrap_or_default();
+        assert!(!why.is_empty(), "{report}");
     }
     // JSON nested 10,000 deep: one event too deep to read, refused on its own.
     let deep = format!("[{}{}]", "[".repeat(10_000), "]".repeat(10_000));
     let (status, report) = post(addr, deep.as_bytes()).await;
     assert_eq!(status, 200);
-    let reason = report["rejected"][0]["reason"].as_str().unwrap();
+    let reason = report["rejected"][0]["error"].as_str().unwrap();
     assert!(reason.contains("recursion limit"), "{reason}");
     let texts = texts(&lines_of(addr, "f").await);
     assert_eq!(texts.len(), 3);
@@ -411,7 +423,7 @@ async fn batches_written_to_a_sink_at_once_each_get_their_own_outcome() {
                 );
             } else {
                 assert_eq!(answer["accepted"], 0, "{answer}");
-                let reason = answer["rejected"][0]["reason"].as_str().unwrap();
+                let reason = answer["rejected"][0]["error"].as_str().unwrap();
                 assert!(reason.contains("bad lines are refused"), "{reason}");
             }
         }

@@ -194,6 +194,24 @@ fn log(
     }
 }
 
+/// The platform events read into records and lines; any other is kept as it came.
+const KNOWN_PLATFORM_EVENTS: [&str; 14] = [
+    "platform.initstart",
+    "platform.start",
+    "platform.restorestart",
+    "platform.initruntimedone",
+    "platform.runtimedone",
+    "platform.restoreruntimedone",
+    "platform.end",
+    "platform.initreport",
+    "platform.report",
+    "platform.restorereport",
+    "platform.logsdropped",
+    "platform.extension",
+    "platform.telemetrysubscription",
+    "platform.logssubscription",
+];
+
 fn read(
     kind: &str,
     time: Option<DateTime<Utc>>,
@@ -206,10 +224,24 @@ fn read(
         _ => Phase::Invoke,
     };
     let fields = record.as_object();
+    let known = kind.starts_with("platform.")
+        && !matches!(kind, "platform.fault")
+        && KNOWN_PLATFORM_EVENTS.contains(&kind);
+    if known && fields.is_none() {
+        return Err(format!(
+            "a {kind} record is an object, not {}",
+            kind_of(record)
+        ));
+    }
     let get = |key: &str| fields.and_then(|f| field(f, key));
     let text = |key: &str| fields.map_or(Ok(None), |f| string(f, key));
-    let request_id = || -> Result<String, String> {
-        Ok(text("requestId")?.or(text("traceId")?).unwrap_or_default())
+    // An invocation's events name it; the init and restore phases have none to name.
+    let request_id = |phase: Phase| -> Result<String, String> {
+        let id = text("requestId")?.or(text("traceId")?).unwrap_or_default();
+        if id.is_empty() && phase == Phase::Invoke {
+            return Err(format!("a {kind} event without its requestId"));
+        }
+        Ok(id)
     };
     let status = || -> Result<Option<String>, String> {
         Ok(text("status")?.map(|s| s.to_ascii_lowercase()))
@@ -223,7 +255,7 @@ fn read(
             };
             Ok(Telemetry::Start {
                 phase,
-                request_id: request_id()?,
+                request_id: request_id(phase)?,
                 time,
                 detail,
                 instance: text("instanceId")?,
@@ -244,7 +276,7 @@ fn read(
             };
             Ok(Telemetry::Done {
                 phase,
-                request_id: request_id()?,
+                request_id: request_id(phase)?,
                 time,
                 status: status()?,
                 error_type: text("errorType")?,
@@ -270,7 +302,7 @@ fn read(
             };
             Ok(Telemetry::Report {
                 phase,
-                request_id: request_id()?,
+                request_id: request_id(phase)?,
                 start: time,
                 end,
                 status: status()?,

@@ -37,6 +37,11 @@ pub struct BatchReport {
     pub more_rejected: usize,
     /// The batch equals one already stored (a platform's retry): nothing was stored again.
     pub duplicate: bool,
+    /// Why the body could not be read as telemetry at all (not JSON, not an array of
+    /// events). It is still answered `200`, so that the platform does not send again a
+    /// batch that cannot be fixed; a visible line of the function says so too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<String>,
     /// Lines not stored because the sink given to [`TelemetryListener::lines_to`] was
     /// unavailable, and why: the batch is answered `503` and may be sent again whole
     /// (the listener then takes it as new, and a sink that deduplicates, JetStream,
@@ -61,8 +66,8 @@ pub struct LinesNotStored {
 pub struct RejectedEvent {
     /// Its place in the batch, from 0.
     pub index: usize,
-    /// What is wrong with it.
-    pub reason: String,
+    /// What is wrong with it (the key a push's refusals use too).
+    pub error: String,
 }
 
 /// Receives telemetry batches into a [`LogStore`], for one function (see the
@@ -273,10 +278,12 @@ impl TelemetryListener {
                 Ok(other) => {
                     let what = format!("it is {}, not an array of events", kind_of(&other));
                     self.unreadable(body.len(), &what, lines);
+                    report.unreadable = Some(what);
                     return report;
                 }
                 Err(_) => {
                     self.unreadable(body.len(), &e.to_string(), lines);
+                    report.unreadable = Some(format!("not JSON: {e}"));
                     return report;
                 }
             },
@@ -297,7 +304,7 @@ impl TelemetryListener {
         if !report.rejected.is_empty() {
             tracing::debug!(
                 refused = report.rejected.len() + report.more_rejected,
-                first = %report.rejected[0].reason,
+                first = %report.rejected[0].error,
                 "telemetry events refused"
             );
         }
@@ -309,7 +316,7 @@ impl TelemetryListener {
         match outcome {
             Ok(()) => report.accepted += 1,
             Err(_) if report.rejected.len() == MAX_LISTED_REJECTIONS => report.more_rejected += 1,
-            Err(reason) => report.rejected.push(RejectedEvent { index, reason }),
+            Err(error) => report.rejected.push(RejectedEvent { index, error }),
         }
     }
 
