@@ -796,9 +796,44 @@ async fn activations_get_logs_and_result() {
     let (ok, json) = get.split_once('\n').unwrap();
     assert_eq!(ok, "ok: got activation c15d4bacedfa4bab9d4bacedfa2bcbec");
     let printed: Value = serde_json::from_str(json).unwrap();
+    // As wsk prints it: its Go client's fields, in that struct's order, zero values
+    // where the record has none (a top-level and a response `statusCode`), and the
+    // fields the struct does not have (the response's `size`) left out.
     let mut expected = digitalocean_record();
     expected["namespace"] = json!("guest");
+    expected["statusCode"] = json!(0);
+    expected["response"]["statusCode"] = json!(0);
+    expected["response"].as_object_mut().unwrap().remove("size");
     assert_eq!(printed, expected);
+    let keys_at = |indent: &str| -> Vec<String> {
+        json.lines()
+            .filter_map(|l| l.strip_prefix(indent))
+            .filter(|l| l.starts_with('"'))
+            .map(|l| l.split('"').nth(1).unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        keys_at("    "),
+        [
+            "namespace",
+            "name",
+            "version",
+            "subject",
+            "activationId",
+            "start",
+            "end",
+            "duration",
+            "statusCode",
+            "response",
+            "logs",
+            "annotations",
+            "publish"
+        ]
+    );
+    assert_eq!(
+        &keys_at("        ")[..4],
+        ["status", "statusCode", "success", "result"]
+    );
     assert!(
         json.contains("\n    \"activationId\""),
         "four spaces, as wsk: {json}"
@@ -834,7 +869,8 @@ async fn activations_get_logs_and_result() {
     .await
     .unwrap();
     assert_eq!(missing.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&missing.stderr).contains(&format!("no activation {}", id(42))));
+    assert!(String::from_utf8_lossy(&missing.stderr)
+        .contains(&format!("activation {} was not found", id(42))));
     let stderr = String::from_utf8_lossy(&wrong_key.stderr);
     assert_eq!(wrong_key.status.code(), Some(1));
     assert!(
@@ -1041,4 +1077,79 @@ async fn a_tail_does_not_count_sentinels_as_lines() {
     let since = at(T0).to_rfc3339();
     let query = format!("name=hello&tail=2&since={since}");
     assert_eq!(texts(&messages(addr, &query).await), ["older", "newer"]);
+}
+
+#[tokio::test]
+async fn activations_poll_since_minutes_prints_activations_older_than_its_overlap() {
+    let emulator = Emulator::start(KEY).await;
+    let now = Utc::now().timestamp_millis();
+    // Twelve minutes old: older than the 5-minute window each later poll looks at.
+    let then = now - 12 * 60_000;
+    emulator.add(record(
+        1,
+        "hello",
+        then,
+        &[line(then, "stdout", "twelve minutes ago")],
+    ));
+    emulator.add(record(
+        2,
+        "hello",
+        now - 31 * 60_000,
+        &[line(now, "stdout", "too old")],
+    ));
+    let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_faas-logs"))
+        .args([
+            "activations",
+            "poll",
+            "hello",
+            "--since-minutes",
+            "30",
+            "--interval",
+            "1",
+            "--exit",
+            "1",
+        ])
+        .env("__OW_API_HOST", emulator.url())
+        .env("__OW_API_KEY", KEY)
+        .env("HOME", "/nonexistent")
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(10), output)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(output.status.success());
+    let expected = format!(
+        "Enter Ctrl-c to exit.\nPolling for activation logs\n\
+         \nActivation: 'hello' ({})\n{}\n",
+        id(1),
+        line(then, "stdout", "twelve minutes ago"),
+    );
+    assert_eq!(String::from_utf8_lossy(&output.stdout), expected);
+}
+
+#[tokio::test]
+async fn an_api_without_a_list_of_actions_is_a_backend_that_cannot_list() {
+    let emulator = Emulator::start(KEY).await;
+    emulator.add(record(1, "hello", T0, &[line(T0, "stdout", "hi")]));
+    // The actions list answers 404 (a deployment that serves activations only): the
+    // function list is the null that a backend that cannot list answers, not a 404.
+    let handler = LogHandler::new(
+        OpenWhiskRequester::new(client(&emulator)),
+        Duration::from_secs(10),
+    );
+    emulator.fail_next(1, 404, None);
+    let response = handler.functions().await;
+    assert_eq!(response.status(), 200);
+    let body = http_body_util::BodyExt::collect(response.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    assert_eq!(body, r#"{"functions":null}"#);
+    // A missing activation says so in a sentence.
+    let client = client(&emulator);
+    let missing = client.get(&id(9)).await.unwrap_err();
+    assert_eq!(
+        missing.to_string(),
+        format!("activation {} was not found on the OpenWhisk API", id(9))
+    );
 }

@@ -481,7 +481,7 @@ fn status_failure(
             Retry::Never,
         ),
         StatusCode::NOT_FOUND => (
-            Error::not_found(format!("the OpenWhisk API has no {what}")),
+            Error::not_found(format!("{what} was not found on the OpenWhisk API")),
             Retry::Never,
         ),
         StatusCode::TOO_MANY_REQUESTS => (

@@ -216,14 +216,21 @@ impl Requester for OpenWhiskRequester {
             .with_function_selection()
     }
 
-    /// The actions of the client's namespace (`package/action` for packaged ones).
+    /// The actions of the client's namespace (`package/action` for packaged ones), or
+    /// `None` when the API has no list of actions (a 404: some deployments answer the
+    /// activations API only), so that a viewer asks for a name.
     async fn functions(&self) -> Result<Option<Vec<FunctionName>>, Error> {
         let entities = poll::every_page(|skip| {
             poll::retrying(self.settings.give_up_after, false, move || {
                 self.client.try_actions(skip)
             })
         })
-        .await?;
+        .await;
+        let entities = match entities {
+            Ok(entities) => entities,
+            Err(Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
         let mut names: Vec<FunctionName> = entities
             .into_iter()
             .map(|entity| FunctionName::new("", entity))

@@ -180,6 +180,9 @@ pub struct ActivationPoller {
     delivered: HashMap<String, i64>,
     /// Whether the next poll goes at once instead of after the interval.
     poll_now: bool,
+    /// Whether everything since `floor` has been listed once; until then a poll lists
+    /// from `floor` itself, not only the last overlap.
+    caught_up: bool,
 }
 
 impl ActivationPoller {
@@ -192,6 +195,7 @@ impl ActivationPoller {
     ) -> Result<Self, Error> {
         let mut poller = Self::since(client, name, settings, i64::MIN);
         poller.poll_now = false;
+        poller.caught_up = true;
         let window = poller.window_start();
         // An API that cannot be reached at all fails at once, not after give_up_after.
         for row in poller.list_window(window, false).await? {
@@ -216,6 +220,7 @@ impl ActivationPoller {
             floor: since_ms,
             delivered: HashMap::new(),
             poll_now: true,
+            caught_up: false,
         }
     }
 
@@ -237,7 +242,13 @@ impl ActivationPoller {
         if !std::mem::take(&mut self.poll_now) {
             tokio::time::sleep(self.settings.interval).await;
         }
-        let window = self.window_start();
+        // The first poll of a `since` poller lists everything since its floor, however
+        // far back; later polls the overlap.
+        let window = if self.caught_up {
+            self.window_start()
+        } else {
+            self.floor
+        };
         self.delivered.retain(|_, start| *start >= window);
         let fresh: HashMap<String, i64> = self
             .list_window(window, true)
@@ -247,6 +258,7 @@ impl ActivationPoller {
             .map(|row| (row.activation_id, row.start))
             .collect();
         let mut found = self.records_of(&fresh).await?;
+        self.caught_up = true;
         found.sort_by(|a, b| (a.start, &a.activation_id).cmp(&(b.start, &b.activation_id)));
         let mut out = Vec::with_capacity(found.len());
         for activation in found {

@@ -157,7 +157,7 @@ pub(crate) async fn run(args: ActivationsArgs) -> Result<(), Failure> {
                 let records = client.list_full(&options).await.map_err(fail)?;
                 writeln!(out, "activations").map_err(io)?;
                 for record in &records {
-                    write_json(&mut out, record)?;
+                    write_json(&mut out, &WskActivation::of(record))?;
                 }
             } else {
                 let rows = client.list(&options).await.map_err(fail)?;
@@ -168,7 +168,7 @@ pub(crate) async fn run(args: ActivationsArgs) -> Result<(), Failure> {
             let id = pick.resolve(&client).await?;
             let record = client.get(&id).await.map_err(fail)?;
             writeln!(out, "ok: got activation {id}").map_err(io)?;
-            write_json(&mut out, &record)?;
+            write_json(&mut out, &WskActivation::of(&record))?;
         }
         ActivationCommand::Logs { pick, strip } => {
             let id = pick.resolve(&client).await?;
@@ -389,6 +389,75 @@ fn go_duration(ms: i64) -> String {
         (0, 0) => format!("{sign}{seconds}{fraction}s"),
         (0, m) => format!("{sign}{m}m{seconds}{fraction}s"),
         (h, m) => format!("{sign}{h}h{m}m{seconds}{fraction}s"),
+    }
+}
+
+/// A record as `wsk` prints it: its Go client's `Activation`, fields in that struct's
+/// order, absent ones as Go's zero values, fields the struct does not have left out.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WskActivation<'a> {
+    namespace: &'a str,
+    name: &'a str,
+    version: &'a str,
+    subject: &'a str,
+    activation_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cause: Option<&'a str>,
+    start: i64,
+    end: i64,
+    duration: i64,
+    status_code: i64,
+    response: WskResponse<'a>,
+    logs: Option<&'a [String]>,
+    annotations: &'a faas_logs::openwhisk::Annotations,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    publish: Option<bool>,
+}
+
+/// A record's response as `wsk` prints it (its Go client's `Response`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WskResponse<'a> {
+    status: &'a str,
+    status_code: i64,
+    success: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    result: Option<&'a serde_json::Value>,
+}
+
+impl<'a> WskActivation<'a> {
+    fn of(record: &'a faas_logs::openwhisk::Activation) -> Self {
+        let code = |extra: &serde_json::Map<String, serde_json::Value>| {
+            extra
+                .get("statusCode")
+                .and_then(serde_json::Value::as_i64)
+                .unwrap_or(0)
+        };
+        let response = record.response.as_ref();
+        WskActivation {
+            namespace: &record.namespace,
+            name: &record.name,
+            version: record.version.as_deref().unwrap_or_default(),
+            subject: record.subject.as_deref().unwrap_or_default(),
+            activation_id: &record.activation_id,
+            cause: record.cause.as_deref(),
+            start: record.start,
+            end: record.end.unwrap_or(0),
+            duration: record.duration.unwrap_or(0),
+            status_code: code(&record.extra),
+            response: WskResponse {
+                status: response
+                    .and_then(|r| r.status.as_deref())
+                    .unwrap_or_default(),
+                status_code: response.map_or(0, |r| code(&r.extra)),
+                success: response.and_then(|r| r.success).unwrap_or(false),
+                result: response.and_then(|r| r.result.as_ref()),
+            },
+            logs: record.logs.as_deref(),
+            annotations: &record.annotations,
+            publish: record.publish,
+        }
     }
 }
 
