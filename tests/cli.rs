@@ -1056,10 +1056,146 @@ async fn several_functions_merge_in_time_order_coloured_per_instance_on_request(
     .await;
     assert_eq!(plain.text(), expected);
 
-    // One unknown function among several is the command's error.
-    let got = run(&["web", "nobody", "-t=false", "-g", &gateway]).await;
+    // One unknown function among several is a warning: the others are still shown, and
+    // the status says something was missing.
+    let got = run(&[
+        "web",
+        "nobody",
+        "-t=false",
+        "-g",
+        &gateway,
+        "--time-format=",
+    ])
+    .await;
     assert_eq!(got.code, Some(1));
-    assert!(got.stderr.contains("nobody"), "{}", got.stderr);
+    let web: String = all
+        .iter()
+        .filter(|m| m.name == "web")
+        .map(|m| format!("{} ({}) {}\n", m.name, m.instance, m.text))
+        .collect();
+    assert_eq!(got.text(), web);
+    assert!(got.stderr.contains("warning: nobody"), "{}", got.stderr);
+    assert!(
+        got.stderr.contains("1 of 2 functions not found: nobody"),
+        "{}",
+        got.stderr
+    );
+    let none = run(&["nobody", "nothing", "-t=false", "-g", &gateway]).await;
+    assert_eq!(none.code, Some(1));
+    assert!(none.stdout.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_functions_instances_and_its_stderr_are_coloured_where_colours_are_wanted() {
+    let store = LogStore::new();
+    let lines = [
+        ("f-1", None, "one"),
+        ("f-2", None, "two"),
+        ("f-1", Some(faas_logs::OutputStream::Stderr), "oops"),
+    ];
+    for (i, (instance, stream, text)) in lines.iter().enumerate() {
+        let mut m = Message::new(
+            "f",
+            base() + chrono::Duration::milliseconds(i as i64),
+            *text,
+        )
+        .with_instance(*instance);
+        m.stream = *stream;
+        store.append(m).unwrap();
+    }
+    let gateway = url(provider(&store, Duration::from_secs(30)).await);
+    let args = [
+        "f",
+        "--instance",
+        "-t=false",
+        "-g",
+        &gateway,
+        "--time-format=",
+    ];
+    // CLICOLOR_FORCE asks for colours though stdout is not a terminal.
+    let got = run_in(&scratch(), &args, &[("CLICOLOR_FORCE", "1")]).await;
+    assert_eq!(got.code, Some(0), "{}", got.stderr);
+    let printed: Vec<&str> = std::str::from_utf8(&got.stdout).unwrap().lines().collect();
+    let colour = |line: &str| line.split('m').next().unwrap().to_owned();
+    // Each instance its own colour, and they are not the same; stderr's text in red.
+    assert_eq!(
+        printed[0],
+        format!("{}m(f-1) \u{1b}[0mone", colour(printed[0]))
+    );
+    assert_ne!(colour(printed[0]), colour(printed[1]));
+    assert_eq!(colour(printed[0]), colour(printed[2]));
+    assert!(
+        printed[2].ends_with("(f-1) \u{1b}[0m\u{1b}[31moops\u{1b}[0m"),
+        "{:?}",
+        printed[2]
+    );
+    // NO_COLOR wins over CLICOLOR_FORCE; a dumb terminal gets none; --color=never none.
+    for env in [
+        vec![("NO_COLOR", "1"), ("CLICOLOR_FORCE", "1")],
+        vec![("TERM", "dumb")],
+    ] {
+        let plain = run_in(&scratch(), &args, &env).await;
+        assert_eq!(
+            plain.text(),
+            "(f-1) one\n(f-2) two\n(f-1) oops\n",
+            "{env:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_to_a_plain_http_provider_says_so() {
+    let store = LogStore::new();
+    store.register("", "f").unwrap();
+    let addr = provider(&store, Duration::from_secs(30)).await;
+    let got = run(&["f", "-t=false", "-g", &format!("https://{addr}")]).await;
+    assert_eq!(got.code, Some(1));
+    assert!(
+        got.stderr
+            .contains(&format!("answers plain HTTP, not HTTPS; use http://{addr}")),
+        "{}",
+        got.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_a_terminal_a_follow_the_provider_ends_says_why_and_how_to_go_on() {
+    if !common::needs(
+        "at_a_terminal_a_follow_the_provider_ends",
+        std::process::Command::new("script")
+            .arg("--version")
+            .output()
+            .is_ok(),
+        "script (util-linux) is not installed",
+    ) {
+        return;
+    }
+    let store = LogStore::new();
+    store
+        .append(Message::new("f", chrono::Utc::now(), "hello").with_instance("f-1"))
+        .unwrap();
+    let gateway = url(provider(&store, Duration::from_secs(1)).await);
+    // `script` gives the command a terminal; what it printed comes back on stdout.
+    let line = format!("{BIN} f -g {gateway}");
+    let got = within(
+        tokio::process::Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .env("HOME", scratch())
+            .stdin(Stdio::null())
+            .output(),
+    )
+    .await
+    .unwrap();
+    let said = String::from_utf8_lossy(&got.stdout);
+    assert!(said.contains("hello"), "{said}");
+    assert!(
+        said.contains("the provider ended the stream (its timeout); --forever follows on"),
+        "{said}"
+    );
+    // Not at a terminal, the end is as quiet as faas-cli's.
+    let quiet = run(&["f", "-g", &gateway]).await;
+    assert_eq!(quiet.code, Some(0));
+    assert!(quiet.stderr.is_empty(), "{}", quiet.stderr);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

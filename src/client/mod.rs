@@ -444,6 +444,13 @@ pub fn merge_by_time(streams: Vec<MessageStream>, window: Duration) -> MessageSt
     merge::merge(streams, window)
 }
 
+/// [`merge_by_time`] for streams of lines: several functions' lines, each with the bytes
+/// it came in, as one stream in timestamp order within `window`.
+#[must_use = "the stream does nothing until polled"]
+pub fn merge_lines_by_time(streams: Vec<LineStream>, window: Duration) -> LineStream {
+    merge::merge(streams, window)
+}
+
 /// The messages of a stream of lines.
 fn messages(lines: LineStream) -> MessageStream {
     Box::pin(lines.map(|line| line.map(|l| l.message())))

@@ -173,8 +173,8 @@ pub(crate) struct LogsArgs {
     #[arg(long, value_name = "REGEX")]
     pub(crate) exclude: Vec<regex::Regex>,
 
-    /// Colour the function and instance of merged functions: auto is on a terminal
-    /// without NO_COLOR.
+    /// Colour each instance's name and stderr's text: auto is on a terminal that shows
+    /// colours, unless NO_COLOR is set (CLICOLOR_FORCE forces them).
     #[arg(long, value_name = "WHEN", default_value = "auto")]
     pub(crate) color: ColorWhen,
 
@@ -201,7 +201,7 @@ pub(crate) enum Format {
 /// When to colour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum ColorWhen {
-    /// On a terminal, unless NO_COLOR is set.
+    /// On a terminal that shows colours, unless NO_COLOR is set.
     Auto,
     /// Always.
     Always,

@@ -132,21 +132,27 @@ async fn run(args: LogsArgs) -> Result<(), Failure> {
     printer.instance = args.instance || several;
     printer.include = args.include;
     printer.exclude = args.exclude;
-    printer.colour = several
-        && match args.color {
-            ColorWhen::Always => true,
-            ColorWhen::Never => false,
-            ColorWhen::Auto => {
-                std::io::stdout().is_terminal()
-                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-            }
-        };
+    // NO_COLOR, CLICOLOR, CLICOLOR_FORCE and a dumb terminal are honoured as anstream
+    // reads them.
+    printer.colour = match args.color {
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto => {
+            anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never
+        }
+    };
 
     let resume = args
         .forever
         .then(|| Resume::default().max_failures(args.retries));
+    // A follow the provider ends (its timeout) ends the command as faas-cli's does; a
+    // person at a terminal is told why, and how to go on.
+    let say_when_ended = request.follow && !args.forever && std::io::stderr().is_terminal();
+    let mut missing = Vec::new();
     let opened = async {
-        if several {
+        if several && resume.is_none() {
+            open_each(&client, &args.names, &request, &mut missing).await
+        } else if several {
             let names: Vec<&str> = args.names.iter().map(String::as_str).collect();
             client.lines_of(&names, &request, resume).await
         } else if let Some(resume) = resume {
@@ -166,13 +172,64 @@ async fn run(args: LogsArgs) -> Result<(), Failure> {
         opened = opened => {
             let stream = opened.map_err(|e| Failure::Error(refused(&gateway, &e)))?;
             tokio::select! {
-                printed = print_all(stream, &mut printer) => printed,
-                () = &mut interrupted => Err(Failure::Interrupted),
+                printed = print_all(stream, &mut printer, say_when_ended) => printed?,
+                () = &mut interrupted => return Err(Failure::Interrupted),
             }
         }
-        () = &mut interrupted => Err(Failure::Interrupted),
+        () = &mut interrupted => return Err(Failure::Interrupted),
     }
     // The stream is dropped on return: the connection closes at once.
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Error(format!(
+            "{} of {} functions not found: {}",
+            missing.len(),
+            args.names.len(),
+            missing.join(", ")
+        )))
+    }
+}
+
+/// Opens each function's stream and merges them; a function the provider does not know
+/// is a warning (and a name in `missing`), the others are still shown. Fails only when
+/// none opens.
+async fn open_each(
+    client: &LogClient,
+    names: &[String],
+    request: &Request,
+    missing: &mut Vec<String>,
+) -> Result<LineStream, ClientError> {
+    let mut streams = Vec::with_capacity(names.len());
+    let mut first_error = None;
+    for name in names {
+        let request = Request {
+            name: name.clone(),
+            ..request.clone()
+        };
+        match client.lines(&request).await {
+            Ok(stream) => streams.push(stream),
+            Err(ClientError::Status {
+                status: 404,
+                message,
+            }) => {
+                eprintln!("faas-logs: warning: {name}: {message}");
+                missing.push(name.clone());
+            }
+            Err(e) => first_error = first_error.or(Some(e)),
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None if streams.is_empty() => Err(ClientError::Status {
+            status: 404,
+            message: format!("none of the functions was found: {}", names.join(", ")),
+        }),
+        None => Ok(faas_logs::client::merge_lines_by_time(
+            streams,
+            faas_logs::client::MERGE_WINDOW,
+        )),
+    }
 }
 
 /// How one round of reading ended.
@@ -188,7 +245,11 @@ enum Round {
 /// Prints every line of `stream`, writing out whenever the provider has nothing more
 /// ready. The lines ready are printed in one poll, not one await each: a dump runs at
 /// the provider's speed.
-async fn print_all(mut stream: LineStream, printer: &mut Printer) -> Result<(), Failure> {
+async fn print_all(
+    mut stream: LineStream,
+    printer: &mut Printer,
+    say_when_ended: bool,
+) -> Result<(), Failure> {
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let mut buf: Vec<u8> = Vec::with_capacity(128 * 1024);
@@ -223,7 +284,14 @@ async fn print_all(mut stream: LineStream, printer: &mut Printer) -> Result<(), 
                     faas_logs::Error::describe(&e)
                 )))
             }
-            Round::Ended => return Ok(()),
+            Round::Ended => {
+                if say_when_ended {
+                    eprintln!(
+                        "faas-logs: the provider ended the stream (its timeout); --forever follows on"
+                    );
+                }
+                return Ok(());
+            }
         }
     }
 }
@@ -251,7 +319,14 @@ fn refused(gateway: &str, e: &ClientError) -> String {
         }
         ClientError::Transport(_) | ClientError::Timeout(_) => {
             let why = faas_logs::Error::describe(e);
-            format!("cannot connect to OpenFaaS on URL: {gateway}: {why}")
+            // rustls's words for a server that answered TLS with plain HTTP.
+            let plain_http = why.contains("InvalidContentType") || why.contains("corrupt message");
+            match gateway.strip_prefix("https://") {
+                Some(rest) if plain_http => format!(
+                    "cannot connect to OpenFaaS on URL: {gateway}: the server answers plain HTTP, not HTTPS; use http://{rest}"
+                ),
+                _ => format!("cannot connect to OpenFaaS on URL: {gateway}: {why}"),
+            }
         }
         _ => faas_logs::Error::describe(e),
     }

@@ -1,7 +1,10 @@
 //! Each line as faas-cli prints it (plain, keyvalue, json), with the text filters and,
-//! for merged functions, a colour per instance.
+//! on a terminal, a colour per instance and stderr's text in red.
 
+use std::collections::HashMap;
 use std::fmt::Write;
+
+use anstyle::{Ansi256Color, AnsiColor, Color, Style};
 
 use faas_logs::client::LogLine;
 use regex::Regex;
@@ -18,13 +21,23 @@ pub(crate) struct Printer {
     pub(crate) instance: bool,
     pub(crate) include: Vec<Regex>,
     pub(crate) exclude: Vec<Regex>,
-    /// Colour the name and instance, one colour per instance.
+    /// Colour the name and instance, one colour per instance, and stderr's text.
     pub(crate) colour: bool,
+    /// The colour each instance got, in the order instances first appeared.
+    colours: HashMap<(String, String), Style>,
     scratch: String,
 }
 
-/// ANSI colours for instances: normal and bright red to cyan, never blue on black.
-const COLOURS: [u8; 10] = [31, 32, 33, 35, 36, 91, 92, 93, 95, 96];
+/// Colours for instances (the 256-colour palette): seven hues far enough apart to tell
+/// at a glance, none of them the red that marks stderr, none dark blue on black.
+const PALETTE: [u8; 7] = [39, 208, 141, 113, 220, 44, 170];
+
+/// How many instances keep the colour they first got; past it an instance's colour comes
+/// from its name, so that memory stays bounded.
+const REMEMBERED: usize = 10_000;
+
+/// stderr's text.
+const STDERR: Style = Style::new().fg_color(Some(Color::Ansi(AnsiColor::Red)));
 
 impl Printer {
     pub(crate) fn new(format: Format, time_layout: Layout) -> Self {
@@ -36,6 +49,7 @@ impl Printer {
             include: Vec::new(),
             exclude: Vec::new(),
             colour: false,
+            colours: HashMap::new(),
             scratch: String::new(),
         }
     }
@@ -65,20 +79,20 @@ impl Printer {
             out.push(b'\n');
             return;
         }
+        let colour = (self.colour && (self.name || self.instance))
+            .then(|| self.colour_of(&m.name, &m.instance));
+        let stderr = self.colour && m.stream == Some(faas_logs::OutputStream::Stderr);
         let s = &mut self.scratch;
         s.clear();
-        let colour = self
-            .colour
-            .then(|| COLOURS[fnv(m.name.as_str(), m.instance.as_str()) % COLOURS.len()]);
         let keyvalue = self.format == Format::Keyvalue;
         if !self.time_layout.is_empty() {
             s.push_str(if keyvalue { "timestamp=\"" } else { "" });
             self.time_layout.format(&m.timestamp, s);
             s.push_str(if keyvalue { "\" " } else { " " });
         }
-        if let Some(code) = colour.filter(|_| self.name || self.instance) {
+        if let Some(style) = colour {
             // Writing to a String cannot fail.
-            let _ = write!(s, "\x1b[{code}m");
+            let _ = write!(s, "{}", style.render());
         }
         if self.name {
             s.push_str(if keyvalue { "name=\"" } else { "" });
@@ -90,8 +104,11 @@ impl Printer {
             s.push_str(&m.instance);
             s.push_str(if keyvalue { "\" " } else { ") " });
         }
-        if colour.is_some() && (self.name || self.instance) {
-            s.push_str("\x1b[0m");
+        if let Some(style) = colour {
+            let _ = write!(s, "{}", style.render_reset());
+        }
+        if stderr {
+            let _ = write!(s, "{}", STDERR.render());
         }
         if keyvalue {
             // faas-cli trims the text's trailing newlines and escapes nothing.
@@ -104,8 +121,34 @@ impl Printer {
             let kept = s.trim_end_matches('\n').len();
             s.truncate(kept);
         }
+        if stderr {
+            let _ = write!(s, "{}", STDERR.render_reset());
+        }
         out.extend_from_slice(s.as_bytes());
         out.push(b'\n');
+    }
+}
+
+impl Printer {
+    /// The colour of an instance: the next of the palette when it first appears, so that
+    /// the first seven instances all differ.
+    fn colour_of(&mut self, name: &str, instance: &str) -> Style {
+        let key = (name.to_owned(), instance.to_owned());
+        if let Some(style) = self.colours.get(&key) {
+            return *style;
+        }
+        let index = if self.colours.len() < REMEMBERED {
+            self.colours.len()
+        } else {
+            fnv(name, instance)
+        };
+        let style = Style::new().fg_color(Some(Color::Ansi256(Ansi256Color(
+            PALETTE[index % PALETTE.len()],
+        ))));
+        if self.colours.len() < REMEMBERED {
+            self.colours.insert(key, style);
+        }
+        style
     }
 }
 
