@@ -135,7 +135,8 @@ async fn functiongraphs_documented_examples_with_their_stray_spaces_and_capitals
     let pod = "pool-hello-7d9f-x2vqz";
     let id = "4b2e0a57-2f3c-4f6e-9a1d-58b9e6c1f0a2";
     let want = [
-        ("2023-02-01T00:03:50Z", "sandbox", "INIT_START".to_owned()),
+        // The init's report names its pod: its start line, in the same batch, is from it.
+        ("2023-02-01T00:03:50Z", pod, "INIT_START".to_owned()),
         ("2023-02-01T00:03:50.3Z", pod, "INIT_REPORT Init Duration: 300.50 ms Billed Duration: 301 ms Memory Size: 256 MB Max Memory Used: 30.2 MB".to_owned()),
         ("2023-02-01T00:03:51Z", pod, format!("START RequestId: {id}")),
         ("2023-02-01T00:03:51.01Z", pod, "this is a simple log.".to_owned()),
@@ -470,4 +471,48 @@ async fn a_batch_the_sink_cannot_store_now_is_a_503_and_its_retry_is_taken() {
     let (status, answer) = post(addr, batch.as_bytes()).await;
     assert_eq!(status, 503, "{answer}");
     assert_eq!(answer["duplicate"], false, "{answer}");
+}
+
+#[tokio::test]
+async fn an_invocations_lines_take_the_pod_its_report_names() {
+    let store = LogStore::new();
+    let listener = TelemetryListener::new(store.clone(), "hello");
+    let addr = serve_both(listener, &store).await;
+    let invocation = |trace: &str, second: u32, pod: &str| {
+        let at = |ms: u32| format!("2023-02-01T00:00:{second:02}.{ms:03}Z");
+        serde_json::json!([
+            {"name": "platform.start", "startTime": at(0), "traceId": trace},
+            {"name": "function", "startTime": at(10), "logs": "[Function]working"},
+            {"name": "platform.report", "startTime": at(0), "endTime": at(50), "traceId": trace,
+             "status": "success", "reportMetrics": {"durationMs": 50, "podName": pod}},
+        ])
+    };
+    // The first invocation ran on pod-1, the second on pod-2: each one's start, function
+    // and report lines are from its own pod, though pod-2 is named only in its report.
+    for (trace, second, pod) in [("t-1", 1, "pod-1"), ("t-2", 2, "pod-2")] {
+        let (status, report) =
+            post(addr, invocation(trace, second, pod).to_string().as_bytes()).await;
+        assert_eq!(
+            (status, report["accepted"].as_u64()),
+            (200, Some(3)),
+            "{report}"
+        );
+    }
+    let got: Vec<(String, String)> = lines_of(addr, "hello")
+        .await
+        .into_iter()
+        .map(|m| (m.instance.to_string(), m.text))
+        .collect();
+    let want = [
+        ("pod-1", "START RequestId: t-1"),
+        ("pod-1", "working"),
+        ("pod-1", "END RequestId: t-1"),
+        ("pod-1", "REPORT RequestId: t-1 Duration: 50.00 ms"),
+        ("pod-2", "START RequestId: t-2"),
+        ("pod-2", "working"),
+        ("pod-2", "END RequestId: t-2"),
+        ("pod-2", "REPORT RequestId: t-2 Duration: 50.00 ms"),
+    ]
+    .map(|(i, t)| (i.to_owned(), t.to_owned()));
+    assert_eq!(got, want);
 }

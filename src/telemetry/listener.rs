@@ -122,14 +122,24 @@ pub struct TelemetryListener {
     learnt: Arc<Mutex<Learnt>>,
 }
 
-/// Where the lines of one batch go: into the store at once, or collected, each with
-/// the index of its event, to be written to the sink together.
-enum Lines {
-    Store,
-    Collect {
-        event: usize,
-        lines: Vec<(usize, Message)>,
-    },
+/// The lines of one batch, collected as its events are read and written together once
+/// it is read: to the store, or to the sink given to [`TelemetryListener::lines_to`].
+/// Holding them until then lets an invocation's report name the instance of the lines
+/// it ended (FunctionGraph says which pod ran an invocation only in its report).
+#[derive(Default)]
+struct Lines {
+    /// The event being read.
+    event: usize,
+    /// The invocation being read: from its start event to its report.
+    invocation: Option<SharedStr>,
+    collected: Vec<Collected>,
+}
+
+/// A line of a batch, with the event it came from and the invocation it belongs to.
+struct Collected {
+    event: usize,
+    invocation: Option<SharedStr>,
+    message: Message,
 }
 
 /// What the listener learns from the batches.
@@ -200,24 +210,37 @@ impl TelemetryListener {
         let Some(sink) = &self.lines_to else {
             return self.ingest(body);
         };
-        let mut lines = Lines::Collect {
-            event: 0,
-            lines: Vec::new(),
-        };
+        let mut lines = Lines::default();
         let mut report = self.ingest_with(body, &mut lines);
-        let Lines::Collect { lines, .. } = lines else {
-            return report;
-        };
-        if lines.is_empty() {
+        if lines.collected.is_empty() {
             return report;
         }
-        let (events, messages): (Vec<usize>, Vec<Message>) = lines.into_iter().unzip();
+        let (events, messages): (Vec<usize>, Vec<Message>) = lines
+            .collected
+            .into_iter()
+            .map(|c| (c.event, c.message))
+            .unzip();
         let outcomes = sink.store(crate::Batch::new(messages)).await;
+        self.account(&mut report, events, outcomes, body);
+        report
+    }
+
+    /// Counts what became of a batch's lines in its report: an event whose line was
+    /// refused is refused with the reason, lines not stored for now are
+    /// [`BatchReport::unavailable`] (and the batch is forgotten, so that its retry is
+    /// taken).
+    fn account(
+        &self,
+        report: &mut BatchReport,
+        events: Vec<usize>,
+        outcomes: Vec<Result<(), Error>>,
+        body: &[u8],
+    ) {
         let mut failed_events = std::collections::BTreeMap::new();
         for (event, outcome) in events.into_iter().zip(outcomes) {
             match outcome {
                 Ok(()) => {}
-                Err(crate::Error::Unavailable { message, .. }) => {
+                Err(Error::Unavailable { message, .. }) => {
                     let not_stored = report.unavailable.get_or_insert(LinesNotStored {
                         lines: 0,
                         error: message,
@@ -232,7 +255,7 @@ impl TelemetryListener {
         for (index, reason) in failed_events {
             report.accepted = report.accepted.saturating_sub(1);
             self.tally(
-                &mut report,
+                report,
                 index,
                 Err(format!("its line was refused: {reason}")),
             );
@@ -241,7 +264,6 @@ impl TelemetryListener {
             tracing::warn!(lines = not_stored.lines, error = %not_stored.error, "telemetry lines not stored");
             self.forget(body);
         }
-        report
     }
 
     /// The largest batch accepted (default [`DEFAULT_MAX_BATCH_BYTES`]); a larger one is
@@ -255,8 +277,17 @@ impl TelemetryListener {
     /// Stores one batch (the body of a POST) in the store, lines and records, and says
     /// what became of each event. A listener with [`TelemetryListener::lines_to`] is fed
     /// with [`TelemetryListener::ingest_into_sink`] instead (which `handle` uses).
+    #[must_use = "the report says which events were refused"]
     pub fn ingest(&self, body: &[u8]) -> BatchReport {
-        self.ingest_with(body, &mut Lines::Store)
+        let mut lines = Lines::default();
+        let mut report = self.ingest_with(body, &mut lines);
+        let (events, outcomes): (Vec<usize>, Vec<Result<(), Error>>) = lines
+            .collected
+            .into_iter()
+            .map(|c| (c.event, self.store.append(c.message)))
+            .unzip();
+        self.account(&mut report, events, outcomes, body);
+        report
     }
 
     fn ingest_with(&self, body: &[u8], lines: &mut Lines) -> BatchReport {
@@ -289,9 +320,7 @@ impl TelemetryListener {
             },
         };
         for (index, raw) in events.iter().enumerate() {
-            if let Lines::Collect { event, .. } = lines {
-                *event = index;
-            }
+            lines.event = index;
             let event = match quick(raw) {
                 Some(event) => Ok(event),
                 None => serde_json::from_str::<Value>(raw.get())
@@ -374,13 +403,12 @@ impl TelemetryListener {
         let message = Message::new(self.name.clone(), time, text)
             .with_namespace(self.namespace.clone())
             .with_instance(instance.clone());
-        match lines {
-            Lines::Collect { event, lines } => {
-                lines.push((*event, message));
-                Ok(())
-            }
-            Lines::Store => self.store.append(message).map_err(|e| e.to_string()),
-        }
+        lines.collected.push(Collected {
+            event: lines.event,
+            invocation: lines.invocation.clone(),
+            message,
+        });
+        Ok(())
     }
 
     fn record(
@@ -420,6 +448,8 @@ impl TelemetryListener {
                 }
                 let at = time.unwrap_or_else(Utc::now);
                 self.record(phase, &request_id, |r| r.start = Some(at))?;
+                // The lines from here to the invocation's report are its own.
+                lines.invocation = (!request_id.is_empty()).then(|| request_id.as_str().into());
                 let mut line = match phase {
                     Phase::Invoke => format!("START RequestId: {request_id}"),
                     Phase::Init => "INIT_START".to_owned(),
@@ -457,7 +487,18 @@ impl TelemetryListener {
                 metrics,
             } => {
                 if let Some(pod) = &metrics.pod {
-                    self.learn_instance(pod);
+                    // The pod that ran the invocation: its lines of this batch (its start
+                    // line included) are from it, and so are the next ones.
+                    let pod = SharedStr::from(pod.as_str());
+                    for line in &mut lines.collected {
+                        if line.invocation.as_deref() == Some(request_id.as_str()) {
+                            line.message.instance = pod.clone();
+                        }
+                    }
+                    self.learn_instance(&pod);
+                }
+                if lines.invocation.as_deref() == Some(request_id.as_str()) {
+                    lines.invocation = None;
                 }
                 let at = end.or(start).unwrap_or_else(Utc::now);
                 let record = self.record(phase, &request_id, |r| {
