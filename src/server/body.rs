@@ -137,9 +137,11 @@ impl LogBody {
         let stopper = tokio::runtime::Handle::try_current().ok().map(|runtime| {
             let source = Arc::downgrade(&source);
             runtime.spawn(async move {
-                let why = tokio::select! {
-                    () = tokio::time::sleep_until(deadline) => "the deadline",
-                    () = shutdown => "a shutdown",
+                let sleep = std::pin::pin!(tokio::time::sleep_until(deadline));
+                let shutdown = std::pin::pin!(shutdown);
+                let why = match futures_util::future::select(sleep, shutdown).await {
+                    futures_util::future::Either::Left(_) => "the deadline",
+                    futures_util::future::Either::Right(_) => "a shutdown",
                 };
                 if let Some(source) = source.upgrade() {
                     lock(&source).stop(why);
