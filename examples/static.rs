@@ -1,5 +1,5 @@
 //! The smallest useful log provider: a fixed list of messages for one function, served
-//! on 127.0.0.1 with hyper.
+//! on 127.0.0.1 with hyper, on nothing but the crate's public API.
 //!
 //! ```text
 //! cargo run --example static                                  # listens on 127.0.0.1:8080
@@ -8,24 +8,24 @@
 //! curl -s 'http://127.0.0.1:8080/system/logs?name=hello&follow=true'   # ends at the timeout
 //! ```
 //!
-//! It shares its flags and server loop with the other provider binaries
-//! (`examples/common`): basic auth, header and body timeouts, graceful shutdown.
-//!
 //! Like the Go package's example, the requester ignores `tail`, `since`, `instance` and
 //! `follow`; unlike it, the response is still right, and a follow stream ends at the
 //! handler's timeout instead of hanging until the client gives up. Ctrl-C ends open
-//! streams cleanly and stops the server.
+//! streams cleanly and stops the server. (`faas-logs serve` adds basic auth, header
+//! and write timeouts and a server loop that survives running out of file descriptors.)
 
-mod common;
+use std::convert::Infallible;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use common::{error, Body, ServerArgs};
-use faas_logs::server::LogHandler;
+use faas_logs::server::{LogBody, LogHandler};
 use faas_logs::{async_trait, Error, Event, LogStream, Message, Request, Requester};
 use futures_util::StreamExt;
-use http_body_util::Either;
 use hyper::body::Incoming;
 use hyper::{Response, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use hyper_util::server::graceful::GracefulShutdown;
 
 /// A fixed history for the function `hello`, written by two replicas.
 struct StaticLogs {
@@ -94,43 +94,61 @@ impl Requester for StaticLogs {
 #[derive(clap::Parser, Debug)]
 #[command(name = "static")]
 struct Args {
-    #[command(flatten)]
-    server: ServerArgs,
+    /// Address to listen on (port 0 picks a free one; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: String,
+    /// Seconds a response may last: a follow stream ends cleanly then.
+    #[arg(long, default_value_t = 60)]
+    timeout: u64,
 }
 
-async fn route(req: hyper::Request<Incoming>, handler: LogHandler<StaticLogs>) -> Response<Body> {
+async fn route(
+    req: hyper::Request<Incoming>,
+    handler: LogHandler<StaticLogs>,
+) -> Response<LogBody> {
     if req.uri().path() == "/system/logs" {
-        return handler.handle(req).await.map(Either::Left);
+        return handler.handle(req).await;
     }
-    error(
-        StatusCode::NOT_FOUND,
-        "not found: try GET /system/logs?name=hello",
-    )
+    let mut not_found = Response::new(LogBody::empty());
+    *not_found.status_mut() = StatusCode::NOT_FOUND;
+    not_found
 }
 
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
-    common::init_tracing();
-    common::exit_with(run(<Args as clap::Parser>::parse()).await)
-}
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = <Args as clap::Parser>::parse();
+    let handler = LogHandler::new(
+        StaticLogs::new(Utc::now()),
+        Duration::from_secs(args.timeout),
+    );
 
-async fn run(args: Args) -> Result<(), common::Failure> {
-    let credentials = args.server.credentials()?;
-    let handler = LogHandler::new(StaticLogs::new(Utc::now()), args.server.timeout());
-
-    let listener = common::listen(&args.server.listen, "--listen").await?;
+    let listener = tokio::net::TcpListener::bind(&args.listen).await?;
     println!(
         "listening on http://{}/system/logs?name=hello",
         listener.local_addr()?
     );
-    let route = {
-        let handler = handler.clone();
-        move |req| route(req, handler.clone())
-    };
-    // Follow streams never end by themselves: the shutdown ends them first.
-    common::serve(listener, &args.server, credentials, route, || {
-        handler.shutdown()
-    })
-    .await;
+    let connections = GracefulShutdown::new();
+    let mut ctrl_c = std::pin::pin!(tokio::signal::ctrl_c());
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((tcp, _)) = accepted else { continue };
+                let handler = handler.clone();
+                let service = hyper::service::service_fn(move |req| {
+                    let handler = handler.clone();
+                    async move { Ok::<_, Infallible>(route(req, handler).await) }
+                });
+                let connection = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tcp), service)
+                    .into_owned();
+                tokio::spawn(connections.watch(connection));
+            }
+            _ = &mut ctrl_c => break,
+        }
+    }
+    // Follow streams never end by themselves: end them first, so that each closes
+    // cleanly, then let the connections finish.
+    handler.shutdown();
+    let _ = tokio::time::timeout(Duration::from_secs(5), connections.shutdown()).await;
     Ok(())
 }

@@ -1255,7 +1255,7 @@ async fn include_and_exclude_filter_on_the_text_in_every_format() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_memory_provider_binary_read_as_faas_cli_reads_it() {
-    let example = Example::start(
+    let example = Provider::start(
         "memory",
         &[
             "--listen",
@@ -1292,7 +1292,7 @@ async fn the_memory_provider_binary_read_as_faas_cli_reads_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forever_gives_up_after_its_retries_once_the_provider_is_gone() {
-    let example = Example::start("memory", &["--listen", "127.0.0.1:0"]);
+    let example = Provider::start("memory", &["--listen", "127.0.0.1:0"]);
     let gateway = url(example.addr);
     let mut child = command(
         &scratch(),

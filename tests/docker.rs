@@ -741,6 +741,7 @@ async fn a_docker_host_where_nothing_listens_is_503() {
     assert_eq!(response.status(), 503);
 }
 
+#[cfg(feature = "cli")]
 #[tokio::test]
 async fn the_provider_binary_serves_docker_logs_with_and_without_basic_auth() {
     use http_body_util::BodyExt;
@@ -751,7 +752,7 @@ async fn the_provider_binary_serves_docker_logs_with_and_without_basic_auth() {
     let c = Container::start(&f, "binary", false, "echo served by the binary");
     c.wait();
 
-    let open = Example::start("docker", &["--listen", "127.0.0.1:0"]);
+    let open = Provider::start("docker", &["--listen", "127.0.0.1:0"]);
     let (response, mut lines) = get(open.addr, &format!("/system/logs?name={f}")).await;
     assert_eq!(response.status(), 200);
     assert_eq!(texts(&lines.messages().await), ["served by the binary"]);
@@ -773,7 +774,7 @@ async fn the_provider_binary_serves_docker_logs_with_and_without_basic_auth() {
     let listed = listed.into_body().collect().await.unwrap().to_bytes();
     assert!(String::from_utf8_lossy(&listed).contains(&format!(r#""name":"{f}""#)));
 
-    let guarded = Example::start_behind_login("docker");
+    let guarded = Provider::start_behind_login("docker");
     let path = format!("/system/logs?name={f}");
     for (auth, want) in [
         (None, 401),

@@ -7,7 +7,7 @@ use common::*;
 
 #[tokio::test]
 async fn the_static_example_serves_logs_and_ends_follow_streams_on_ctrl_c() {
-    let example = Example::start("static", &["--listen", "127.0.0.1:0"]);
+    let example = Provider::start("static", &["--listen", "127.0.0.1:0"]);
     let addr = example.addr;
 
     let (response, mut lines) = get(addr, "/system/logs?name=hello&tail=2").await;

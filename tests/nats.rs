@@ -5,7 +5,6 @@
 //!
 //! Needs `nats-server` on the PATH (`.ci/run` installs it). In CI (`CI` set) a missing
 //! server fails; elsewhere these tests print that they were skipped.
-#![cfg(feature = "nats")]
 
 mod common;
 
@@ -497,7 +496,7 @@ async fn memory_providers_pointed_at_one_stream_serve_the_same_logs() {
         return;
     };
     let url = server.url();
-    let a = Example::start(
+    let a = Provider::start(
         "memory",
         &[
             "--listen",
@@ -508,7 +507,7 @@ async fn memory_providers_pointed_at_one_stream_serve_the_same_logs() {
             "hello=echo one; echo 'two \"2\"'",
         ],
     );
-    let b = Example::start(
+    let b = Provider::start(
         "memory",
         &[
             "--listen",
@@ -779,7 +778,7 @@ async fn concurrent_pushes_each_get_their_own_outcome_from_a_stream_that_refuses
         .await
         .unwrap();
     let url = server.url();
-    let provider = Example::start(
+    let provider = Provider::start(
         "memory",
         &[
             "--listen",
@@ -852,10 +851,10 @@ async fn stream_leader(url: &str, servers: &[NatsServer]) -> usize {
 
 /// Starts the memory provider on `urls` (a blocking read of its first line, off the
 /// runtime's threads).
-async fn memory_provider(args: Vec<String>) -> Example {
+async fn memory_provider(args: Vec<String>) -> Provider {
     tokio::task::spawn_blocking(move || {
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        Example::start("memory", &args)
+        Provider::start("memory", &args)
     })
     .await
     .unwrap()
@@ -1058,7 +1057,7 @@ async fn a_provider_started_before_nats_waits_for_it_and_then_serves() {
     let starting = {
         let url = url.clone();
         tokio::task::spawn_blocking(move || {
-            Example::start_with(
+            Provider::start_with(
                 "memory",
                 &[
                     "--listen",
@@ -1112,7 +1111,7 @@ async fn get_once_present(addr: SocketAddr, path: &str) -> Lines {
 /// exits; returns its stderr so far (it is killed) and whether it started.
 async fn provider_output(url: &str, extra: &[&str]) -> (bool, String) {
     let mut args = vec![
-        "memory".to_owned(),
+        "serve".to_owned(),
         "--listen".into(),
         "127.0.0.1:0".into(),
         "--nats".into(),
@@ -1123,15 +1122,8 @@ async fn provider_output(url: &str, extra: &[&str]) -> (bool, String) {
     args.extend(extra.iter().map(|s| s.to_string()));
     tokio::task::spawn_blocking(move || {
         use std::io::Read;
-        let exe = std::env::current_exe().unwrap();
-        let program = exe
-            .parent()
-            .and_then(|d| d.parent())
-            .unwrap()
-            .join("examples")
-            .join("memory");
-        let mut child = Command::new(program)
-            .args(&args[1..])
+        let mut child = Command::new(env!("CARGO_BIN_EXE_faas-logs"))
+            .args(&args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()

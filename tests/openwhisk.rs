@@ -10,7 +10,7 @@ mod emulator;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use common::{get, get_whole, within, Example};
+use common::{get, get_whole, within, Provider};
 use emulator::Emulator;
 use faas_logs::openwhisk::{
     Activation, ActivationStatus, ActivationSummary, OpenWhiskClient, OpenWhiskRequester,
@@ -1005,7 +1005,7 @@ async fn the_provider_binary_serves_an_openwhisk_deployment() {
         &[line(T0 + 1, "stdout", "from the binary")],
     ));
     let url = emulator.url();
-    let example = Example::start_env(
+    let example = Provider::start_env(
         "openwhisk",
         &["--listen", "127.0.0.1:0", "--apihost", &url],
         &[],

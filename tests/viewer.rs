@@ -10,7 +10,7 @@ mod webdriver;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use common::{Connection, Example, Scripted, LOGIN};
+use common::{Connection, Provider, Scripted, LOGIN};
 use faas_logs::server::{viewer_response, LogHandler, FUNCTIONS_PATH};
 use serde_json::{json, Value};
 use webdriver::Browser;
@@ -88,7 +88,7 @@ async fn the_viewer_lists_shows_follows_filters_pauses_and_survives_a_restart() 
     let port = free_port();
     let listen = format!("127.0.0.1:{port}");
     let args = ["--listen", listen.as_str(), "--timeout", "30"];
-    let provider = Example::start("memory", &args);
+    let provider = Provider::start("memory", &args);
     let addr = provider.addr;
     let history: Vec<Value> = (0..30)
         .map(|i| {
@@ -214,7 +214,7 @@ async fn the_viewer_lists_shows_follows_filters_pauses_and_survives_a_restart() 
             PATIENCE,
         )
         .await;
-    let provider = Example::start("memory", &args);
+    let provider = Provider::start("memory", &args);
     push(provider.addr, &[line("alpha-3", "after the restart")]).await;
     wait_for_line(&browser, "after the restart", PATIENCE).await;
     let shown = texts(&browser).await;
@@ -246,7 +246,7 @@ async fn the_stream_resumes_after_the_provider_s_timeout_without_repeating_a_lin
     ) {
         return;
     }
-    let provider = Example::start("memory", &["--listen", "127.0.0.1:0", "--timeout", "1"]);
+    let provider = Provider::start("memory", &["--listen", "127.0.0.1:0", "--timeout", "1"]);
     let addr = provider.addr;
     push(
         addr,
@@ -323,7 +323,7 @@ async fn a_hundred_thousand_lines_are_capped_on_the_page_and_download_whole() {
     if !browser_installed("a_hundred_thousand_lines_are_capped_on_the_page_and_download_whole") {
         return;
     }
-    let provider = Example::start(
+    let provider = Provider::start(
         "memory",
         &[
             "--listen",
@@ -438,7 +438,7 @@ async fn behind_basic_auth_the_page_and_its_requests_use_the_login_it_was_opened
     ) {
         return;
     }
-    let provider = Example::start_behind_login("memory");
+    let provider = Provider::start_behind_login("memory");
     let body = format!("{}\n", line("alpha-1", "behind the login"));
     let mut connection = Connection::open(provider.addr).await;
     let response = connection

@@ -458,47 +458,107 @@ pub(crate) fn texts(messages: &[Message]) -> Vec<String> {
     messages.iter().map(|m| m.text.clone()).collect()
 }
 
-/// The login of [`Example::start_behind_login`], `admin:s3cret`, as a header.
+/// The login of [`Provider::start_behind_login`], `admin:s3cret`, as a header.
 pub(crate) const LOGIN: (&str, &str) = ("authorization", "Basic YWRtaW46czNjcmV0");
 
-/// An example binary running as a user would run it; killed when dropped.
-pub(crate) struct Example {
+/// A provider binary running as a user would run it; killed when dropped.
+pub(crate) struct Provider {
     pub(crate) child: std::process::Child,
     pub(crate) addr: SocketAddr,
     pub(crate) stdout: std::io::BufReader<std::process::ChildStdout>,
 }
 
-impl Example {
-    /// Starts `examples/NAME` (built by `cargo test`) with `args`, and reads the address
-    /// from its first line, `listening on http://ADDR/...`.
-    pub(crate) fn start(name: &str, args: &[&str]) -> Example {
-        Example::start_with(name, args, &[], std::process::Stdio::null())
+/// The program and first arguments that start the provider `kind`: `faas-logs serve`
+/// (`memory`) or one of its subcommands (`docker`, `openwhisk`, `telemetry`), or the
+/// example `static`, which cargo builds and names.
+fn provider_command(kind: &str) -> (std::path::PathBuf, Vec<&str>) {
+    #[cfg(feature = "cli")]
+    let serve = || std::path::PathBuf::from(env!("CARGO_BIN_EXE_faas-logs"));
+    #[cfg(not(feature = "cli"))]
+    let serve = || -> std::path::PathBuf {
+        panic!("the provider binaries are `faas-logs serve`: test with --features cli")
+    };
+    match kind {
+        "memory" => (serve(), vec!["serve"]),
+        "static" => (built_example("static"), Vec::new()),
+        _ => (serve(), vec!["serve", kind]),
+    }
+}
+
+/// The path of the example `name`, built by cargo (quick: `cargo test` built it) and
+/// named by cargo's own build report.
+fn built_example(name: &str) -> std::path::PathBuf {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let mut command = std::process::Command::new(cargo);
+    // What cargo set for this test would look like a change to build scripts (ring's
+    // reads CARGO_MANIFEST_DIR) and rebuild half the tree.
+    for (key, _) in std::env::vars_os() {
+        let key = key.to_string_lossy();
+        let set_for_the_test = key.starts_with("CARGO_PKG_")
+            || key.starts_with("CARGO_MANIFEST_")
+            || [
+                "CARGO_CRATE_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "OUT_DIR",
+            ]
+            .contains(&&*key);
+        if set_for_the_test {
+            command.env_remove(&*key);
+        }
+    }
+    let output = command
+        .args([
+            "build",
+            "--quiet",
+            "--all-features",
+            "--message-format=json",
+        ])
+        .args(["--example", name])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .expect("cargo runs");
+    assert!(
+        output.status.success(),
+        "cargo build --example {name} failed"
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|report| report["target"]["name"] == name)
+        .find_map(|report| report["executable"].as_str().map(std::path::PathBuf::from))
+        .unwrap_or_else(|| panic!("cargo names no executable for the example {name}"))
+}
+
+impl Provider {
+    /// Starts the provider `kind` (see [`provider_command`]) with `args`, and reads the
+    /// address from its first line, `listening on http://ADDR/...`.
+    pub(crate) fn start(kind: &str, args: &[&str]) -> Provider {
+        Provider::start_with(kind, args, &[], std::process::Stdio::null())
     }
 
-    /// Like [`Example::start`], run through `wrapper` (a command that runs the rest of
+    /// Like [`Provider::start`], run through `wrapper` (a command that runs the rest of
     /// its arguments, such as `prlimit --nofile=64:64 --`), with stderr sent to `stderr`.
     pub(crate) fn start_with(
-        name: &str,
+        kind: &str,
         args: &[&str],
         wrapper: &[&str],
         stderr: std::process::Stdio,
-    ) -> Example {
-        Example::start_env(name, args, wrapper, stderr, &[])
+    ) -> Provider {
+        Provider::start_env(kind, args, wrapper, stderr, &[])
     }
 
-    /// Like [`Example::start_with`], with extra environment variables.
+    /// Like [`Provider::start_with`], with extra environment variables.
     pub(crate) fn start_env(
-        name: &str,
+        kind: &str,
         args: &[&str],
         wrapper: &[&str],
         stderr: std::process::Stdio,
         env: &[(&str, &str)],
-    ) -> Example {
+    ) -> Provider {
         use std::io::BufRead;
-        // cargo test builds the examples next to the test binaries' folder.
-        let exe = std::env::current_exe().unwrap();
-        let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
-        let program = profile_dir.join("examples").join(name);
+        let (program, first_args) = provider_command(kind);
         let mut command = match wrapper.split_first() {
             Some((first, rest)) => {
                 let mut c = std::process::Command::new(first);
@@ -507,13 +567,14 @@ impl Example {
             }
             None => std::process::Command::new(program),
         };
+        command.args(first_args);
         let mut child = command
             .args(args)
             .envs(env.iter().copied())
             .stdout(std::process::Stdio::piped())
             .stderr(stderr)
             .spawn()
-            .expect("the example is built by cargo test");
+            .expect("the provider starts");
         let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
         let mut first = String::new();
         stdout.read_line(&mut first).unwrap();
@@ -523,17 +584,17 @@ impl Example {
             .and_then(|rest| rest.split('/').next())
             .and_then(|a| a.parse().ok())
             .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
-        Example {
+        Provider {
             child,
             addr,
             stdout,
         }
     }
 
-    /// Starts `examples/NAME` on a free port with basic auth on. Its login ([`LOGIN`]) is
+    /// Starts the provider `kind` on a free port with basic auth on. Its login ([`LOGIN`]) is
     /// in OpenFaaS secret files, in a folder removed once the binary has read them (it
     /// reads them before it listens).
-    pub(crate) fn start_behind_login(name: &str) -> Example {
+    pub(crate) fn start_behind_login(kind: &str) -> Provider {
         static STARTED: AtomicUsize = AtomicUsize::new(0);
         let n = STARTED.fetch_add(1, Ordering::SeqCst);
         let dir = format!("faas-logs-login-{}-{n}", std::process::id());
@@ -549,9 +610,9 @@ impl Example {
             "--secret-mount-path",
             secrets_arg,
         ];
-        let example = Example::start(name, &args);
+        let provider = Provider::start(kind, &args);
         std::fs::remove_dir_all(&secrets).unwrap();
-        example
+        provider
     }
 
     /// Sends SIGINT, as Ctrl-C does.
@@ -576,7 +637,7 @@ impl Example {
     }
 }
 
-impl Drop for Example {
+impl Drop for Provider {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -13,7 +13,7 @@ use faas_logs::openwhisk::{
 };
 use serde::Serialize;
 
-use crate::Failure;
+use crate::logs::Failure;
 
 const EXAMPLES: &str = "\
 Examples:

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine;
 use yaml_rust2::{Yaml, YamlLoader};
 
-use crate::args::DEFAULT_GATEWAY;
+use crate::logs_args::DEFAULT_GATEWAY;
 
 /// How to authenticate.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -9,8 +9,8 @@ use anstyle::{Ansi256Color, AnsiColor, Color, Style};
 use faas_logs::client::LogLine;
 use regex::Regex;
 
-use crate::args::Format;
 use crate::layout::Layout;
+use crate::logs_args::Format;
 
 /// How lines are printed.
 pub(crate) struct Printer {

@@ -2,10 +2,10 @@
 //! containers labelled `com.openfaas.function=<name>`.
 //!
 //! ```text
-//! cargo run --features docker --example docker
-//! cargo run --features docker --example docker -- --listen 0.0.0.0:8081 --timeout 120
-//! DOCKER_HOST=tcp://127.0.0.1:2375 cargo run --features docker --example docker
-//! basic_auth=true secret_mount_path=./secrets cargo run --features docker --example docker
+//! faas-logs serve docker
+//! faas-logs serve docker --listen 0.0.0.0:8081 --timeout 120
+//! DOCKER_HOST=tcp://127.0.0.1:2375 faas-logs serve docker
+//! basic_auth=true secret_mount_path=./secrets faas-logs serve docker
 //! ```
 //!
 //! With basic auth on, `/system/logs` wants the user and password read from the files
@@ -13,17 +13,14 @@
 //! components do; `/healthz` stays open. Ctrl-C or SIGTERM end open follow streams
 //! cleanly and stop the server.
 
-mod common;
-
-use clap::Parser;
-use common::ServerArgs;
+use super::server;
+use super::server::ServerArgs;
 use faas_logs::docker::DockerRequester;
 use faas_logs::server::LogHandler;
 
 /// A log provider for functions that run as Docker containers.
-#[derive(Parser, Debug)]
-#[command(name = "docker")]
-struct Args {
+#[derive(clap::Args, Debug)]
+pub(crate) struct Args {
     #[command(flatten)]
     server: ServerArgs,
     /// The label whose value is a container's function name.
@@ -42,13 +39,7 @@ struct Args {
     namespace: String,
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    common::init_tracing();
-    common::exit_with(run(Args::parse()).await)
-}
-
-async fn run(args: Args) -> Result<(), common::Failure> {
+pub(crate) async fn run(args: Args) -> Result<(), server::Failure> {
     let credentials = args.server.credentials()?;
     let docker = DockerRequester::from_env()?
         .function_label(&args.function_label)
@@ -57,6 +48,6 @@ async fn run(args: Args) -> Result<(), common::Failure> {
     tracing::info!(host = %docker.host(), basic_auth = args.server.basic_auth, "reading logs from Docker");
     let handler = LogHandler::new(docker, args.server.timeout());
 
-    common::serve_logs(&args.server, credentials, handler).await?;
+    server::serve_logs(&args.server, credentials, handler).await?;
     Ok(())
 }

@@ -1,4 +1,4 @@
-//! The `memory` provider binary end to end: the demo function, commands run as
+//! `faas-logs serve`, the memory provider, end to end: the demo function, commands run as
 //! functions, pushed logs, and shutdown; over real HTTP on 127.0.0.1.
 
 mod common;
@@ -11,7 +11,7 @@ use http_body_util::BodyExt;
 
 #[tokio::test]
 async fn without_commands_the_demo_function_has_logs_at_once() {
-    let mut example = Example::start("memory", &["--listen", "127.0.0.1:0"]);
+    let mut example = Provider::start("memory", &["--listen", "127.0.0.1:0"]);
     let mut hint = String::new();
     example.stdout.read_line(&mut hint).unwrap();
     assert!(hint.contains("/system/logs?name=demo&tail=5"), "{hint}");
@@ -30,7 +30,7 @@ async fn without_commands_the_demo_function_has_logs_at_once() {
 
 #[tokio::test]
 async fn commands_run_as_functions_and_their_output_comes_back_line_by_line() {
-    let example = Example::start(
+    let example = Provider::start(
         "memory",
         &[
             "--listen",
@@ -76,7 +76,7 @@ async fn commands_run_as_functions_and_their_output_comes_back_line_by_line() {
 
 #[tokio::test]
 async fn pushed_lines_are_stored_and_bad_ones_refused_with_reasons() {
-    let example = Example::start(
+    let example = Provider::start(
         "memory",
         &["--listen", "127.0.0.1:0", "--max-push-bytes", "4096"],
     );
@@ -134,7 +134,7 @@ async fn pushed_lines_are_stored_and_bad_ones_refused_with_reasons() {
 
 #[tokio::test]
 async fn ctrl_c_ends_follow_streams_cleanly_and_stops_the_provider() {
-    let example = Example::start(
+    let example = Provider::start(
         "memory",
         &["--listen", "127.0.0.1:0", "--run", "idle=sleep 600"],
     );
@@ -153,7 +153,7 @@ async fn json_body(response: hyper::Response<hyper::body::Incoming>) -> serde_js
 
 #[tokio::test]
 async fn a_pushed_text_loses_its_line_ending_whichever_it_is() {
-    let example = Example::start("memory", &["--listen", "127.0.0.1:0"]);
+    let example = Provider::start("memory", &["--listen", "127.0.0.1:0"]);
     let body = [
         r#"{"name":"ends","text":"dos\r\n"}"#,
         r#"{"name":"ends","text":"unix\n"}"#,
@@ -175,7 +175,7 @@ async fn a_pushed_text_loses_its_line_ending_whichever_it_is() {
 
 #[tokio::test]
 async fn the_store_keeps_its_total_bound_by_evicting_the_oldest_lines_store_wide() {
-    let example = Example::start(
+    let example = Provider::start(
         "memory",
         &["--listen", "127.0.0.1:0", "--max-total-bytes", "200000"],
     );
@@ -207,7 +207,7 @@ async fn the_store_keeps_its_total_bound_by_evicting_the_oldest_lines_store_wide
 
 #[tokio::test]
 async fn a_push_of_many_bad_lines_lists_the_first_hundred_and_counts_the_rest() {
-    let example = Example::start("memory", &["--listen", "127.0.0.1:0"]);
+    let example = Provider::start("memory", &["--listen", "127.0.0.1:0"]);
     let body = vec!["not json"; 100_000].join("\n");
     let mut conn = Connection::open(example.addr).await;
     let response = conn
@@ -223,7 +223,7 @@ async fn a_push_of_many_bad_lines_lists_the_first_hundred_and_counts_the_rest() 
 
 #[tokio::test]
 async fn basic_auth_guards_the_log_endpoint_and_the_push_but_not_healthz() {
-    let example = Example::start_behind_login("memory");
+    let example = Provider::start_behind_login("memory");
     let good = [LOGIN];
     let bad = [("authorization", "Basic YWRtaW46d3Jvbmc=")]; // admin:wrong
     let push = br#"{"name":"guarded","text":"in"}"#;
@@ -278,7 +278,7 @@ async fn basic_auth_guards_the_log_endpoint_and_the_push_but_not_healthz() {
 #[tokio::test]
 async fn slow_clients_are_cut_off_at_the_header_and_body_deadlines() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let example = Example::start(
+    let example = Provider::start(
         "memory",
         &[
             "--listen",
@@ -325,7 +325,7 @@ async fn slow_clients_are_cut_off_at_the_header_and_body_deadlines() {
 
 #[tokio::test]
 async fn out_of_file_descriptors_the_provider_backs_off_and_recovers() {
-    let mut example = Example::start_with(
+    let mut example = Provider::start_with(
         "memory",
         &["--listen", "127.0.0.1:0"],
         &["prlimit", "--nofile=48:48", "--"],
@@ -378,7 +378,7 @@ async fn out_of_file_descriptors_the_provider_backs_off_and_recovers() {
 
 /// Follows the flooding function of `example` on a narrow window, reads its first line,
 /// stops reading for `stall`, then reads the rest: the lines, and how the body ended.
-async fn stalled_follower(example: &Example, stall: std::time::Duration) -> (Vec<String>, bool) {
+async fn stalled_follower(example: &Provider, stall: std::time::Duration) -> (Vec<String>, bool) {
     let (response, mut lines) =
         get_narrow(example.addr, "/system/logs?name=flood&follow=true").await;
     assert_eq!(response.status(), 200);
@@ -399,7 +399,7 @@ async fn a_follower_that_reads_late_gets_its_lines_and_a_clean_end_within_the_wr
     let flood = ["--listen", "127.0.0.1:0", "--run", "flood=yes hello"];
     // The deadline passes while the client does not read; it reads within the write
     // timeout: every line queued for it, then the final chunk.
-    let example = Example::start(
+    let example = Provider::start(
         "memory",
         &[&flood[..], &["--timeout", "1", "--write-timeout", "30"]].concat(),
     );
@@ -414,7 +414,7 @@ async fn a_follower_that_reads_late_gets_its_lines_and_a_clean_end_within_the_wr
     }
     // A client that reads nothing for longer than the write timeout loses the
     // connection, and sees a broken body, well before the deadline.
-    let example = Example::start(
+    let example = Provider::start(
         "memory",
         &[&flood[..], &["--timeout", "60", "--write-timeout", "1"]].concat(),
     );
@@ -430,7 +430,7 @@ async fn a_follower_that_reads_late_gets_its_lines_and_a_clean_end_within_the_wr
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_chunked_push_over_the_bound_always_gets_its_413() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let example = Example::start(
+    let example = Provider::start(
         "memory",
         &[
             "--listen",
@@ -487,14 +487,8 @@ async fn a_chunked_push_over_the_bound_always_gets_its_413() {
 fn a_busy_port_is_named_in_a_sentence_that_says_what_to_do() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = taken.local_addr().unwrap().to_string();
-    let exe = std::env::current_exe().unwrap();
-    let program = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .unwrap()
-        .join("examples/memory");
-    let output = std::process::Command::new(program)
-        .args(["--listen", &address])
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_faas-logs"))
+        .args(["serve", "--listen", &address])
         .output()
         .unwrap();
     assert!(!output.status.success());

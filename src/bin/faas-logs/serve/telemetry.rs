@@ -11,16 +11,14 @@
 //!   printed.
 //!
 //! ```sh
-//! cargo run --example telemetry
+//! faas-logs serve telemetry
 //! ```
-
-mod common;
 
 use std::time::Duration;
 
+use super::server;
+use super::server::{error, json, Body, ServerArgs};
 use bytes::Bytes;
-use clap::Parser;
-use common::{error, json, Body, ServerArgs};
 use faas_logs::server::LogHandler;
 use faas_logs::store::LogStore;
 use faas_logs::telemetry::{TelemetryListener, DEFAULT_MAX_BATCH_BYTES};
@@ -31,9 +29,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio_util::sync::CancellationToken;
 
-#[derive(Parser)]
-#[command(about = "A telemetry extension that serves the OpenFaaS log endpoint")]
-struct Args {
+#[derive(clap::Args, Debug)]
+pub(crate) struct Args {
     #[command(flatten)]
     server: ServerArgs,
     /// Where the platform's telemetry is received (default 0.0.0.0:8081 on Lambda,
@@ -69,15 +66,9 @@ enum Platform {
     Standalone,
 }
 
-use common::Failure;
+use super::server::Failure;
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    common::init_tracing();
-    common::exit_with(run(Args::parse()).await)
-}
-
-async fn run(args: Args) -> Result<(), common::Failure> {
+pub(crate) async fn run(args: Args) -> Result<(), server::Failure> {
     let nonempty = |key| std::env::var(key).ok().filter(|v: &String| !v.is_empty());
     let platform = match (
         nonempty("AWS_LAMBDA_RUNTIME_API"),
@@ -109,7 +100,7 @@ async fn run(args: Args) -> Result<(), common::Failure> {
         _ => "127.0.0.1:8081",
     };
     let telemetry_address = args.telemetry_listen.as_deref().unwrap_or(default_listen);
-    let telemetry = common::listen(telemetry_address, "--telemetry-listen").await?;
+    let telemetry = server::listen(telemetry_address, "--telemetry-listen").await?;
     let telemetry_port = telemetry.local_addr()?.port();
     if let Platform::FunctionGraph(api) = &platform {
         registered_name =
@@ -125,7 +116,7 @@ async fn run(args: Args) -> Result<(), common::Failure> {
     // Known before its first line, so that a follower waits for it instead of a 404.
     store.register("", &function)?;
 
-    let logs = common::listen(&args.server.listen, "--listen").await?;
+    let logs = server::listen(&args.server.listen, "--listen").await?;
     let local = logs.local_addr()?;
     println!("listening on http://{local}/system/logs for function {function}");
     println!("telemetry received on port {telemetry_port}");
@@ -149,7 +140,7 @@ async fn run(args: Args) -> Result<(), common::Failure> {
             ..args.server.clone()
         };
         tokio::spawn(async move {
-            common::serve_until(telemetry, &args, None, route, until, || {}).await
+            server::serve_until(telemetry, &args, None, route, until, || {}).await
         })
     };
     // The people's side: the log endpoint.
@@ -162,7 +153,7 @@ async fn run(args: Args) -> Result<(), common::Failure> {
         let server_args = args.server.clone();
         let handler = handler.clone();
         tokio::spawn(async move {
-            common::serve_until(logs, &server_args, credentials, route, until, || {
+            server::serve_until(logs, &server_args, credentials, route, until, || {
                 handler.shutdown()
             })
             .await
@@ -177,13 +168,13 @@ async fn run(args: Args) -> Result<(), common::Failure> {
             lambda_subscribe(&client, api, &id, &host, telemetry_port).await?;
             tokio::select! {
                 outcome = lambda_events(&client, api, &id) => outcome?,
-                _ = common::shutdown_signal() => {}
+                _ = server::shutdown_signal() => {}
             }
         }
         Platform::FunctionGraph(api) => {
             let host = host.unwrap_or_else(|| "127.0.0.1".to_owned());
             functiongraph_subscribe(&client, api, &host, telemetry_port).await?;
-            common::shutdown_signal().await;
+            server::shutdown_signal().await;
         }
         Platform::Standalone => {
             println!(
@@ -191,7 +182,7 @@ async fn run(args: Args) -> Result<(), common::Failure> {
                 chrono::Utc::now().to_rfc3339()
             );
             println!("then: curl -s 'http://{local}/system/logs?name={function}'");
-            common::shutdown_signal().await;
+            server::shutdown_signal().await;
         }
     }
     stop.cancel();
@@ -204,7 +195,7 @@ async fn route(
     handler: LogHandler<LogStore>,
     store: LogStore,
 ) -> Response<Body> {
-    if let Some(answer) = common::viewer(&req, &handler).await {
+    if let Some(answer) = server::viewer(&req, &handler).await {
         return answer;
     }
     match req.uri().path() {

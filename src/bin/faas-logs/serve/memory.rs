@@ -1,10 +1,10 @@
 //! A complete log provider on the embedded default backend, the in-memory `LogStore`.
 //!
 //! ```text
-//! cargo run --example memory                          # runs a built-in demo function
+//! faas-logs serve                          # runs a built-in demo function
 //! curl -s 'http://127.0.0.1:8080/system/logs?name=demo&tail=5'
 //!
-//! cargo run --example memory -- --run hello='sh -c "while true; do date; sleep 1; done"'
+//! faas-logs serve --run hello='sh -c "while true; do date; sleep 1; done"'
 //! curl -s 'http://127.0.0.1:8080/system/logs?name=hello&follow=true'
 //!
 //! printf '%s\n' '{"name":"pushed","text":"hello from curl"}' |
@@ -15,14 +15,12 @@
 //! (NDJSON of messages into the store), `GET /healthz`. Ctrl-C or SIGTERM end open follow
 //! streams cleanly, stop the server and the commands it runs.
 
-mod common;
-
 use std::process::Stdio;
 use std::time::Duration;
 
+use super::server;
+use super::server::{error, json, read_body, Body, ServerArgs};
 use chrono::Utc;
-use clap::Parser;
-use common::{error, json, read_body, Body, ServerArgs};
 use faas_logs::server::LogHandler;
 use faas_logs::store::{capture_lines, ingest_ndjson, LogStore, StoreLimits};
 use faas_logs::{
@@ -35,9 +33,8 @@ use hyper::{Method, Request, Response, StatusCode};
 
 /// A log provider on the in-memory store: runs commands as functions, captures their
 /// output, accepts pushed logs, and serves GET /system/logs.
-#[derive(Parser, Debug)]
-#[command(name = "memory")]
-struct Args {
+#[derive(clap::Args, Debug)]
+pub(crate) struct Args {
     #[command(flatten)]
     server: ServerArgs,
     /// Run a command as a function, NAME=COMMAND, with `sh -c`; its stdout and stderr
@@ -73,7 +70,7 @@ struct Args {
     nats_replicas: usize,
     /// Lines older than this leave the stream (`30s`, `12h`, `7d`).
     #[cfg(feature = "nats")]
-    #[arg(long, default_value = "7d", value_parser = common::parse_duration, requires = "nats")]
+    #[arg(long, default_value = "7d", value_parser = server::parse_duration, requires = "nats")]
     nats_max_age: Duration,
     /// The stream's size bound in bytes; past it the oldest lines go.
     #[cfg(feature = "nats")]
@@ -85,16 +82,16 @@ struct Args {
     nats_max_lines_per_instance: i64,
     /// How long the stream remembers a line's id, so that a resent line is stored once.
     #[cfg(feature = "nats")]
-    #[arg(long, default_value = "2m", value_parser = common::parse_duration, requires = "nats")]
+    #[arg(long, default_value = "2m", value_parser = server::parse_duration, requires = "nats")]
     nats_duplicate_window: Duration,
     /// The longest a push waits for JetStream to acknowledge its lines; those not
     /// acknowledged by then make it a 503.
     #[cfg(feature = "nats")]
-    #[arg(long, default_value = "5s", value_parser = common::parse_duration, requires = "nats")]
+    #[arg(long, default_value = "5s", value_parser = server::parse_duration, requires = "nats")]
     nats_push_timeout: Duration,
     /// How long to keep trying at start while NATS cannot be reached or has no leader.
     #[cfg(feature = "nats")]
-    #[arg(long, default_value = "30s", value_parser = common::parse_duration, requires = "nats")]
+    #[arg(long, default_value = "30s", value_parser = server::parse_duration, requires = "nats")]
     nats_connect_timeout: Duration,
     /// Change an existing stream whose settings differ from these flags (otherwise each
     /// difference is reported and the stream used as it is).
@@ -255,7 +252,7 @@ async fn route(
     backend: Backend,
     push_limits: PushLimits,
 ) -> Response<Body> {
-    if let Some(answer) = common::viewer(&req, &handler).await {
+    if let Some(answer) = server::viewer(&req, &handler).await {
         return answer;
     }
     match (req.method(), req.uri().path()) {
@@ -374,13 +371,7 @@ async fn run_demo(backend: &Backend, namespace: &str) {
     });
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    common::init_tracing();
-    common::exit_with(run(Args::parse()).await)
-}
-
-async fn run(args: Args) -> Result<(), common::Failure> {
+pub(crate) async fn run(args: Args) -> Result<(), server::Failure> {
     let credentials = args.server.credentials()?;
     let store = LogStore::builder()
         .limits(StoreLimits {
@@ -394,7 +385,7 @@ async fn run(args: Args) -> Result<(), common::Failure> {
     let backend = Backend::from_args(&args, store).await?;
     let handler = LogHandler::new(backend.clone(), args.server.timeout());
 
-    let listener = common::listen(&args.server.listen, "--listen").await?;
+    let listener = server::listen(&args.server.listen, "--listen").await?;
     let local = listener.local_addr()?;
     println!("listening on http://{local}/system/logs");
 
@@ -421,7 +412,7 @@ async fn run(args: Args) -> Result<(), common::Failure> {
         let handler = handler.clone();
         move |req| route(req, handler.clone(), backend.clone(), push_limits)
     };
-    common::serve(listener, &args.server, credentials, route, || {
+    server::serve(listener, &args.server, credentials, route, || {
         stop_functions(&groups);
         handler.shutdown();
     })

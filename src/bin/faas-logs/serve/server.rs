@@ -1,8 +1,7 @@
-//! What the provider examples share: the server flags (address, timeouts, basic auth), one
+//! What the providers share: the server flags (address, timeouts, basic auth), one
 //! response body type, JSON answers, tracing, and a server loop that survives running out
 //! of file descriptors, drops slow clients, and shuts down gracefully after ending follow
 //! streams.
-#![allow(dead_code)]
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -278,6 +277,7 @@ pub(crate) fn exit_with(outcome: Result<(), Failure>) -> std::process::ExitCode 
 
 /// A duration flag: a number and a unit, `ms`, `s`, `m`, `h` or `d`, or several
 /// (`1h30m`).
+#[cfg_attr(not(feature = "nats"), allow(dead_code))]
 pub(crate) fn parse_duration(value: &str) -> Result<Duration, String> {
     let bad = || format!("{value:?} is not a duration: write 30s, 5m, 12h or 7d");
     let mut rest = value.trim();

@@ -2,9 +2,9 @@
 //! activation records (OpenWhisk, OpenServerless, DigitalOcean Functions).
 //!
 //! ```text
-//! cargo run --features openwhisk --example openwhisk -- --apihost https://openwhisk.example.com --auth UUID:KEY
-//! cargo run --features openwhisk --example openwhisk        # the host and key of ~/.wskprops
-//! __OW_API_HOST=... __OW_API_KEY=... cargo run --features openwhisk --example openwhisk -- --listen 0.0.0.0:8081
+//! faas-logs serve openwhisk --apihost https://openwhisk.example.com --auth UUID:KEY
+//! faas-logs serve openwhisk        # the host and key of ~/.wskprops
+//! __OW_API_HOST=... __OW_API_KEY=... faas-logs serve openwhisk --listen 0.0.0.0:8081
 //! ```
 //!
 //! Then `faas-cli logs sample/hello --gateway http://127.0.0.1:8080` reads the action
@@ -13,19 +13,16 @@
 //! `~/.wskprops` (`APIHOST=`, `AUTH=`), as `wsk` and `ops` read them. Basic auth,
 //! timeouts and `/healthz` are those of the other provider binaries.
 
-mod common;
-
 use std::time::Duration;
 
-use clap::Parser;
-use common::ServerArgs;
+use super::server;
+use super::server::ServerArgs;
 use faas_logs::openwhisk::{OpenWhiskClient, OpenWhiskRequester, PollSettings, WskProps};
 use faas_logs::server::LogHandler;
 
 /// A log provider over an OpenWhisk deployment's activations.
-#[derive(Parser, Debug)]
-#[command(name = "openwhisk")]
-struct Args {
+#[derive(clap::Args, Debug)]
+pub(crate) struct Args {
     #[command(flatten)]
     server: ServerArgs,
     /// The OpenWhisk API host (`https://host`, or a bare host for https).
@@ -56,13 +53,7 @@ fn seconds(flag: &str, value: f64) -> Result<Duration, String> {
         .map_err(|_| format!("--{flag}: {value} is not a number of seconds"))
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    common::init_tracing();
-    common::exit_with(run(Args::parse()).await)
-}
-
-async fn run(args: Args) -> Result<(), common::Failure> {
+pub(crate) async fn run(args: Args) -> Result<(), server::Failure> {
     let credentials = args.server.credentials()?;
     let (apihost, auth) = WskProps::resolve(args.apihost.clone(), args.auth.clone())?;
     let mut client = OpenWhiskClient::builder(apihost, auth);
@@ -85,6 +76,6 @@ async fn run(args: Args) -> Result<(), common::Failure> {
         args.server.timeout(),
     );
 
-    common::serve_logs(&args.server, credentials, handler).await?;
+    server::serve_logs(&args.server, credentials, handler).await?;
     Ok(())
 }

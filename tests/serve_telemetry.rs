@@ -1,4 +1,4 @@
-//! `examples/telemetry.rs` as a Lambda extension, against an emulated Extensions and
+//! `faas-logs serve telemetry` as a Lambda extension, against an emulated Extensions and
 //! Telemetry API written from the documented protocol (no real platform runs here):
 //! register, subscribe, batches posted while a `faas-cli`-style client follows
 //! `/system/logs`, an INVOKE, then SHUTDOWN, after which the extension ends the follow
@@ -67,15 +67,15 @@ async fn emulate(platform: Arc<Platform>) -> SocketAddr {
     serve_fn(move |req| answer(Arc::clone(&platform), req)).await
 }
 
-/// Starts `examples/telemetry.rs` on free ports with `env`.
-fn start_extension(env: &[(&str, &str)]) -> Example {
+/// Starts `faas-logs serve telemetry` on free ports with `env`.
+fn start_extension(env: &[(&str, &str)]) -> Provider {
     let ports = [
         "--listen",
         "127.0.0.1:0",
         "--telemetry-listen",
         "127.0.0.1:0",
     ];
-    Example::start_env("telemetry", &ports, &[], std::process::Stdio::null(), env)
+    Provider::start_env("telemetry", &ports, &[], std::process::Stdio::null(), env)
 }
 
 /// Posts a batch to the extension, as the platform does.

@@ -1,0 +1,303 @@
+//! `faas-logs NAME` (and `faas-logs logs NAME`): read functions' logs from a provider or
+//! gateway and print them as faas-cli does.
+
+use std::io::{IsTerminal, Write};
+use std::task::Poll;
+
+use faas_logs::client::{ClientError, LineStream, LogClient, Resume};
+use faas_logs::Request;
+
+use crate::gateway::Credentials;
+use crate::logs_args::{ColorWhen, Format, LogsArgs};
+use crate::print::Printer;
+use crate::{gateway, layout};
+
+/// How the command ended.
+pub(crate) enum Failure {
+    /// A message for stderr, exit 1.
+    Error(String),
+    /// Ctrl-C, exit 130.
+    Interrupted,
+}
+
+pub(crate) async fn run(args: LogsArgs) -> Result<(), Failure> {
+    let gateway = gateway::gateway_url(args.gateway.as_deref(), args.yaml.as_deref())
+        .map_err(Failure::Error)?;
+    let credentials = gateway::credentials(&gateway, args.token.as_deref(), args.user.as_deref())
+        .map_err(Failure::Error)?;
+    let format = if args.json { Format::Json } else { args.output };
+    let insecure = !gateway.starts_with("https")
+        && !gateway.starts_with("http://127.0.0.1")
+        && !gateway.starts_with("http://localhost");
+    if insecure && !args.tls_no_verify && format != Format::Json {
+        eprintln!(
+            "WARNING! You are not using an encrypted connection to the gateway, consider using HTTPS."
+        );
+    }
+
+    let mut client = LogClient::builder(&gateway).max_line(args.max_line);
+    client = match credentials {
+        Credentials::None => client,
+        Credentials::Basic { user, password } => client.basic_auth(user, password),
+        Credentials::Bearer(token) => client.bearer(token),
+    };
+    if args.tls_no_verify {
+        client = client.danger_accept_invalid_certs();
+    }
+    if let Some(file) = &args.cacert {
+        let pem = std::fs::read(file)
+            .map_err(|e| Failure::Error(format!("cannot read {}: {e}", file.display())))?;
+        client = client.root_certificate(&pem).map_err(|e| {
+            Failure::Error(format!(
+                "{}: {}",
+                file.display(),
+                faas_logs::Error::describe(&e)
+            ))
+        })?;
+    }
+    // faas-cli sends --lines as it is whenever it is not 0: tail=-1 by default.
+    let tail = usize::try_from(args.lines).ok().filter(|&n| n > 0);
+    if args.lines < 0 {
+        client = client.unlimited_tail_as(args.lines);
+    }
+    let client = client
+        .build()
+        .map_err(|e| Failure::Error(faas_logs::Error::describe(&e)))?;
+
+    let since = match (args.since_time, args.since) {
+        (Some(at), _) => Some(at.to_utc()),
+        (None, Some(ago)) if !ago.is_zero() => Some(chrono::Utc::now() - ago),
+        _ => None,
+    }
+    .map(cut_to_the_second);
+    let request = Request {
+        namespace: args.namespace.clone(),
+        instance: args.only_instance.clone().unwrap_or_default(),
+        since,
+        tail,
+        follow: args.tail || args.forever,
+        ..Request::new(args.names[0].clone())
+    };
+    if std::env::var("FAAS_DEBUG").as_deref() == Ok("1") {
+        for name in &args.names {
+            let query = client.query(&Request {
+                name: name.clone(),
+                ..request.clone()
+            });
+            println!("{query}");
+        }
+    }
+
+    let several = args.names.len() > 1;
+    let layout = layout::Layout::parse(&layout::named(&args.time_format));
+    let mut printer = Printer::new(format, layout);
+    // Merged functions always say whose line it is.
+    printer.name = args.name || several;
+    printer.instance = args.instance || several;
+    printer.include = args.include;
+    printer.exclude = args.exclude;
+    // NO_COLOR, CLICOLOR, CLICOLOR_FORCE and a dumb terminal are honoured as anstream
+    // reads them.
+    printer.colour = match args.color {
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto => {
+            anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never
+        }
+    };
+
+    let resume = args
+        .forever
+        .then(|| Resume::default().max_failures(args.retries));
+    // A follow the provider ends (its timeout) ends the command as faas-cli's does; a
+    // person at a terminal is told why, and how to go on.
+    let say_when_ended = request.follow && !args.forever && std::io::stderr().is_terminal();
+    let mut missing = Vec::new();
+    let opened = async {
+        if several && resume.is_none() {
+            open_each(&client, &args.names, &request, &mut missing).await
+        } else if several {
+            let names: Vec<&str> = args.names.iter().map(String::as_str).collect();
+            client.lines_of(&names, &request, resume).await
+        } else if let Some(resume) = resume {
+            Ok(client.follow_lines(request, resume))
+        } else {
+            client.lines(&request).await
+        }
+    };
+    let interrupted = async {
+        // Without a signal handler, Ctrl-C would still end the process, only less cleanly.
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::pin!(interrupted);
+    tokio::select! {
+        opened = opened => {
+            let stream = opened.map_err(|e| Failure::Error(refused(&gateway, &e)))?;
+            tokio::select! {
+                printed = print_all(stream, &mut printer, say_when_ended) => printed?,
+                () = &mut interrupted => return Err(Failure::Interrupted),
+            }
+        }
+        () = &mut interrupted => return Err(Failure::Interrupted),
+    }
+    // The stream is dropped on return: the connection closes at once.
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Failure::Error(format!(
+            "{} of {} functions not found: {}",
+            missing.len(),
+            args.names.len(),
+            missing.join(", ")
+        )))
+    }
+}
+
+/// Opens each function's stream and merges them; a function the provider does not know
+/// is a warning (and a name in `missing`), the others are still shown. Fails only when
+/// none opens.
+async fn open_each(
+    client: &LogClient,
+    names: &[String],
+    request: &Request,
+    missing: &mut Vec<String>,
+) -> Result<LineStream, ClientError> {
+    let mut streams = Vec::with_capacity(names.len());
+    let mut first_error = None;
+    for name in names {
+        let request = Request {
+            name: name.clone(),
+            ..request.clone()
+        };
+        match client.lines(&request).await {
+            Ok(stream) => streams.push(stream),
+            Err(ClientError::Status {
+                status: 404,
+                message,
+            }) => {
+                eprintln!("faas-logs: warning: {name}: {message}");
+                missing.push(name.clone());
+            }
+            Err(e) => first_error = first_error.or(Some(e)),
+        }
+    }
+    match first_error {
+        Some(e) => Err(e),
+        None if streams.is_empty() => Err(ClientError::Status {
+            status: 404,
+            message: format!("none of the functions was found: {}", names.join(", ")),
+        }),
+        None => Ok(faas_logs::client::merge_lines_by_time(
+            streams,
+            faas_logs::client::MERGE_WINDOW,
+        )),
+    }
+}
+
+/// How one round of reading ended.
+enum Round {
+    /// Lines were printed; nothing more is ready (or the buffer is full): write them.
+    Printed,
+    /// The stream broke.
+    Broken(ClientError),
+    /// The stream ended.
+    Ended,
+}
+
+/// Prints every line of `stream`, writing out whenever the provider has nothing more
+/// ready. The lines ready are printed in one poll, not one await each: a dump runs at
+/// the provider's speed.
+async fn print_all(
+    mut stream: LineStream,
+    printer: &mut Printer,
+    say_when_ended: bool,
+) -> Result<(), Failure> {
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let mut buf: Vec<u8> = Vec::with_capacity(128 * 1024);
+    let mut printed = 0usize;
+    loop {
+        let round = std::future::poll_fn(|cx| {
+            let mut any = false;
+            loop {
+                match stream.as_mut().poll_next(cx) {
+                    Poll::Ready(Some(Ok(line))) => {
+                        printer.print(&line, &mut buf);
+                        printed += 1;
+                        any = true;
+                        if buf.len() >= 64 * 1024 {
+                            return Poll::Ready(Round::Printed);
+                        }
+                    }
+                    Poll::Ready(Some(Err(e))) => return Poll::Ready(Round::Broken(e)),
+                    Poll::Ready(None) => return Poll::Ready(Round::Ended),
+                    Poll::Pending if any => return Poll::Ready(Round::Printed),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+        })
+        .await;
+        write(&mut out, &mut buf)?;
+        match round {
+            Round::Printed => {}
+            Round::Broken(e) => {
+                return Err(Failure::Error(format!(
+                    "the log stream broke off after {printed} lines: {}",
+                    faas_logs::Error::describe(&e)
+                )))
+            }
+            Round::Ended => {
+                if say_when_ended {
+                    eprintln!(
+                        "faas-logs: the provider ended the stream (its timeout); --forever follows on"
+                    );
+                }
+                return Ok(());
+            }
+        }
+    }
+}
+
+/// Writes and flushes what is buffered; a closed stdout (`| head`) ends quietly.
+fn write(out: &mut impl Write, buf: &mut Vec<u8>) -> Result<(), Failure> {
+    let written = out.write_all(buf).and_then(|()| out.flush());
+    buf.clear();
+    match written {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => std::process::exit(0),
+        Err(e) => Err(Failure::Error(format!("cannot write the logs: {e}"))),
+    }
+}
+
+/// Why the provider did not give a stream, as faas-cli words it, with the cause.
+fn refused(gateway: &str, e: &ClientError) -> String {
+    match e {
+        ClientError::Status { status: 401, .. } => format!(
+            "unauthorized access, run \"faas-cli login\" to setup authentication for this server ({})",
+            faas_logs::Error::describe(e)
+        ),
+        ClientError::Status { status, message } => {
+            format!("server returned unexpected status code: {status} - {message}")
+        }
+        ClientError::Transport(_) | ClientError::Timeout(_) => {
+            let why = faas_logs::Error::describe(e);
+            // rustls's words for a server that answered TLS with plain HTTP.
+            let plain_http = why.contains("InvalidContentType") || why.contains("corrupt message");
+            match gateway.strip_prefix("https://") {
+                Some(rest) if plain_http => format!(
+                    "cannot connect to OpenFaaS on URL: {gateway}: the server answers plain HTTP, not HTTPS; use http://{rest}"
+                ),
+                _ => format!("cannot connect to OpenFaaS on URL: {gateway}: {why}"),
+            }
+        }
+        _ => faas_logs::Error::describe(e),
+    }
+}
+
+/// faas-cli sends `since` in RFC 3339 without a fraction.
+fn cut_to_the_second(at: chrono::DateTime<chrono::Utc>) -> chrono::DateTime<chrono::Utc> {
+    use chrono::Timelike;
+    at.with_nanosecond(0).unwrap_or(at)
+}
