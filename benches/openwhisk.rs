@@ -6,7 +6,7 @@
 // criterion_group! generates a public function without a doc comment.
 #![allow(missing_docs)]
 
-#[path = "../tests/emulator/openwhisk.rs"]
+#[path = "../tests/it/emulator/openwhisk.rs"]
 mod emulator;
 
 use std::hint::black_box;

@@ -8,7 +8,7 @@
 #![allow(missing_docs)]
 
 mod common;
-#[path = "../tests/browser/webdriver.rs"]
+#[path = "../tests/it/browser/webdriver.rs"]
 mod webdriver;
 
 use std::convert::Infallible;

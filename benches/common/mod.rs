@@ -1,6 +1,5 @@
 //! What the benches share: a handler served on loopback, and a client that reads a
 //! response to its end.
-#![allow(dead_code)]
 
 use std::convert::Infallible;
 use std::io::{Read, Write};
@@ -11,6 +10,7 @@ use hyper_util::rt::TokioIo;
 
 /// The runtime a bench's server process runs on: `FAAS_LOGS_BENCH_WORKERS` worker
 /// threads, 2 by default (a provider's default on this 2-core machine).
+#[allow(dead_code)] // some benches only
 pub(crate) fn server_runtime() -> tokio::runtime::Runtime {
     let workers = std::env::var("FAAS_LOGS_BENCH_WORKERS")
         .ok()
@@ -54,6 +54,7 @@ where
 }
 
 /// `GET path` on a fresh connection, read to the end; `chunk` sees every read.
+#[allow(dead_code)] // some benches only
 pub(crate) fn read_all(addr: SocketAddr, path: &str, mut chunk: impl FnMut(&[u8])) {
     let mut tcp = TcpStream::connect(addr).unwrap();
     write!(

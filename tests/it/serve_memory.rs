@@ -1,7 +1,7 @@
 //! `faas-logs serve`, the memory provider, end to end: the demo function, commands run as
 //! functions, pushed logs, and shutdown; over real HTTP on 127.0.0.1.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::io::BufRead;

@@ -5,9 +5,8 @@
 //! Needs a running engine and the image `faas-logs-busybox:1` (built here from busybox
 //! when missing). In CI (`CI` set) a missing engine fails; elsewhere these tests print
 //! that they were skipped.
-#![cfg(feature = "docker")]
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::process::Command;

@@ -2,7 +2,7 @@
 //! always ready, that fail before the first line, that panic, or whose history is still
 //! being held when the deadline comes.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::Duration;

@@ -4,7 +4,6 @@
 //! `limit` 30 by default, 0 meaning 200, more than 200 refused, `skip`, `docs`,
 //! `count`), errors as `{"error", "code"}`. It serves records given to it, counts
 //! requests, and can be told to fail the next requests.
-#![allow(dead_code)]
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -94,6 +93,7 @@ impl Emulator {
 
     /// Makes `entity` (`action` or `package/action`) an action that exists in the
     /// default namespace.
+    #[allow(dead_code)] // the tests use it; the bench that shares this module does not
     pub(crate) fn add_action(&self, entity: &str) {
         self.state
             .lock()
@@ -103,6 +103,7 @@ impl Emulator {
     }
 
     /// What `.../activations/{id}/logs` answers, where it differs from the record.
+    #[allow(dead_code)] // the tests use it; the bench that shares this module does not
     pub(crate) fn set_logs_route(&self, id: &str, lines: Vec<String>) {
         self.state
             .lock()
@@ -112,6 +113,7 @@ impl Emulator {
     }
 
     /// The next `n` requests get `status` (with `Retry-After: secs` when given).
+    #[allow(dead_code)] // the tests use it; the bench that shares this module does not
     pub(crate) fn fail_next(&self, n: usize, status: u16, retry_after: Option<u64>) {
         let fault = Fault {
             status,
@@ -126,6 +128,7 @@ impl Emulator {
     }
 
     /// The next request gets this body with a 200.
+    #[allow(dead_code)] // the tests use it; the bench that shares this module does not
     pub(crate) fn answer_next(&self, body: &str) {
         self.state.lock().unwrap().faults.push_back(Fault {
             status: 200,

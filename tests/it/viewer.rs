@@ -3,7 +3,7 @@
 //! cannot list its functions. A screenshot of the page with lines in it is written to
 //! `target/viewer.png`.
 
-mod common;
+use crate::common;
 #[path = "browser/webdriver.rs"]
 mod webdriver;
 

@@ -1,7 +1,7 @@
 //! The contract over real HTTP on 127.0.0.1, against a backend that ignores every
 //! parameter: tail, since, instance, order, follow, deadline, disconnect, errors.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! `LogClient` against real providers on 127.0.0.1: a dump, errors with the provider's
 //! text, broken streams, and a follow that resumes across the provider's timeouts.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

@@ -1,7 +1,7 @@
 //! The `static` example as a user runs it: start the binary, read its address, query it
 //! over HTTP, and stop it with Ctrl-C while a follow stream is open.
 
-mod common;
+use crate::common;
 
 use common::*;
 

@@ -2,7 +2,6 @@
 //! over the W3C WebDriver protocol by `chromedriver` (both installed by `.ci/run`).
 //! Only what the tests need: open a page, run a script in it, wait for what a script
 //! sees, take a screenshot.
-#![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::time::Duration;
@@ -138,6 +137,7 @@ impl Browser {
     }
 
     /// Writes a PNG of the window to `path`.
+    #[allow(dead_code)] // the tests use it; the bench that shares this module does not
     pub(crate) async fn screenshot(&self, path: &std::path::Path) {
         let answer: Value = self
             .http

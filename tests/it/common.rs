@@ -1,6 +1,5 @@
 //! Shared pieces of the black-box tests: a real server on 127.0.0.1, a real HTTP client,
 //! and a scripted backend that ignores every request parameter.
-#![allow(dead_code)]
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -165,6 +164,7 @@ async fn get_on(mut conn: Connection, path_and_query: &str) -> (hyper::Response<
 }
 
 /// `GET path` on a new connection, read whole: the status and the body as text.
+#[cfg_attr(not(feature = "cli"), allow(dead_code))] // used by the parts that need `cli`
 pub(crate) async fn get_whole(addr: SocketAddr, path: &str) -> (u16, String) {
     send_whole(addr, "GET", path, b"").await
 }
@@ -248,6 +248,7 @@ impl Lines {
 /// Whether `test` can run, given that what it needs outside the crate is `present`.
 /// Without it, the test is a failure in CI (`CI` set, as `.ci/run` sets it) and a
 /// visible skip elsewhere, so that `cargo test` passes on a machine with Rust alone.
+#[cfg_attr(not(feature = "cli"), allow(dead_code))] // used by the parts that need `cli`
 pub(crate) fn needs(test: &str, present: bool, missing: &str) -> bool {
     if present {
         return true;
@@ -459,12 +460,14 @@ pub(crate) fn texts(messages: &[Message]) -> Vec<String> {
 }
 
 /// The login of [`Provider::start_behind_login`], `admin:s3cret`, as a header.
+#[cfg_attr(not(feature = "cli"), allow(dead_code))] // used by the parts that need `cli`
 pub(crate) const LOGIN: (&str, &str) = ("authorization", "Basic YWRtaW46czNjcmV0");
 
 /// A provider binary running as a user would run it; killed when dropped.
 pub(crate) struct Provider {
     pub(crate) child: std::process::Child,
     pub(crate) addr: SocketAddr,
+    #[cfg_attr(not(feature = "cli"), allow(dead_code))] // used by the parts that need `cli`
     pub(crate) stdout: std::io::BufReader<std::process::ChildStdout>,
 }
 
@@ -594,6 +597,7 @@ impl Provider {
     /// Starts the provider `kind` on a free port with basic auth on. Its login ([`LOGIN`]) is
     /// in OpenFaaS secret files, in a folder removed once the binary has read them (it
     /// reads them before it listens).
+    #[cfg_attr(not(feature = "cli"), allow(dead_code))] // used by the parts that need `cli`
     pub(crate) fn start_behind_login(kind: &str) -> Provider {
         static STARTED: AtomicUsize = AtomicUsize::new(0);
         let n = STARTED.fetch_add(1, Ordering::SeqCst);
@@ -646,6 +650,7 @@ impl Drop for Provider {
 
 /// faas-cli's `PlainFormatMessage` and `KeyValueFormatMessage`, transcribed from its Go
 /// source (`commands/logs_format.go`), with the timestamp already written.
+#[cfg_attr(not(feature = "cli"), allow(dead_code))] // used by the parts that need `cli`
 pub(crate) fn faas_cli_line(
     m: &Message,
     time: &str,

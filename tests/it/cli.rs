@@ -2,7 +2,7 @@
 //! and output bytes, where the gateway and credentials come from, exit statuses, broken
 //! and hostile streams, `--forever`, Ctrl-C, https, merged functions and filters.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

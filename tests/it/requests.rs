@@ -1,7 +1,7 @@
 //! Requests the handler refuses, errors before the stream, POST bodies, and the Go wire
 //! format, over real HTTP on 127.0.0.1.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! readers, tail and since on a full ring, and its bounds; over real HTTP where the
 //! behaviour is HTTP.
 
-mod common;
+use crate::common;
 
 use std::collections::HashMap;
 use std::time::Duration;

@@ -6,7 +6,7 @@
 //! Needs `nats-server` on the PATH (`.ci/run` installs it). In CI (`CI` set) a missing
 //! server fails; elsewhere these tests print that they were skipped.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -3,7 +3,7 @@
 //! HTTP (tail, since, instance, follow, names), failures, bad answers, and the
 //! `faas-logs activations` commands.
 
-mod common;
+use crate::common;
 #[path = "emulator/openwhisk.rs"]
 mod emulator;
 

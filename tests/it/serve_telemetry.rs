@@ -4,7 +4,7 @@
 //! `/system/logs`, an INVOKE, then SHUTDOWN, after which the extension ends the follow
 //! stream cleanly and exits in time.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -2,7 +2,7 @@
 //! posted to a `TelemetryListener`, read back through `GET /system/logs` and the store's
 //! invocation records; then bad input.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::Duration;
