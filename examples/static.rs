@@ -133,6 +133,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         tokio::select! {
             accepted = listener.accept() => {
                 let Ok((tcp, _)) = accepted else { continue };
+                // A live line goes out at once, not after the delayed ACK of the last.
+                let _ = tcp.set_nodelay(true);
                 let handler = handler.clone();
                 let service = hyper::service::service_fn(move |req| {
                     let handler = handler.clone();

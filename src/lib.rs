@@ -43,11 +43,11 @@
 //! | [`server`] | [`LogHandler`](server::LogHandler), the endpoint over any requester, and its body [`LogBody`](server::LogBody); the log viewer page ([`viewer_response`](server::viewer_response)) and the function list it reads ([`LogHandler::functions`](server::LogHandler::functions)) |
 //! | [`store`] | [`LogStore`](store::LogStore), the embedded default backend: an in-memory ring per function, filled by [`capture_lines`](store::capture_lines) from a process's output and by [`LogStore::ingest_ndjson`](store::LogStore::ingest_ndjson) from pushed logs |
 //! | [`telemetry`] | [`TelemetryListener`](telemetry::TelemetryListener): Lambda's and FunctionGraph's telemetry pushes into a store, as lines and invocation records |
-//! | `client` (feature `client`) | `LogClient`: reads any provider's `/system/logs` as a stream of messages, over http or https, and follows across the provider's timeouts |
+//! | [`client`] (feature `client`) | [`LogClient`]: reads any provider's `/system/logs` as a stream of messages, over http or https, and follows across the provider's timeouts |
 //! | [`codec`] | the bytes: Go's exact NDJSON encoder and a decoder, line framing, timestamps |
-//! | `docker` (feature `docker`) | `DockerRequester`, for functions that run as Docker containers, and decoders of Docker's log streams |
-//! | `openwhisk` (feature `openwhisk`) | `OpenWhiskRequester`: logs from the activation records of OpenWhisk, OpenServerless and DigitalOcean Functions, polled for follow; the activations API's client and types |
-//! | `nats` (feature `nats`) | `JetStreamLogs`: one log store in a NATS JetStream stream that many providers share |
+//! | [`docker`] (feature `docker`) | [`DockerRequester`], for functions that run as Docker containers, and decoders of Docker's log streams |
+//! | [`openwhisk`] (feature `openwhisk`) | [`OpenWhiskRequester`]: logs from the activation records of OpenWhisk, OpenServerless and DigitalOcean Functions, polled for follow; the activations API's client and types |
+//! | [`nats`] (feature `nats`) | [`JetStreamLogs`]: one log store in a NATS JetStream stream that many providers share |
 //!
 //! # Example
 //!
@@ -123,16 +123,56 @@
 //! let app: axum::Router = axum::Router::new().route_service("/system/logs", handler);
 //! ```
 
+// The feature-gated modules are linked where they are built (docs.rs builds them all),
+// and to docs.rs where they are not.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![cfg_attr(
+    feature = "client",
+    doc = "[`client`]: crate::client\n\n[`LogClient`]: crate::client::LogClient"
+)]
+#![cfg_attr(
+    not(feature = "client"),
+    doc = "[`client`]: https://docs.rs/faas-logs/latest/faas_logs/client/\n\n[`LogClient`]: https://docs.rs/faas-logs/latest/faas_logs/client/struct.LogClient.html"
+)]
+#![cfg_attr(
+    feature = "docker",
+    doc = "[`docker`]: crate::docker\n\n[`DockerRequester`]: crate::docker::DockerRequester"
+)]
+#![cfg_attr(
+    not(feature = "docker"),
+    doc = "[`docker`]: https://docs.rs/faas-logs/latest/faas_logs/docker/\n\n[`DockerRequester`]: https://docs.rs/faas-logs/latest/faas_logs/docker/struct.DockerRequester.html"
+)]
+#![cfg_attr(
+    feature = "openwhisk",
+    doc = "[`openwhisk`]: crate::openwhisk\n\n[`OpenWhiskRequester`]: crate::openwhisk::OpenWhiskRequester"
+)]
+#![cfg_attr(
+    not(feature = "openwhisk"),
+    doc = "[`openwhisk`]: https://docs.rs/faas-logs/latest/faas_logs/openwhisk/\n\n[`OpenWhiskRequester`]: https://docs.rs/faas-logs/latest/faas_logs/openwhisk/struct.OpenWhiskRequester.html"
+)]
+#![cfg_attr(
+    feature = "nats",
+    doc = "[`nats`]: crate::nats\n\n[`JetStreamLogs`]: crate::nats::JetStreamLogs"
+)]
+#![cfg_attr(
+    not(feature = "nats"),
+    doc = "[`nats`]: https://docs.rs/faas-logs/latest/faas_logs/nats/\n\n[`JetStreamLogs`]: https://docs.rs/faas-logs/latest/faas_logs/nats/struct.JetStreamLogs.html"
+)]
+
 #[cfg(feature = "client")]
+#[cfg_attr(docsrs, doc(cfg(feature = "client")))]
 pub mod client;
 pub mod codec;
 #[cfg(feature = "docker")]
+#[cfg_attr(docsrs, doc(cfg(feature = "docker")))]
 pub mod docker;
 mod error;
 mod message;
 #[cfg(feature = "nats")]
+#[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 pub mod nats;
 #[cfg(feature = "openwhisk")]
+#[cfg_attr(docsrs, doc(cfg(feature = "openwhisk")))]
 pub mod openwhisk;
 mod ordered;
 mod request;

@@ -1,5 +1,15 @@
 //! [`DockerRequester`]: functions that run as Docker containers, their logs read from the
 //! Docker Engine API.
+//!
+//! Unix only: the daemon is reached over its Unix socket, or `tcp://` in plain HTTP;
+//! Windows' named pipes are not spoken, and the feature does not build there (nor do
+//! `serve` and `cli`, which bring it).
+
+#[cfg(not(unix))]
+compile_error!(
+    "faas-logs' docker feature (also brought by serve and cli) needs a Unix target: it \
+     speaks to the Docker daemon over its Unix socket"
+);
 
 mod api;
 mod client;

@@ -473,7 +473,7 @@ pub(crate) struct Provider {
 
 /// The program and first arguments that start the provider `kind`: `faas-logs serve`
 /// (`memory`) or one of its subcommands (`docker`, `openwhisk`, `telemetry`), or the
-/// example `static`, which cargo builds and names.
+/// example `static` or `axum`, which cargo builds and names.
 fn provider_command(kind: &str) -> (std::path::PathBuf, Vec<&str>) {
     #[cfg(feature = "cli")]
     let serve = || std::path::PathBuf::from(env!("CARGO_BIN_EXE_faas-logs"));
@@ -483,7 +483,7 @@ fn provider_command(kind: &str) -> (std::path::PathBuf, Vec<&str>) {
     };
     match kind {
         "memory" => (serve(), vec!["serve"]),
-        "static" => (built_example("static"), Vec::new()),
+        "static" | "axum" => (built_example(kind), Vec::new()),
         _ => (serve(), vec!["serve", kind]),
     }
 }

@@ -11,7 +11,7 @@ mod cli;
 mod client;
 #[cfg(feature = "docker")]
 mod docker;
-mod example_static;
+mod examples;
 mod hostile;
 #[cfg(feature = "cli")]
 mod nats;
