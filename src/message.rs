@@ -170,6 +170,7 @@ impl Message {
 /// The output a line was written to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[non_exhaustive]
 pub enum OutputStream {
     /// Standard output (and a TTY's merged output).
     Stdout,

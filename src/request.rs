@@ -16,6 +16,10 @@ const MAX_NAME_LEN: usize = 253;
 /// same fields, and passes it to [`Requester::query`](crate::Requester::query). A backend
 /// may use every field to do less work, but need not: the handler enforces `since`,
 /// `instance`, `tail` and `follow` on whatever the backend returns.
+///
+/// Not `#[non_exhaustive]`, on purpose: clients build it with a struct literal,
+/// `Request { follow: true, ..Request::new("hello") }`, which that attribute would
+/// forbid; a new field comes with a new major version.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Request {
     /// The function's name; never empty once parsed.

@@ -28,6 +28,10 @@ use crate::{Capabilities, Error, FunctionName, LogStream, Message, Request, Requ
 const MESSAGE_OVERHEAD: usize = std::mem::size_of::<Message>() + 16;
 
 /// The bounds of a [`LogStore`].
+///
+/// Not `#[non_exhaustive]`, on purpose: it is built with a struct literal,
+/// `StoreLimits { max_messages: 1000, ..StoreLimits::default() }`, which that attribute
+/// would forbid; a new field comes with a new major version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StoreLimits {
     /// The most messages kept per function (default 10,000).
@@ -81,6 +85,7 @@ fn default_total_bytes() -> usize {
 
 /// What a function's ring holds now, from [`LogStore::stats`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RingStats {
     /// Messages held.
     pub messages: usize,

@@ -1,7 +1,8 @@
 //! `faas-logs`: reads the logs of OpenFaaS functions from any provider or gateway, with
 //! faas-cli's `logs` flags and output, and what faas-cli lacks (a real instance filter,
 //! an exit status that tells a broken stream, `--forever`, several functions merged by
-//! time, text filters). `faas-logs --help` lists it all.
+//! time, text filters). `faas-logs serve` runs the log providers. `faas-logs --help`
+//! lists it all.
 
 #[cfg(feature = "cli")]
 mod activations;
