@@ -98,7 +98,7 @@ fn main() {
 }
 
 async fn run(url: &str) {
-    let config = JetStreamConfig::default().retention(Duration::from_secs(3600), 4 << 30, -1);
+    let config = JetStreamConfig::default().with_retention(Duration::from_secs(3600), 4 << 30, -1);
     let logs = JetStreamLogs::connect(url, config.clone()).await.unwrap();
     let client = async_nats::connect(url).await.unwrap();
     let context = jetstream::new(client);

@@ -23,7 +23,7 @@
 //! |---|---|
 //! | a bad parameter | 422 and `{"error": "..."}` naming it |
 //! | the backend fails (or panics) before anything was sent: in `query`, at its first item, or while `tail` still holds history back | the error's status (404, 503, 500; see [`Error`]) and `{"error": "..."}` |
-//! | the backend says nothing for [`LogHandler::status_wait`](server::LogHandler::status_wait) (250 ms) | `200` at once; what follows as below |
+//! | the backend says nothing for [`LogHandler::with_status_wait`](server::LogHandler::with_status_wait) (250 ms) | `200` at once; what follows as below |
 //! | the backend fails (or panics) after the `200` | the lines before it, then an aborted body (no final chunk): a broken stream never looks finished |
 //! | the timeout or [`LogHandler::shutdown`](server::LogHandler::shutdown) while history is still being read | the history held so far (the newest `tail` seen), then an aborted body: the answer is incomplete |
 //! | the timeout or a shutdown once history is complete | every history line, then a clean end |

@@ -76,7 +76,7 @@ pub type LogStream = Pin<Box<dyn Stream<Item = Result<Event, Error>> + Send + 's
 /// alone. Otherwise the handler also guesses: history ends at the
 /// first message stamped at or after the moment the request arrived,
 /// or when the stream ends; in a follow request with a `tail`, also when the stream has
-/// been quiet for [`LogHandler::history_quiet`](crate::server::LogHandler::history_quiet)
+/// been quiet for [`LogHandler::with_history_quiet`](crate::server::LogHandler::with_history_quiet)
 /// (100 ms by default). Without the mark, a backend's clock that runs ahead of the
 /// handler's can end a non-follow history early, so send it when you can.
 ///
@@ -126,7 +126,7 @@ pub trait Requester: Send + Sync + 'static {
 
     /// The namespace this backend answers a request without one for, when it is not
     /// OpenFaaS's `openfaas-fn` (the default, `None`). The handler asks once, when it is
-    /// made; [`LogHandler::default_namespace`](crate::server::LogHandler::default_namespace)
+    /// made; [`LogHandler::with_default_namespace`](crate::server::LogHandler::with_default_namespace)
     /// sets it there instead.
     fn default_namespace(&self) -> Option<String> {
         None
@@ -165,7 +165,7 @@ impl FunctionName {
 /// ```
 /// use faas_logs::Capabilities;
 ///
-/// let store_like = Capabilities::NONE.with_history_end().with_exact_tail();
+/// let store_like = Capabilities::NONE.with_marks_history_end().with_applies_tail();
 /// assert!(store_like.marks_history_end && store_like.applies_tail);
 /// assert!(!store_like.selects_instance);
 /// ```
@@ -211,28 +211,28 @@ impl Capabilities {
 
     /// With [`Capabilities::selects_instance`].
     #[must_use]
-    pub const fn with_instance_selection(mut self) -> Self {
+    pub const fn with_selects_instance(mut self) -> Self {
         self.selects_instance = true;
         self
     }
 
     /// With [`Capabilities::marks_history_end`].
     #[must_use]
-    pub const fn with_history_end(mut self) -> Self {
+    pub const fn with_marks_history_end(mut self) -> Self {
         self.marks_history_end = true;
         self
     }
 
     /// With [`Capabilities::applies_tail`].
     #[must_use]
-    pub const fn with_exact_tail(mut self) -> Self {
+    pub const fn with_applies_tail(mut self) -> Self {
         self.applies_tail = true;
         self
     }
 
     /// With [`Capabilities::selects_function`].
     #[must_use]
-    pub const fn with_function_selection(mut self) -> Self {
+    pub const fn with_selects_function(mut self) -> Self {
         self.selects_function = true;
         self
     }

@@ -12,7 +12,7 @@
 //!   their timeout and connections drop. The client reconnects with `since` set to the
 //!   newest timestamp it delivered and drops the lines at that timestamp it already
 //!   delivered, so every line comes once, in order, across any number of reconnects; it
-//!   backs off after failures and gives up after [`Resume::max_failures`] in a row.
+//!   backs off after failures and gives up after [`Resume::with_max_failures`] in a row.
 //! - **Any provider.** The query is written as faas-cli writes it ([`LogClient::query`]),
 //!   so Go providers and the gateway read it too.
 //! - **Lines as they came** ([`LogClient::lines`]): each [`LogLine`] is checked to be a
@@ -170,14 +170,14 @@ impl Default for Resume {
 impl Resume {
     /// With at most `failures` failures in a row.
     #[must_use]
-    pub fn max_failures(mut self, failures: u32) -> Self {
+    pub fn with_max_failures(mut self, failures: u32) -> Self {
         self.max_failures = failures;
         self
     }
 
     /// With pauses from `first` up to `max`.
     #[must_use]
-    pub fn backoff(mut self, first: Duration, max: Duration) -> Self {
+    pub fn with_backoff(mut self, first: Duration, max: Duration) -> Self {
         self.first_backoff = first;
         self.max_backoff = max;
         self

@@ -43,7 +43,7 @@ pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
 /// A function's instances are the containers that carry its label (by default
 /// `com.openfaas.function=<name>`) in the request's namespace: a container's namespace is
 /// its namespace label (`com.openfaas.namespace`), or the provider's default namespace
-/// (`openfaas-fn` unless [`DockerRequester::default_namespace`] says otherwise) when it has
+/// (`openfaas-fn` unless [`DockerRequester::with_default_namespace`] says otherwise) when it has
 /// none; a request without a namespace means the default one, as faas-netes and faasd
 /// do. Every message carries its container's namespace. An instance is named by its
 /// container name; `instance` in a request selects by that name or by a container ID
@@ -73,7 +73,7 @@ pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
 /// use faas_logs::docker::DockerRequester;
 /// use faas_logs::server::LogHandler;
 ///
-/// let docker = DockerRequester::from_env()?.function_label("com.openfaas.function");
+/// let docker = DockerRequester::from_env()?.with_function_label("com.openfaas.function");
 /// let handler = LogHandler::new(docker, Duration::from_secs(30));
 /// # Ok(()) }
 /// ```
@@ -118,14 +118,14 @@ impl DockerRequester {
 
     /// The label key whose value is the function's name.
     #[must_use]
-    pub fn function_label(mut self, key: impl Into<String>) -> Self {
+    pub fn with_function_label(mut self, key: impl Into<String>) -> Self {
         self.function_label = key.into();
         self
     }
 
     /// The label key whose value is the function's namespace.
     #[must_use]
-    pub fn namespace_label(mut self, key: impl Into<String>) -> Self {
+    pub fn with_namespace_label(mut self, key: impl Into<String>) -> Self {
         self.namespace_label = key.into();
         self
     }
@@ -133,7 +133,7 @@ impl DockerRequester {
     /// The namespace of containers without a namespace label, and of requests that name
     /// none (default `openfaas-fn`).
     #[must_use]
-    pub fn default_namespace(mut self, namespace: impl Into<String>) -> Self {
+    pub fn with_default_namespace(mut self, namespace: impl Into<String>) -> Self {
         self.default_namespace = namespace.into();
         self
     }
@@ -246,8 +246,8 @@ impl Requester for DockerRequester {
     /// mark; `tail` is applied per container, so the handler still keeps the newest.
     fn capabilities(&self) -> Capabilities {
         Capabilities::NONE
-            .with_instance_selection()
-            .with_history_end()
+            .with_selects_instance()
+            .with_marks_history_end()
     }
 
     fn default_namespace(&self) -> Option<String> {

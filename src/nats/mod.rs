@@ -5,7 +5,7 @@
 //!   any name works (dots included) and decodes back.
 //! - **Writing** ([`JetStreamLogs::store`], the [`LogSink`](crate::LogSink)): a batch's
 //!   lines are published in order and the batch waits for its own acknowledgements,
-//!   together, within [`JetStreamConfig::store_timeout`]. Each line's outcome is its
+//!   together, within [`JetStreamConfig::with_store_timeout`]. Each line's outcome is its
 //!   own: stored (acknowledged), refused for what it is ([`Error::InvalidRequest`]), or
 //!   not stored because JetStream is unavailable ([`Error::Unavailable`]: no leader,
 //!   no answer in time, connection lost). Every line carries a `Nats-Msg-Id` (from the
@@ -95,21 +95,21 @@ impl Default for JetStreamConfig {
 impl JetStreamConfig {
     /// With the stream named `name`.
     #[must_use]
-    pub fn stream(mut self, name: impl Into<String>) -> Self {
+    pub fn with_stream(mut self, name: impl Into<String>) -> Self {
         self.stream = name.into();
         self
     }
 
     /// With `replicas` copies of the stream.
     #[must_use]
-    pub fn replicas(mut self, replicas: usize) -> Self {
+    pub fn with_replicas(mut self, replicas: usize) -> Self {
         self.replicas = replicas;
         self
     }
 
     /// With these retention bounds.
     #[must_use]
-    pub fn retention(mut self, max_age: Duration, max_bytes: i64, per_instance: i64) -> Self {
+    pub fn with_retention(mut self, max_age: Duration, max_bytes: i64, per_instance: i64) -> Self {
         self.max_age = max_age;
         self.max_bytes = max_bytes;
         self.max_messages_per_subject = per_instance;
@@ -118,21 +118,21 @@ impl JetStreamConfig {
 
     /// With this deadline for a batch's acknowledgements.
     #[must_use]
-    pub fn store_timeout(mut self, timeout: Duration) -> Self {
+    pub fn with_store_timeout(mut self, timeout: Duration) -> Self {
         self.store_timeout = timeout;
         self
     }
 
     /// With this bound on [`JetStreamLogs::connect`]'s retries.
     #[must_use]
-    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
         self
     }
 
     /// Whether to change an existing stream to these settings.
     #[must_use]
-    pub fn update_stream(mut self, update: bool) -> Self {
+    pub fn with_update_stream(mut self, update: bool) -> Self {
         self.update_stream = update;
         self
     }
@@ -215,12 +215,12 @@ impl JetStreamLogs {
     /// Connects to the servers at `urls` (comma-separated, `nats://host:port`), and
     /// creates the stream if it does not exist. An existing stream whose settings differ
     /// from `config`'s is used as it is, each difference logged (see
-    /// [`JetStreamLogs::stream_differences`]), unless [`JetStreamConfig::update_stream`]
+    /// [`JetStreamLogs::stream_differences`]), unless [`JetStreamConfig::with_update_stream`]
     /// asks to change it.
     ///
     /// While NATS cannot be reached, or has no JetStream leader yet (a cluster that is
     /// starting), it tries again with a growing pause, logging each attempt, for at most
-    /// [`JetStreamConfig::connect_timeout`].
+    /// [`JetStreamConfig::with_connect_timeout`].
     pub async fn connect(urls: &str, config: JetStreamConfig) -> Result<Self, Error> {
         let started = tokio::time::Instant::now();
         let mut pause = Duration::from_millis(100);
@@ -289,7 +289,7 @@ impl JetStreamLogs {
 
     /// Stores `batch` (an empty namespace is the default one) and returns once each line
     /// is acknowledged or known not to be stored, within
-    /// [`JetStreamConfig::store_timeout`]: one outcome per line, in order (see the
+    /// [`JetStreamConfig::with_store_timeout`]: one outcome per line, in order (see the
     /// [module documentation](self)).
     pub async fn store(&self, batch: Batch) -> Vec<Result<(), Error>> {
         self.inner.writer.store(batch).await
@@ -411,8 +411,8 @@ impl Requester for JetStreamLogs {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities::NONE
-            .with_history_end()
-            .with_instance_selection()
+            .with_marks_history_end()
+            .with_selects_instance()
     }
 
     fn default_namespace(&self) -> Option<String> {

@@ -23,7 +23,7 @@ const DEFAULT_MAX_ANSWER: usize = 256 << 20;
 /// use faas_logs::openwhisk::{ListOptions, OpenWhiskClient};
 ///
 /// let client = OpenWhiskClient::builder("https://faas-nyc1-2ef2e6cc.doserverless.co", "uuid:key").build()?;
-/// for row in client.list(&ListOptions::new().name("sample/hello").limit(5)).await? {
+/// for row in client.list(&ListOptions::new().with_name("sample/hello").with_limit(5)).await? {
 ///     println!("{} {}", row.activation_id, row.entity());
 /// }
 /// # Ok(()) }
@@ -148,7 +148,7 @@ impl OpenWhiskClientBuilder {
 ///
 /// ```
 /// use faas_logs::openwhisk::ListOptions;
-/// let page = ListOptions::new().name("sample/hello").limit(200).skip(400).since(1_700_000_000_000);
+/// let page = ListOptions::new().with_name("sample/hello").with_limit(200).with_skip(400).with_since(1_700_000_000_000);
 /// # let _ = page;
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -168,31 +168,31 @@ impl ListOptions {
     }
 
     /// Only those of `action` or `package/action`.
-    pub fn name(mut self, name: impl Into<String>) -> Self {
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
         self.name = Some(name.into()).filter(|n: &String| !n.is_empty());
         self
     }
 
     /// At most this many (the server caps it at 200; `0` means 200).
-    pub fn limit(mut self, limit: u32) -> Self {
+    pub fn with_limit(mut self, limit: u32) -> Self {
         self.limit = Some(limit);
         self
     }
 
     /// Leave out this many of the newest.
-    pub fn skip(mut self, skip: u32) -> Self {
+    pub fn with_skip(mut self, skip: u32) -> Self {
         self.skip = skip;
         self
     }
 
     /// Only those that started at or after this (epoch milliseconds).
-    pub fn since(mut self, ms: i64) -> Self {
+    pub fn with_since(mut self, ms: i64) -> Self {
         self.since = Some(ms);
         self
     }
 
     /// Only those that started at or before this (epoch milliseconds).
-    pub fn upto(mut self, ms: i64) -> Self {
+    pub fn with_upto(mut self, ms: i64) -> Self {
         self.upto = Some(ms);
         self
     }

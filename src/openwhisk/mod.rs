@@ -13,7 +13,7 @@
 //! | `name=/guest/sample/hello` | the same, fully qualified: the first segment is the namespace |
 //! | `namespace=guest` | that OpenWhisk namespace; empty is the API key's own (`_`) |
 //! | `tail=N` | the newest activations, page by page (200 a page), until they hold `N` lines, and no further |
-//! | `since=...` | activations that started up to [`OpenWhiskRequester::since_margin`] before it (a line can come after its activation's start); the handler drops older lines |
+//! | `since=...` | activations that started up to [`OpenWhiskRequester::with_since_margin`] before it (a line can come after its activation's start); the handler drops older lines |
 //! | `instance=ID` | that activation alone, fetched directly |
 //! | `follow=true` | after history, new activations as they finish, by polling ([`PollSettings`]) |
 //!
@@ -36,7 +36,7 @@
 //! **Errors.** A refused API key (401, 403) says so and never shows the key; a name or
 //! activation the API does not know is `404`; an unreachable host is `503`. Throttling
 //! (429) and server errors (5xx) are retried with a backoff until
-//! [`PollSettings::give_up_after`]; a follow that gives up ends as a broken stream.
+//! [`PollSettings::with_give_up_after`]; a follow that gives up ends as a broken stream.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -88,7 +88,7 @@ pub struct OpenWhiskRequester {
 
 impl OpenWhiskRequester {
     /// A requester over `client`'s API host and key, with the default
-    /// [`PollSettings`] and a 5 minute [`since_margin`](Self::since_margin).
+    /// [`PollSettings`] and a 5 minute [`since_margin`](Self::with_since_margin).
     #[must_use]
     pub fn new(client: OpenWhiskClient) -> Self {
         OpenWhiskRequester {
@@ -100,7 +100,7 @@ impl OpenWhiskRequester {
 
     /// How a follow polls, and how long calls may fail before a query gives up.
     #[must_use]
-    pub fn poll_settings(mut self, settings: PollSettings) -> Self {
+    pub fn with_poll_settings(mut self, settings: PollSettings) -> Self {
         self.settings = settings;
         self
     }
@@ -109,7 +109,7 @@ impl OpenWhiskRequester {
     /// 5 min): one that started earlier but logged after `since` is found when it ran
     /// no longer than this.
     #[must_use]
-    pub fn since_margin(mut self, margin: Duration) -> Self {
+    pub fn with_since_margin(mut self, margin: Duration) -> Self {
         self.since_margin = margin;
         self
     }
@@ -211,9 +211,9 @@ impl Requester for OpenWhiskRequester {
         // `/guest/pkg/action` is answered with the action's records, named `pkg/action`
         // in namespace `guest`: the names differ from the request's by design.
         Capabilities::NONE
-            .with_history_end()
+            .with_marks_history_end()
             .with_name_chars(OPENWHISK_NAME_CHARS)
-            .with_function_selection()
+            .with_selects_function()
     }
 
     /// The actions of the client's namespace (`package/action` for packaged ones), or

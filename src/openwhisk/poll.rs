@@ -41,23 +41,23 @@ impl Default for PollSettings {
 }
 
 impl PollSettings {
-    /// With this [`PollSettings::interval`].
+    /// With this [`PollSettings::with_interval`].
     #[must_use]
-    pub fn interval(mut self, interval: Duration) -> Self {
+    pub fn with_interval(mut self, interval: Duration) -> Self {
         self.interval = interval;
         self
     }
 
-    /// With this [`PollSettings::overlap`].
+    /// With this [`PollSettings::with_overlap`].
     #[must_use]
-    pub fn overlap(mut self, overlap: Duration) -> Self {
+    pub fn with_overlap(mut self, overlap: Duration) -> Self {
         self.overlap = overlap;
         self
     }
 
-    /// With this [`PollSettings::give_up_after`].
+    /// With this [`PollSettings::with_give_up_after`].
     #[must_use]
-    pub fn give_up_after(mut self, give_up_after: Duration) -> Self {
+    pub fn with_give_up_after(mut self, give_up_after: Duration) -> Self {
         self.give_up_after = give_up_after;
         self
     }
@@ -150,7 +150,7 @@ pub(crate) async fn with_logs(
 /// New activations of one action (or of a whole namespace), oldest first, as they
 /// finish: the engine of a follow, and of `faas-logs activations poll`.
 ///
-/// Each poll lists the last [`PollSettings::overlap`] of summaries, keeps those whose id
+/// Each poll lists the last [`PollSettings::with_overlap`] of summaries, keeps those whose id
 /// it has not delivered, and reads their full records (and their logs from `.../logs`
 /// where the inline ones are empty). An activation that finishes late is delivered
 /// once, when it appears; the ids it remembers are only those inside the overlap, so
@@ -237,7 +237,7 @@ impl ActivationPoller {
     /// Waits for the next poll (at once for the first of a [`since`](Self::since)
     /// poller), and returns the activations that appeared, with their logs, oldest
     /// first; often none. An error is final: the API failed for longer than
-    /// [`PollSettings::give_up_after`], or refused the key.
+    /// [`PollSettings::with_give_up_after`], or refused the key.
     pub async fn next(&mut self) -> Result<Vec<Activation>, Error> {
         if !std::mem::take(&mut self.poll_now) {
             tokio::time::sleep(self.settings.interval).await;
@@ -279,9 +279,9 @@ impl ActivationPoller {
     }
 
     fn options(&self) -> ListOptions {
-        let options = ListOptions::new().limit(MAX_LIMIT);
+        let options = ListOptions::new().with_limit(MAX_LIMIT);
         match &self.name {
-            Some(name) => options.name(name.clone()),
+            Some(name) => options.with_name(name.clone()),
             None => options,
         }
     }
@@ -293,7 +293,7 @@ impl ActivationPoller {
         unreachable_too: bool,
     ) -> Result<Vec<ActivationSummary>, Error> {
         every_page(|skip| {
-            let options = self.options().since(since).skip(skip);
+            let options = self.options().with_since(since).with_skip(skip);
             async move {
                 retrying(self.settings.give_up_after, unreachable_too, || {
                     self.client.try_list(&options, false)
@@ -314,7 +314,11 @@ impl ActivationPoller {
         let mut missing: HashSet<&str> = fresh.keys().map(String::as_str).collect();
         let mut skip = 0;
         loop {
-            let options = self.options().since(low).upto(high).skip(skip);
+            let options = self
+                .options()
+                .with_since(low)
+                .with_upto(high)
+                .with_skip(skip);
             let page: Vec<Activation> = retrying(self.settings.give_up_after, true, || {
                 self.client.try_list(&options, true)
             })

@@ -173,13 +173,13 @@ impl Reader {
 
     fn options(&self, skip: u32, span: Option<(i64, i64)>) -> ListOptions {
         let options = ListOptions::new()
-            .name(self.entity.clone())
-            .limit(MAX_LIMIT)
-            .skip(skip);
+            .with_name(self.entity.clone())
+            .with_limit(MAX_LIMIT)
+            .with_skip(skip);
         match (span, self.list_since) {
-            (Some((low, high)), _) => options.since(low).upto(high),
-            (None, Some(since)) => options.since(since).upto(self.upto),
-            (None, None) => options.upto(self.upto),
+            (Some((low, high)), _) => options.with_since(low).with_upto(high),
+            (None, Some(since)) => options.with_since(since).with_upto(self.upto),
+            (None, None) => options.with_upto(self.upto),
         }
     }
 

@@ -337,7 +337,7 @@ mod tests {
             &"openfaas-fn".into(),
             Utc::now(),
             Duration::from_secs(1),
-            crate::Capabilities::NONE.with_history_end(),
+            crate::Capabilities::NONE.with_marks_history_end(),
         );
         let never = tokio_util::sync::CancellationToken::new().cancelled_owned();
         let far = Instant::now() + Duration::from_secs(3600);

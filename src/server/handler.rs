@@ -105,7 +105,7 @@ impl<R: Requester + ?Sized> LogHandler<R> {
     /// other namespaces are dropped from such a response, and a message without a
     /// namespace is sent with this one.
     #[must_use]
-    pub fn default_namespace(mut self, namespace: impl Into<SharedStr>) -> Self {
+    pub fn with_default_namespace(mut self, namespace: impl Into<SharedStr>) -> Self {
         self.default_namespace = namespace.into();
         self
     }
@@ -116,7 +116,7 @@ impl<R: Requester + ?Sized> LogHandler<R> {
     /// JSON body; one after it aborts the body. A follow response whose history is over
     /// (or empty) is committed at once.
     #[must_use]
-    pub fn status_wait(mut self, wait: Duration) -> Self {
+    pub fn with_status_wait(mut self, wait: Duration) -> Self {
         self.status_wait = wait;
         self
     }
@@ -126,7 +126,7 @@ impl<R: Requester + ?Sized> LogHandler<R> {
     /// with a `tail` (default 100 ms). Nothing is lost when it is too short: a later
     /// history message is sent as live.
     #[must_use]
-    pub fn history_quiet(mut self, quiet: Duration) -> Self {
+    pub fn with_history_quiet(mut self, quiet: Duration) -> Self {
         self.history_quiet = quiet;
         self
     }
@@ -226,7 +226,7 @@ impl<R: Requester + ?Sized> LogHandler<R> {
         response
     }
 
-    /// Queries the backend and waits (at most [`LogHandler::status_wait`]) for what the
+    /// Queries the backend and waits (at most [`LogHandler::with_status_wait`]) for what the
     /// response starts with, so that an early error still gets its status.
     async fn start(
         &self,

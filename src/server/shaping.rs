@@ -342,7 +342,7 @@ mod tests {
             &"openfaas-fn".into(),
             Utc::now(),
             Duration::from_secs(1),
-            Capabilities::NONE.with_history_end(),
+            Capabilities::NONE.with_marks_history_end(),
         );
         let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
         // Each poll takes one time slice of the history and yields.

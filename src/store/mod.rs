@@ -571,7 +571,9 @@ impl Requester for LogStore {
     /// History ends with the mark, and `tail`, `since` and `instance` are answered from
     /// the ring exactly.
     fn capabilities(&self) -> Capabilities {
-        Capabilities::NONE.with_history_end().with_exact_tail()
+        Capabilities::NONE
+            .with_marks_history_end()
+            .with_applies_tail()
     }
 
     async fn functions(&self) -> Result<Option<Vec<FunctionName>>, Error> {

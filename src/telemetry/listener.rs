@@ -42,7 +42,7 @@ pub struct BatchReport {
     /// batch that cannot be fixed; a visible line of the function says so too.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unreadable: Option<String>,
-    /// Lines not stored because the sink given to [`TelemetryListener::lines_to`] was
+    /// Lines not stored because the sink given to [`TelemetryListener::with_lines_to`] was
     /// unavailable, and why: the batch is answered `503` and may be sent again whole
     /// (the listener then takes it as new, and a sink that deduplicates, JetStream,
     /// stores each line once).
@@ -123,7 +123,7 @@ pub struct TelemetryListener {
 }
 
 /// The lines of one batch, collected as its events are read and written together once
-/// it is read: to the store, or to the sink given to [`TelemetryListener::lines_to`].
+/// it is read: to the store, or to the sink given to [`TelemetryListener::with_lines_to`].
 /// Holding them until then lets an invocation's report name the instance of the lines
 /// it ended (FunctionGraph says which pod ran an invocation only in its report).
 #[derive(Default)]
@@ -179,14 +179,14 @@ impl TelemetryListener {
 
     /// The namespace the function's lines and records go to (default: the store's).
     #[must_use]
-    pub fn namespace(mut self, namespace: impl Into<SharedStr>) -> Self {
+    pub fn with_namespace(mut self, namespace: impl Into<SharedStr>) -> Self {
         self.namespace = namespace.into();
         self
     }
 
     /// The instance of lines until the platform names one (default `sandbox`).
     #[must_use]
-    pub fn instance(mut self, instance: impl Into<SharedStr>) -> Self {
+    pub fn with_instance(mut self, instance: impl Into<SharedStr>) -> Self {
         self.fallback_instance = instance.into();
         self
     }
@@ -196,13 +196,13 @@ impl TelemetryListener {
     /// [`TelemetryListener::ingest_into_sink`] write each batch's lines and wait for
     /// their own outcome before they answer.
     #[must_use]
-    pub fn lines_to(mut self, sink: impl LogSink + 'static) -> Self {
+    pub fn with_lines_to(mut self, sink: impl LogSink + 'static) -> Self {
         self.lines_to = Some(Arc::new(sink));
         self
     }
 
     /// [`TelemetryListener::ingest`], with the lines written to the sink given to
-    /// [`TelemetryListener::lines_to`] as one batch: an event whose line the sink
+    /// [`TelemetryListener::with_lines_to`] as one batch: an event whose line the sink
     /// refuses is refused with the sink's reason, and lines the sink could not store for
     /// now are reported in [`BatchReport::unavailable`] (and the batch is not remembered
     /// as stored, so that its retry is taken). Without a sink, the same as `ingest`.
@@ -269,13 +269,13 @@ impl TelemetryListener {
     /// The largest batch accepted (default [`DEFAULT_MAX_BATCH_BYTES`]); a larger one is
     /// answered `413` and nothing of it is stored.
     #[must_use]
-    pub fn max_batch_bytes(mut self, bytes: usize) -> Self {
+    pub fn with_max_batch_bytes(mut self, bytes: usize) -> Self {
         self.max_batch_bytes = bytes;
         self
     }
 
     /// Stores one batch (the body of a POST) in the store, lines and records, and says
-    /// what became of each event. A listener with [`TelemetryListener::lines_to`] is fed
+    /// what became of each event. A listener with [`TelemetryListener::with_lines_to`] is fed
     /// with [`TelemetryListener::ingest_into_sink`] instead (which `handle` uses).
     #[must_use = "the report says which events were refused"]
     pub fn ingest(&self, body: &[u8]) -> BatchReport {

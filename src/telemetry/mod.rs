@@ -33,7 +33,7 @@
 //! - **Instance.** Lines carry the pod that FunctionGraph's reports name (`podName`), or
 //!   the environment id of a Lambda `initStart` (`instanceId`), once seen; before that, the
 //!   listener's fallback instance, `sandbox` unless set with
-//!   [`TelemetryListener::instance`]. An invocation's lines are one instance's: the
+//!   [`TelemetryListener::with_instance`]. An invocation's lines are one instance's: the
 //!   lines of a batch from its start event to its report (its start line, its function
 //!   lines, its `END` and `REPORT`) take the pod the report names, though FunctionGraph
 //!   names it only there; lines of the invocation stored from an earlier batch keep the

@@ -180,8 +180,8 @@ async fn following_a_provider_that_is_gone_gives_up_after_the_policys_failures()
     };
     let client = LogClient::new(format!("http://{addr}")).unwrap();
     let resume = Resume::default()
-        .max_failures(3)
-        .backoff(Duration::from_millis(1), Duration::from_millis(10));
+        .with_max_failures(3)
+        .with_backoff(Duration::from_millis(1), Duration::from_millis(10));
     let mut follow = client.follow(Request::new("f"), resume);
     let error = within(follow.next()).await.unwrap().unwrap_err();
     let ClientError::GaveUp { failures, last } = error else {

@@ -358,14 +358,17 @@ impl Scripted {
     /// Marks history's end and says so to the handler.
     pub(crate) fn trusted(mut self) -> Self {
         self.mark = true;
-        self.capabilities = self.capabilities.with_history_end();
+        self.capabilities = self.capabilities.with_marks_history_end();
         self
     }
 
     /// Tells the handler that it marks history's end and applies `tail` itself, without
     /// sending the mark after `history` (the test sends it through `live`).
     pub(crate) fn exact(mut self) -> Self {
-        self.capabilities = self.capabilities.with_history_end().with_exact_tail();
+        self.capabilities = self
+            .capabilities
+            .with_marks_history_end()
+            .with_applies_tail();
         self
     }
 

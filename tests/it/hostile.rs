@@ -33,7 +33,7 @@ impl Requester for Endless {
 
     fn capabilities(&self) -> Capabilities {
         if self.marked {
-            Capabilities::NONE.with_history_end()
+            Capabilities::NONE.with_marks_history_end()
         } else {
             Capabilities::NONE
         }
@@ -176,8 +176,8 @@ async fn an_error_after_the_status_breaks_the_body_visibly() {
     // went out when the wait ran out; the failure breaks the body.
     let (backend, live) = Scripted::new(big_history(3)).live();
     let handler = LogHandler::new(backend, Duration::from_secs(30))
-        .status_wait(Duration::from_millis(50))
-        .history_quiet(Duration::from_secs(60));
+        .with_status_wait(Duration::from_millis(50))
+        .with_history_quiet(Duration::from_secs(60));
     let addr = serve(handler).await;
     let (response, mut lines) = get(addr, "/system/logs?name=f&tail=2&follow=true").await;
     assert_eq!(response.status(), 200);
@@ -211,7 +211,7 @@ impl Requester for Panicking {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::NONE.with_history_end()
+        Capabilities::NONE.with_marks_history_end()
     }
 }
 
@@ -240,8 +240,8 @@ async fn history_still_held_at_the_deadline_is_sent_then_the_body_breaks() {
     let backend = Scripted::new(history.clone()).open();
     let dropped = backend.dropped.clone();
     let handler = LogHandler::new(backend, Duration::from_millis(400))
-        .history_quiet(Duration::from_secs(60))
-        .status_wait(Duration::from_millis(10));
+        .with_history_quiet(Duration::from_secs(60))
+        .with_status_wait(Duration::from_millis(10));
     let addr = serve(handler).await;
     for query in ["tail=5&follow=true", "tail=5"] {
         let (response, mut lines) = get(addr, &format!("/system/logs?name=f&{query}")).await;
@@ -312,7 +312,7 @@ impl Requester for Flood {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities::NONE.with_history_end()
+        Capabilities::NONE.with_marks_history_end()
     }
 }
 

@@ -441,7 +441,7 @@ async fn a_server_that_is_gone_or_a_stream_deleted_is_a_503_not_a_hang() {
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("nats://{}", closed.local_addr().unwrap());
     drop(closed);
-    let once = JetStreamConfig::default().connect_timeout(Duration::ZERO);
+    let once = JetStreamConfig::default().with_connect_timeout(Duration::ZERO);
     let error = within(JetStreamLogs::connect(&url, once))
         .await
         .unwrap_err();
@@ -609,7 +609,7 @@ async fn a_follow_through_the_loss_of_its_server_sees_every_acknowledged_line_on
     let Some(mut servers) = cluster("a_follow_through_the_loss_of_its_server") else {
         return;
     };
-    let config = JetStreamConfig::default().replicas(3);
+    let config = JetStreamConfig::default().with_replicas(3);
     // The writer on the second server, the provider on the first (which it loses).
     let writer = connect_when_ready(&servers[1].url(), config.clone()).await;
     let reader = connect_when_ready(&servers[0].url(), config).await;
@@ -621,8 +621,8 @@ async fn a_follow_through_the_loss_of_its_server_sees_every_acknowledged_line_on
     let writing = tokio::spawn(keep_writing(writer, stopped, acked));
     let client = LogClient::new(format!("http://{addr}")).unwrap();
     let resume = Resume::default()
-        .max_failures(30)
-        .backoff(Duration::from_millis(100), Duration::from_millis(500));
+        .with_max_failures(30)
+        .with_backoff(Duration::from_millis(100), Duration::from_millis(500));
     let mut follow = client.follow(faas_logs::Request::new("f"), resume);
     let mut got = Vec::new();
     while got.len() < 300 {
@@ -677,7 +677,7 @@ async fn a_whole_cluster_restarted_still_has_its_logs() {
     let Some(mut servers) = cluster("a_whole_cluster_restarted") else {
         return;
     };
-    let config = JetStreamConfig::default().replicas(3);
+    let config = JetStreamConfig::default().with_replicas(3);
     let logs = connect_when_ready(&servers[0].url(), config.clone()).await;
     let lines = (0..100)
         .map(|i| line("f", &format!("f-{}", i % 2), i))
@@ -712,7 +712,7 @@ async fn the_telemetry_listener_writes_its_lines_to_jetstream() {
         .await
         .unwrap();
     let records = LogStore::new();
-    let listener = TelemetryListener::new(records.clone(), "tele.fn").lines_to(logs.clone());
+    let listener = TelemetryListener::new(records.clone(), "tele.fn").with_lines_to(logs.clone());
     let batch = br#"[
       {"time":"2024-03-01T12:00:00.000Z","type":"platform.start","record":{"requestId":"r-1"}},
       {"time":"2024-03-01T12:00:00.010Z","type":"function","record":"hello from the function\n"}
@@ -1000,7 +1000,7 @@ async fn a_follower_that_falls_behind_retention_is_told_exactly_how_many_lines_i
         return;
     };
     // The stream keeps 200 lines per instance.
-    let config = JetStreamConfig::default().retention(Duration::from_secs(3600), 1 << 30, 200);
+    let config = JetStreamConfig::default().with_retention(Duration::from_secs(3600), 1 << 30, 200);
     let logs = JetStreamLogs::connect(&server.url(), config).await.unwrap();
     let text = |i: usize| format!("line {i} {}", "x".repeat(1000));
     let lines = |range: std::ops::Range<usize>| {

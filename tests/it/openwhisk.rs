@@ -95,12 +95,12 @@ fn client(emulator: &Emulator) -> OpenWhiskClient {
 /// Polls fast so that follow tests run in a second.
 fn fast() -> PollSettings {
     PollSettings::default()
-        .interval(Duration::from_millis(100))
-        .give_up_after(Duration::from_secs(2))
+        .with_interval(Duration::from_millis(100))
+        .with_give_up_after(Duration::from_secs(2))
 }
 
 async fn provider(emulator: &Emulator, timeout: Duration) -> std::net::SocketAddr {
-    let requester = OpenWhiskRequester::new(client(emulator)).poll_settings(fast());
+    let requester = OpenWhiskRequester::new(client(emulator)).with_poll_settings(fast());
     common::serve(LogHandler::new(requester, timeout)).await
 }
 

@@ -246,7 +246,7 @@ async fn go_lines_round_trip_byte_for_byte_through_the_handler() {
     // A backend that answers for the function itself: its names pass as they are. The
     // line without a namespace gets the provider's default one.
     let mut backend = Scripted::new(parsed.clone());
-    backend.capabilities = backend.capabilities.with_function_selection();
+    backend.capabilities = backend.capabilities.with_selects_function();
     let (addr, _) = start(backend).await;
     let (_, mut lines) = get(addr, "/system/logs?name=any").await;
     let mut expected = GO_LINES.map(str::to_owned);

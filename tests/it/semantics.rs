@@ -193,7 +193,7 @@ async fn a_backend_that_applies_tail_itself_has_its_history_passed_on_as_it_come
 #[tokio::test]
 async fn a_gap_is_a_visible_line_of_the_function_in_its_place_in_time() {
     let (mut backend, live) = Scripted::new(Vec::new()).open().live();
-    backend.capabilities = Capabilities::NONE.with_history_end();
+    backend.capabilities = Capabilities::NONE.with_marks_history_end();
     let (addr, _) = start(backend).await;
     let (_, mut lines) = get(
         addr,
@@ -246,7 +246,7 @@ async fn follow_without_a_history_mark_ends_history_at_the_first_message_stamped
     live.send(Ok(Event::Message(fresh.clone()))).unwrap();
     // A quiet period that never comes: only the timestamp can end history here.
     let handler = LogHandler::new(backend.open(), Duration::from_secs(30))
-        .history_quiet(Duration::from_secs(3600));
+        .with_history_quiet(Duration::from_secs(3600));
     let addr = serve(handler).await;
     let (_, mut lines) = get(addr, "/system/logs?name=f&follow=true&tail=3").await;
     for want in newest(&history, 3) {
@@ -466,8 +466,8 @@ async fn a_backend_that_answers_every_function_is_held_to_the_one_asked_for() {
         ]
     );
     // A provider whose default namespace is another.
-    let handler =
-        LogHandler::new(Scripted::new(all), Duration::from_secs(5)).default_namespace("team-a");
+    let handler = LogHandler::new(Scripted::new(all), Duration::from_secs(5))
+        .with_default_namespace("team-a");
     let addr = serve(handler).await;
     let (_, mut lines) = get(addr, "/system/logs?name=f&follow=false").await;
     assert_eq!(

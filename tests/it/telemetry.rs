@@ -116,7 +116,7 @@ async fn lambdas_documented_examples_become_cloudwatch_lines_and_invocation_reco
 #[tokio::test]
 async fn functiongraphs_documented_examples_with_their_stray_spaces_and_capitals() {
     let store = LogStore::new();
-    let listener = TelemetryListener::new(store.clone(), "hello").namespace("fg");
+    let listener = TelemetryListener::new(store.clone(), "hello").with_namespace("fg");
     let addr = serve_both(listener, &store).await;
     let (status, report) = post(addr, &fixture("functiongraph.json")).await;
     assert_eq!(status, 200);
@@ -303,7 +303,7 @@ async fn a_hundred_thousand_events_in_one_body_are_stored_within_the_stores_boun
         ..StoreLimits::default()
     });
     // About 9 MB: more than the default bound, so the bound is raised.
-    let listener = TelemetryListener::new(store.clone(), "f").max_batch_bytes(16 << 20);
+    let listener = TelemetryListener::new(store.clone(), "f").with_max_batch_bytes(16 << 20);
     let addr = serve_both(listener, &store).await;
     let batch: Vec<serde_json::Value> = (0..100_000)
         .map(|i| function_event(i, &format!("line {i}")))
@@ -390,7 +390,7 @@ impl faas_logs::LogSink for Picky {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn batches_written_to_a_sink_at_once_each_get_their_own_outcome() {
     let (records, lines) = (LogStore::new(), LogStore::new());
-    let listener = TelemetryListener::new(records.clone(), "f").lines_to(Picky(lines.clone()));
+    let listener = TelemetryListener::new(records.clone(), "f").with_lines_to(Picky(lines.clone()));
     let addr = serve_both(listener, &lines).await;
     // Many clients at once, half of whose batches hold a line the sink refuses.
     let clients: Vec<_> = (0..8)
@@ -435,7 +435,7 @@ async fn batches_written_to_a_sink_at_once_each_get_their_own_outcome() {
 #[tokio::test]
 async fn a_batch_the_sink_cannot_store_now_is_a_503_and_its_retry_is_taken() {
     let (records, lines) = (LogStore::new(), LogStore::new());
-    let listener = TelemetryListener::new(records.clone(), "f").lines_to(Picky(lines.clone()));
+    let listener = TelemetryListener::new(records.clone(), "f").with_lines_to(Picky(lines.clone()));
     let addr = serve_both(listener, &lines).await;
     let batch = serde_json::json!([
         function_event(0, "stored"),

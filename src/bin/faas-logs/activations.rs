@@ -143,15 +143,17 @@ pub(crate) async fn run(args: ActivationsArgs) -> Result<(), Failure> {
             full,
         } => {
             let (client, entity) = target(&client, name.as_deref());
-            let mut options = ListOptions::new().limit(limit.min(MAX_LIMIT)).skip(skip);
+            let mut options = ListOptions::new()
+                .with_limit(limit.min(MAX_LIMIT))
+                .with_skip(skip);
             if let Some(entity) = entity {
-                options = options.name(entity);
+                options = options.with_name(entity);
             }
             if let Some(since) = since {
-                options = options.since(since);
+                options = options.with_since(since);
             }
             if let Some(upto) = upto {
-                options = options.upto(upto);
+                options = options.with_upto(upto);
             }
             if full {
                 let records = client.list_full(&options).await.map_err(fail)?;
@@ -193,7 +195,7 @@ pub(crate) async fn run(args: ActivationsArgs) -> Result<(), Failure> {
         } => {
             let back = since_seconds + 60 * (since_minutes + 60 * (since_hours + 24 * since_days));
             let (client, entity) = target(&client, name.as_deref());
-            let settings = PollSettings::default().interval(Duration::from_secs(interval));
+            let settings = PollSettings::default().with_interval(Duration::from_secs(interval));
             drop(out);
             poll(client, entity, settings, back, exit).await?;
         }
@@ -208,7 +210,7 @@ impl Pick {
             return Ok(id);
         }
         let newest = client
-            .list(&ListOptions::new().limit(1))
+            .list(&ListOptions::new().with_limit(1))
             .await
             .map_err(|e| Failure::Error(e.to_string()))?;
         newest

@@ -108,7 +108,7 @@ pub(crate) async fn run(args: LogsArgs) -> Result<(), Failure> {
 
     let resume = args
         .forever
-        .then(|| Resume::default().max_failures(args.retries));
+        .then(|| Resume::default().with_max_failures(args.retries));
     // A follow the provider ends (its timeout) ends the command as faas-cli's does; a
     // person at a terminal is told why, and how to go on.
     let say_when_ended = request.follow && !args.forever && std::io::stderr().is_terminal();

@@ -42,9 +42,9 @@ pub(crate) struct Args {
 pub(crate) async fn run(args: Args) -> Result<(), server::Failure> {
     let credentials = args.server.credentials()?;
     let docker = DockerRequester::from_env()?
-        .function_label(&args.function_label)
-        .namespace_label(&args.namespace_label)
-        .default_namespace(&args.namespace);
+        .with_function_label(&args.function_label)
+        .with_namespace_label(&args.namespace_label)
+        .with_default_namespace(&args.namespace);
     tracing::info!(host = %docker.host(), basic_auth = args.server.basic_auth, "reading logs from Docker");
     let handler = LogHandler::new(docker, args.server.timeout());
 

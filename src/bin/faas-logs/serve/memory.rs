@@ -136,15 +136,15 @@ impl Backend {
         #[cfg(feature = "nats")]
         if let Some(urls) = &args.nats {
             let mut config = faas_logs::nats::JetStreamConfig::default()
-                .replicas(args.nats_replicas)
-                .retention(
+                .with_replicas(args.nats_replicas)
+                .with_retention(
                     args.nats_max_age,
                     args.nats_max_bytes,
                     args.nats_max_lines_per_instance,
                 )
-                .store_timeout(args.nats_push_timeout)
-                .connect_timeout(args.nats_connect_timeout)
-                .update_stream(args.nats_update_stream);
+                .with_store_timeout(args.nats_push_timeout)
+                .with_connect_timeout(args.nats_connect_timeout)
+                .with_update_stream(args.nats_update_stream);
             config.duplicate_window = args.nats_duplicate_window;
             config.default_namespace = args.namespace.clone();
             let logs = faas_logs::nats::JetStreamLogs::connect(urls, config).await?;

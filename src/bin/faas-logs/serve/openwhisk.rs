@@ -68,11 +68,11 @@ pub(crate) async fn run(args: Args) -> Result<(), server::Failure> {
     }
     let client = client.build()?;
     let settings = PollSettings::default()
-        .interval(seconds("poll-interval", args.poll_interval)?)
-        .give_up_after(seconds("give-up-after", args.give_up_after)?);
+        .with_interval(seconds("poll-interval", args.poll_interval)?)
+        .with_give_up_after(seconds("give-up-after", args.give_up_after)?);
     tracing::info!(host = %client.host(), namespace = %client.namespace(), basic_auth = args.server.basic_auth, "reading logs from OpenWhisk");
     let handler = LogHandler::new(
-        OpenWhiskRequester::new(client).poll_settings(settings),
+        OpenWhiskRequester::new(client).with_poll_settings(settings),
         args.server.timeout(),
     );
 

@@ -112,7 +112,7 @@ pub(crate) async fn run(args: Args) -> Result<(), server::Failure> {
         .or(registered_name)
         .unwrap_or_else(|| "function".to_owned());
     let listener = TelemetryListener::new(store.clone(), function.as_str())
-        .max_batch_bytes(args.max_batch_bytes);
+        .with_max_batch_bytes(args.max_batch_bytes);
     // Known before its first line, so that a follower waits for it instead of a 404.
     store.register("", &function)?;
 
