@@ -41,7 +41,7 @@
 //! | module | what it holds |
 //! |---|---|
 //! | [`server`] | [`LogHandler`](server::LogHandler), the endpoint over any requester, and its body [`LogBody`](server::LogBody); the log viewer page ([`viewer_response`](server::viewer_response)) and the function list it reads ([`LogHandler::functions`](server::LogHandler::functions)) |
-//! | [`store`] | [`LogStore`](store::LogStore), the embedded default backend: an in-memory ring per function, filled by [`capture_lines`](store::capture_lines) from a process's output and by [`LogStore::ingest_ndjson`](store::LogStore::ingest_ndjson) from pushed logs |
+//! | [`store`] | [`LogStore`](store::LogStore), the embedded default backend: an in-memory ring per function, filled by [`Capture`](store::Capture) from a process's output and by [`LogStore::ingest_ndjson`](store::LogStore::ingest_ndjson) from pushed logs |
 //! | [`telemetry`] | [`TelemetryListener`](telemetry::TelemetryListener): Lambda's and FunctionGraph's telemetry pushes into a store, as lines and invocation records |
 //! | [`client`] (feature `client`) | [`LogClient`]: reads any provider's `/system/logs` as a stream of messages, over http or https, and follows across the provider's timeouts |
 //! | [`codec`] | the bytes: Go's exact NDJSON encoder and a decoder, line framing, timestamps |

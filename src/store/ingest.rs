@@ -13,58 +13,123 @@ use crate::codec::{trim_line_end, LineCodec, NdjsonDecoder, NdjsonError};
 use crate::request::valid_name;
 use crate::{Batch, Error, LogSink, Message, OutputStream, SharedStr};
 
-/// Reads `reader` (a process's stdout or stderr, say) to its end and writes each line to
-/// `sink` (a [`LogStore`], or any [`LogSink`]) as a message of the given function and
-/// instance, from `stream` (so that a viewer and the command can tell stderr), stamped
-/// when the line is complete. Lines are cut as [`LineCodec`]
-/// describes, at `max_line` bytes ([`DEFAULT_MAX_LINE`](crate::codec::DEFAULT_MAX_LINE)
-/// is a good default).
+/// Whose lines a capture writes, and how it cuts them: a process's stdout or stderr read
+/// line by line into a [`LogStore`] or any [`LogSink`].
 ///
-/// The lines that are ready go to the sink together, as one [`Batch`]. A line the sink
-/// could not store for now ([`Error::Unavailable`]) is written again, with a growing
-/// pause (up to 5 s), until it is stored; meanwhile nothing more is read, so a process
-/// that writes faster than its logs can be stored waits on its pipe rather than lose
-/// lines. A line the sink refuses for good is logged and dropped.
+/// Made for a function's name, then set with `with_*`; each line becomes a message of
+/// that function and instance, from that stream (so that a viewer and the command can
+/// tell stderr), stamped when the line is complete. Lines are cut as [`LineCodec`]
+/// describes, at [`DEFAULT_MAX_LINE`](crate::codec::DEFAULT_MAX_LINE) bytes unless set.
 ///
-/// Returns the number of lines stored; a read error ends the capture and is returned.
-pub async fn capture_lines<R: AsyncRead + Unpin, S: LogSink + ?Sized>(
-    reader: R,
-    sink: &S,
-    namespace: &str,
-    name: &str,
-    instance: &str,
+/// ```no_run
+/// # async fn run(child: &mut tokio::process::Child) -> std::io::Result<()> {
+/// use faas_logs::store::{Capture, LogStore};
+/// use faas_logs::OutputStream;
+///
+/// let store = LogStore::new();
+/// let stderr = child.stderr.take().expect("piped");
+/// Capture::new("hello")
+///     .with_instance("hello-1")
+///     .with_stream(OutputStream::Stderr)
+///     .lines(stderr, &store)
+///     .await?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Capture {
+    namespace: SharedStr,
+    name: SharedStr,
+    instance: SharedStr,
     stream: OutputStream,
     max_line: usize,
-) -> std::io::Result<u64> {
-    let lines = FramedRead::with_capacity(reader, LineCodec::new(max_line), 16 * 1024);
-    let mut ready = lines.ready_chunks(CAPTURE_BATCH);
-    let mut stored = 0u64;
-    // Every line shares these three rather than allocating its own.
-    let (name, namespace, instance): (SharedStr, SharedStr, SharedStr) =
-        (name.into(), namespace.into(), instance.into());
-    while let Some(chunk) = ready.next().await {
-        let mut messages = Vec::with_capacity(chunk.len());
-        let mut failed = None;
-        for text in chunk {
-            match text {
-                Ok(text) => messages.push(
-                    Message::new(name.clone(), Utc::now(), text)
-                        .with_namespace(namespace.clone())
-                        .with_instance(instance.clone())
-                        .with_stream(stream),
-                ),
-                Err(e) => {
-                    failed = Some(e);
-                    break;
-                }
-            }
-        }
-        stored += store_until_settled(sink, messages, &name).await;
-        if let Some(e) = failed {
-            return Err(e);
+}
+
+impl Capture {
+    /// Lines of the function `name`, in no namespace (the provider's default) and no
+    /// instance, from stdout.
+    #[must_use]
+    pub fn new(name: impl Into<SharedStr>) -> Self {
+        Capture {
+            namespace: SharedStr::default(),
+            name: name.into(),
+            instance: SharedStr::default(),
+            stream: OutputStream::Stdout,
+            max_line: crate::codec::DEFAULT_MAX_LINE,
         }
     }
-    Ok(stored)
+
+    /// The function's namespace.
+    #[must_use]
+    pub fn with_namespace(mut self, namespace: impl Into<SharedStr>) -> Self {
+        self.namespace = namespace.into();
+        self
+    }
+
+    /// The instance (replica, process) that writes the lines.
+    #[must_use]
+    pub fn with_instance(mut self, instance: impl Into<SharedStr>) -> Self {
+        self.instance = instance.into();
+        self
+    }
+
+    /// The pipe the lines come from.
+    #[must_use]
+    pub fn with_stream(mut self, stream: OutputStream) -> Self {
+        self.stream = stream;
+        self
+    }
+
+    /// The longest line kept whole; a longer one is cut with a visible marker.
+    #[must_use]
+    pub fn with_max_line(mut self, max_line: usize) -> Self {
+        self.max_line = max_line;
+        self
+    }
+
+    /// Reads `reader` to its end and writes each line to `sink`.
+    ///
+    /// The lines that are ready go to the sink together, as one [`Batch`]. A line the
+    /// sink could not store for now ([`Error::Unavailable`]) is written again, with a
+    /// growing pause (up to 5 s), until it is stored; meanwhile nothing more is read, so
+    /// a process that writes faster than its logs can be stored waits on its pipe rather
+    /// than lose lines. A line the sink refuses for good is logged and dropped.
+    ///
+    /// Returns the number of lines stored; a read error ends the capture and is
+    /// returned.
+    pub async fn lines<R: AsyncRead + Unpin, S: LogSink + ?Sized>(
+        &self,
+        reader: R,
+        sink: &S,
+    ) -> std::io::Result<u64> {
+        let codec = LineCodec::new(self.max_line);
+        let lines = FramedRead::with_capacity(reader, codec, 16 * 1024);
+        let mut ready = lines.ready_chunks(CAPTURE_BATCH);
+        let mut stored = 0u64;
+        while let Some(chunk) = ready.next().await {
+            let mut messages = Vec::with_capacity(chunk.len());
+            let mut failed = None;
+            for text in chunk {
+                match text {
+                    // Every line shares the three names rather than allocating its own.
+                    Ok(text) => messages.push(
+                        Message::new(self.name.clone(), Utc::now(), text)
+                            .with_namespace(self.namespace.clone())
+                            .with_instance(self.instance.clone())
+                            .with_stream(self.stream),
+                    ),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
+                }
+            }
+            stored += store_until_settled(sink, messages, &self.name).await;
+            if let Some(e) = failed {
+                return Err(e);
+            }
+        }
+        Ok(stored)
+    }
 }
 
 /// Lines of a capture written to a sink at once, at most.

@@ -14,7 +14,7 @@ mod invocations;
 mod reader;
 
 pub use ingest::{
-    capture_lines, ingest_ndjson, IngestReport, NotStored, RejectedLine, MAX_LISTED_REJECTIONS,
+    ingest_ndjson, Capture, IngestReport, NotStored, RejectedLine, MAX_LISTED_REJECTIONS,
 };
 pub use invocations::Invocation;
 pub use reader::StoreReader;

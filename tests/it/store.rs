@@ -417,3 +417,65 @@ async fn a_store_built_with_a_default_namespace_is_one_store_for_every_clone() {
     let (response, _) = get(addr, "/system/logs?name=f&namespace=openfaas-fn").await;
     assert_eq!(response.status(), 404);
 }
+
+#[tokio::test]
+async fn captured_lines_keep_their_function_instance_and_pipe_whatever_runs_at_once() {
+    use faas_logs::store::Capture;
+    use faas_logs::OutputStream;
+    let store = LogStore::new();
+    let addr = serve_store(&store).await;
+    // Two pipes of two instances captured at once; the last line has no newline, and
+    // one is longer than the cut.
+    let outputs = [
+        ("cap-1", OutputStream::Stdout, "a\r\nb\nc"),
+        ("cap-1", OutputStream::Stderr, "oops\n"),
+        ("cap-2", OutputStream::Stdout, "0123456789ABCDEF\nd\n"),
+    ];
+    let captures: Vec<_> = outputs
+        .into_iter()
+        .map(|(instance, stream, bytes)| {
+            let store = store.clone();
+            let capture = Capture::new("cap")
+                .with_namespace("team-a")
+                .with_instance(instance)
+                .with_stream(stream)
+                .with_max_line(10);
+            tokio::spawn(async move { capture.lines(bytes.as_bytes(), &store).await })
+        })
+        .collect();
+    let mut stored = 0;
+    for capture in captures {
+        stored += capture.await.unwrap().unwrap();
+    }
+    assert_eq!(stored, 6);
+
+    let (response, mut lines) = get(addr, "/system/logs?name=cap&namespace=team-a").await;
+    assert_eq!(response.status(), 200);
+    let mut got: Vec<_> = lines
+        .messages()
+        .await
+        .into_iter()
+        .map(|m| (m.instance.to_string(), m.stream, m.text))
+        .collect();
+    got.sort();
+    let out = Some(OutputStream::Stdout);
+    let err = Some(OutputStream::Stderr);
+    let cut = got
+        .iter()
+        .find(|(i, _, t)| i == "cap-2" && t.starts_with("0123456789"));
+    assert!(
+        cut.is_some_and(|(_, _, t)| t.len() > 10 && !t.contains("ABCDEF")),
+        "the long line is cut with a marker: {got:?}"
+    );
+    got.retain(|(i, _, t)| !(i == "cap-2" && t.starts_with("0123456789")));
+    assert_eq!(
+        got,
+        vec![
+            ("cap-1".to_owned(), out, "a".to_owned()),
+            ("cap-1".to_owned(), out, "b".to_owned()),
+            ("cap-1".to_owned(), out, "c".to_owned()),
+            ("cap-1".to_owned(), err, "oops".to_owned()),
+            ("cap-2".to_owned(), out, "d".to_owned()),
+        ]
+    );
+}

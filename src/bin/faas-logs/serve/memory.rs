@@ -22,7 +22,7 @@ use super::server;
 use super::server::{error, json, read_body, Body, ServerArgs};
 use chrono::Utc;
 use faas_logs::server::LogHandler;
-use faas_logs::store::{capture_lines, ingest_ndjson, LogStore, StoreLimits};
+use faas_logs::store::{ingest_ndjson, Capture, LogStore, StoreLimits};
 use faas_logs::{
     async_trait, Batch, Capabilities, Error, FunctionName, LogSink, LogStream, Message,
     OutputStream, Requester,
@@ -302,17 +302,15 @@ fn run_function(
         }),
     ];
     for (output, stream) in outputs.into_iter().flatten() {
-        let (backend, namespace, name, instance) = (
-            backend.clone(),
-            namespace.to_owned(),
-            name.to_owned(),
-            instance.clone(),
-        );
+        let backend = backend.clone();
+        let capture = Capture::new(name)
+            .with_namespace(namespace)
+            .with_instance(instance.clone())
+            .with_stream(stream)
+            .with_max_line(max_line);
+        let instance = instance.clone();
         tokio::spawn(async move {
-            let captured = capture_lines(
-                output, &backend, &namespace, &name, &instance, stream, max_line,
-            );
-            if let Err(e) = captured.await {
+            if let Err(e) = capture.lines(output, &backend).await {
                 tracing::warn!(error = %e, %instance, "capture ended");
             }
         });
