@@ -8,129 +8,101 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-/// A full activation record: `GET .../activations/{id}`, or a list with `docs=true`.
-///
-/// ```
-/// let record: faas_logs::openwhisk::Activation = serde_json::from_str(r#"{
-///     "activationId": "c15d4bacedfa4bab9d4bacedfa2bcbec", "namespace": "fn-1", "name": "hello",
-///     "start": 1652454791577, "end": 1652454791582, "duration": 5,
-///     "logs": ["2022-05-13T15:13:11.580825656Z stdout: Hello sammy"],
-///     "annotations": [{"key": "kind", "value": "nodejs:14"}, {"key": "initTime", "value": 50}]
-/// }"#).unwrap();
-/// assert_eq!(record.annotations.kind(), Some("nodejs:14"));
-/// assert!(record.annotations.is_cold_start());
-/// ```
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-#[non_exhaustive]
-pub struct Activation {
-    /// The namespace the activation is recorded in.
-    pub namespace: String,
-    /// The action's (or trigger's, rule's) name, without its package.
-    pub name: String,
-    /// The entity's version (`0.0.5`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
-    /// Who invoked it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subject: Option<String>,
-    /// 32 hexadecimal characters.
-    pub activation_id: String,
-    /// When it started, in milliseconds since the epoch.
-    pub start: i64,
-    /// When it ended, in milliseconds since the epoch.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub end: Option<i64>,
-    /// How long it ran, in milliseconds.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub duration: Option<i64>,
-    /// The activation that caused this one (in a sequence).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cause: Option<String>,
-    /// What it returned.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub response: Option<ActivationResponse>,
-    /// Its log lines, `TIME STREAM: TEXT` (see [`parse_line`](super::parse_line)). Some
-    /// deployments leave this empty and answer only at `.../activations/{id}/logs`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub logs: Option<Vec<String>>,
-    /// Whether the entity is published.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub publish: Option<bool>,
-    /// Its annotations.
-    #[serde(default, skip_serializing_if = "Annotations::is_empty")]
-    pub annotations: Annotations,
-    /// Fields this crate does not know, kept as they came.
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
+/// Declares a record type of the activations API once for its two forms: the fields
+/// every form has (with their serde rules), the ones given, the catch-all `extra` map
+/// (the keys no named field takes, written back last), and the methods they allow.
+macro_rules! activation_record {
+    ($(#[$meta:meta])* pub struct $record:ident { $($(#[$own:meta])* pub $field:ident: $type:ty,)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+        #[serde(rename_all = "camelCase")]
+        #[non_exhaustive]
+        pub struct $record {
+            /// The namespace the activation is recorded in.
+            pub namespace: String,
+            /// The action's (or trigger's, rule's) name, without its package.
+            pub name: String,
+            /// The entity's version (`0.0.5`).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub version: Option<String>,
+            /// Whether the entity is published.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub publish: Option<bool>,
+            /// Its annotations.
+            #[serde(default, skip_serializing_if = "Annotations::is_empty")]
+            pub annotations: Annotations,
+            /// 32 hexadecimal characters.
+            pub activation_id: String,
+            /// When it started, in milliseconds since the epoch.
+            pub start: i64,
+            /// When it ended, in milliseconds since the epoch; absent while it runs.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub end: Option<i64>,
+            /// How long it ran, in milliseconds; absent while it runs.
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub duration: Option<i64>,
+            /// The activation that caused this one (in a sequence).
+            #[serde(default, skip_serializing_if = "Option::is_none")]
+            pub cause: Option<String>,
+            $($(#[$own])* pub $field: $type,)*
+            /// Fields this crate does not know, kept as they came.
+            #[serde(flatten)]
+            pub extra: Map<String, Value>,
+        }
+
+        impl $record {
+            /// When it started.
+            #[must_use]
+            pub fn started(&self) -> DateTime<Utc> {
+                from_millis(self.start)
+            }
+
+            /// The entity as `wsk` names it within its namespace: `package/action`, or
+            /// `action` outside a package (from the `path` annotation, else the
+            /// record's name).
+            #[must_use]
+            pub fn entity(&self) -> &str {
+                entity_of(&self.annotations, &self.name)
+            }
+        }
+    };
 }
 
-impl Activation {
-    /// When it started.
-    #[must_use]
-    pub fn started(&self) -> DateTime<Utc> {
-        from_millis(self.start)
-    }
-
-    /// The entity as `wsk` names it within its namespace: `package/action`, or `action`
-    /// outside a package (from the `path` annotation, else the record's name).
-    #[must_use]
-    pub fn entity(&self) -> &str {
-        entity_of(&self.annotations, &self.name)
+activation_record! {
+    /// A full activation record: `GET .../activations/{id}`, or a list with `docs=true`.
+    ///
+    /// ```
+    /// let record: faas_logs::openwhisk::Activation = serde_json::from_str(r#"{
+    ///     "activationId": "c15d4bacedfa4bab9d4bacedfa2bcbec", "namespace": "fn-1", "name": "hello",
+    ///     "start": 1652454791577, "end": 1652454791582, "duration": 5,
+    ///     "logs": ["2022-05-13T15:13:11.580825656Z stdout: Hello sammy"],
+    ///     "annotations": [{"key": "kind", "value": "nodejs:14"}, {"key": "initTime", "value": 50}]
+    /// }"#).unwrap();
+    /// assert_eq!(record.annotations.kind(), Some("nodejs:14"));
+    /// assert!(record.annotations.is_cold_start());
+    /// ```
+    pub struct Activation {
+        /// Who invoked it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub subject: Option<String>,
+        /// What it returned.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub response: Option<ActivationResponse>,
+        /// Its log lines, `TIME STREAM: TEXT` (see [`parse_line`](super::parse_line)).
+        /// Some deployments leave this empty and answer only at
+        /// `.../activations/{id}/logs`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub logs: Option<Vec<String>>,
     }
 }
 
-/// The summary row a list returns without `docs=true`: no logs, no response, and a
-/// `statusCode` once the activation has ended.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-#[non_exhaustive]
-pub struct ActivationSummary {
-    /// The namespace the activation is recorded in.
-    pub namespace: String,
-    /// The entity's name, without its package.
-    pub name: String,
-    /// The entity's version.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version: Option<String>,
-    /// Whether the entity is published.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub publish: Option<bool>,
-    /// Its annotations.
-    #[serde(default, skip_serializing_if = "Annotations::is_empty")]
-    pub annotations: Annotations,
-    /// 32 hexadecimal characters.
-    pub activation_id: String,
-    /// When it started, in milliseconds since the epoch.
-    pub start: i64,
-    /// When it ended; absent while it runs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub end: Option<i64>,
-    /// How long it ran, in milliseconds; absent while it runs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub duration: Option<i64>,
-    /// The activation that caused this one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cause: Option<String>,
-    /// 0 to 3, see [`ActivationStatus::from_code`]; absent while it runs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub status_code: Option<u8>,
-    /// Fields this crate does not know, kept as they came.
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
-
-impl ActivationSummary {
-    /// When it started.
-    #[must_use]
-    pub fn started(&self) -> DateTime<Utc> {
-        from_millis(self.start)
-    }
-
-    /// The entity as `wsk` names it within its namespace (see [`Activation::entity`]).
-    #[must_use]
-    pub fn entity(&self) -> &str {
-        entity_of(&self.annotations, &self.name)
+activation_record! {
+    /// The summary row a list returns without `docs=true`: no logs, no response, and a
+    /// `statusCode` once the activation has ended.
+    pub struct ActivationSummary {
+        /// 0 to 3, see [`ActivationStatus::from_code`]; absent while it runs.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pub status_code: Option<u8>,
     }
 }
 
