@@ -1,7 +1,6 @@
 //! The response body: newline-delimited JSON, coalesced into few large frames, ended by
 //! the deadline, a shutdown or the stream itself.
 
-use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -13,7 +12,7 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::time::Instant;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
-use super::shaping::Shaped;
+use super::shaping::{yielded_for_budget, Shaped};
 use crate::codec::encode_message;
 use crate::error::panicked;
 use crate::{Error, Message};
@@ -42,59 +41,148 @@ enum Kind {
 }
 
 struct Streaming {
-    source: Arc<Mutex<Source>>,
+    shared: Arc<Mutex<Shared>>,
     buf: BytesMut,
     deadline: Instant,
-    failure: Option<Error>,
-    /// Whether data went out since the last time the body returned `Pending`. The
-    /// response head counts: it too is only written once the body pauses.
-    unflushed: bool,
-    done: bool,
+    /// Whether the server holds bytes it has not written: the head, or a full frame
+    /// filled while the backend had more ready. Its writes spend the same cooperative
+    /// budget as the body's reads, so the body pauses before reading more, with budget
+    /// left for them.
+    write_due: bool,
     /// Stops the backend at the deadline or a shutdown even while nothing polls the
     /// body: a client that stops reading blocks the server's writes, and with them the
     /// polling. Aborted when the body goes.
     stopper: Option<tokio::task::JoinHandle<()>>,
 }
 
-/// The source, even if a panic poisoned its lock (the body catches a backend's panic).
-fn lock(source: &Mutex<Source>) -> std::sync::MutexGuard<'_, Source> {
-    source.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-/// What the body and its stopper share: the shaped backend stream, and whether (and
-/// why) it was stopped.
-struct Source {
-    shaped: Option<Shaped>,
-    /// Set once the deadline or a shutdown stopped the backend.
-    stopped: bool,
-    /// How the body ends once the stream runs dry: with this error when the deadline or
-    /// a shutdown cut history short, cleanly otherwise.
-    cut_short: Option<Error>,
+/// What the body and its stopper share.
+struct Shared {
+    shaped: Pin<Box<Shaped>>,
+    state: State,
     /// The body's task, woken when the stopper stopped the backend (whose own wakers go
     /// with it).
     waker: Option<Waker>,
 }
 
-impl Source {
+/// Where a streaming body stands. Every change is made by [`State::next`], but the last:
+/// [`Shared::finish`].
+enum State {
+    /// Reading the backend: its history (held back when a tail is set), then live lines.
+    Streaming,
+    /// The deadline or a shutdown stopped the backend: the history held so far goes
+    /// out, then the body ends cleanly if history was complete, or with `cut_short`.
+    Draining { cut_short: Option<Error> },
+    /// The backend failed: what is buffered goes out, the server is given one pause to
+    /// write it, then the body ends with `error`.
+    Failing { error: Error, paused: bool },
+    /// Nothing more to send.
+    Done,
+}
+
+/// What moves a body from one state to the next.
+enum Happened {
+    /// The deadline or a shutdown (`why`) stopped the backend; `complete` says whether
+    /// its history was.
+    Stopped { why: &'static str, complete: bool },
+    /// The backend failed, or panicked.
+    Failed(Error),
+    /// The shaped stream has nothing more.
+    Ended,
+    /// A failing body paused, with budget left for the server to write what it holds.
+    Paused,
+}
+
+impl State {
+    /// Every transition, with the rule for how a body ends: cleanly when the backend
+    /// ended, or was stopped after its history was complete (a follow stream at its
+    /// deadline); with an error when the backend failed or history was cut short, so
+    /// that an incomplete answer does not look finished.
+    fn next(self, happened: Happened) -> State {
+        match (self, happened) {
+            (
+                State::Streaming,
+                Happened::Stopped {
+                    why,
+                    complete: true,
+                },
+            ) => {
+                tracing::debug!("log stream ended by {why}");
+                State::Draining { cut_short: None }
+            }
+            (
+                State::Streaming,
+                Happened::Stopped {
+                    why,
+                    complete: false,
+                },
+            ) => {
+                let e = Error::unavailable(format!(
+                    "the log backend had not finished its history when {why} came"
+                ));
+                tracing::warn!(error = %e, "sending the history held so far, then aborting the response");
+                State::Draining { cut_short: Some(e) }
+            }
+            (State::Streaming | State::Draining { .. }, Happened::Failed(error)) => {
+                tracing::error!(error = %error.chain(), "log backend failed mid-stream; aborting the response");
+                State::Failing {
+                    error,
+                    paused: false,
+                }
+            }
+            (State::Streaming | State::Draining { cut_short: None }, Happened::Ended) => {
+                State::Done
+            }
+            (
+                State::Draining {
+                    cut_short: Some(error),
+                },
+                Happened::Ended,
+            ) => State::Failing {
+                error,
+                paused: false,
+            },
+            (State::Failing { error, .. }, Happened::Paused) => State::Failing {
+                error,
+                paused: true,
+            },
+            // A stop after the end, say, changes nothing.
+            (state, _) => state,
+        }
+    }
+
+    /// Whether the backend's stream is still read.
+    fn reads(&self) -> bool {
+        matches!(self, State::Streaming | State::Draining { .. })
+    }
+}
+
+/// The shared state, even if a panic poisoned its lock (the body catches a backend's
+/// panic).
+fn lock(shared: &Mutex<Shared>) -> std::sync::MutexGuard<'_, Shared> {
+    shared.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    fn advance(&mut self, happened: Happened) {
+        self.state = std::mem::replace(&mut self.state, State::Done).next(happened);
+    }
+
+    /// Ends the body: returns the error a failing body hands to the server, if any.
+    fn finish(&mut self) -> Option<Error> {
+        match std::mem::replace(&mut self.state, State::Done) {
+            State::Failing { error, .. } => Some(error),
+            _ => None,
+        }
+    }
+
     /// At the deadline or a shutdown the backend is dropped; what the response holds
-    /// (the newest `tail` of history) still goes out. The body then ends cleanly if
-    /// history was complete, and is aborted if it was not: an incomplete answer must not
-    /// look finished.
-    fn stop(&mut self, why: &str) {
-        if self.stopped {
+    /// (the newest `tail` of history) still goes out.
+    fn stop(&mut self, why: &'static str) {
+        if !matches!(self.state, State::Streaming) {
             return;
         }
-        self.stopped = true;
-        let complete = self.shaped.as_mut().is_none_or(Shaped::stop);
-        if complete {
-            tracing::debug!("log stream ended by {why}");
-        } else {
-            let e = Error::unavailable(format!(
-                "the log backend had not finished its history when {why} came"
-            ));
-            tracing::warn!(error = %e, "sending the history held so far, then aborting the response");
-            self.cut_short = Some(e);
-        }
+        let complete = self.shaped.as_mut().stop();
+        self.advance(Happened::Stopped { why, complete });
         if let Some(waker) = self.waker.take() {
             waker.wake();
         }
@@ -119,7 +207,7 @@ impl LogBody {
     /// A body that starts with `first` (already taken from `shaped`), then streams the
     /// rest of `shaped` until it ends, the deadline passes or `shutdown` resolves.
     pub(crate) fn streaming(
-        shaped: Shaped,
+        shaped: Pin<Box<Shaped>>,
         first: Option<Message>,
         deadline: Instant,
         shutdown: WaitForCancellationFutureOwned,
@@ -128,14 +216,13 @@ impl LogBody {
         if let Some(first) = &first {
             encode_message(first, &mut buf);
         }
-        let source = Arc::new(Mutex::new(Source {
-            shaped: Some(shaped),
-            stopped: false,
-            cut_short: None,
+        let shared = Arc::new(Mutex::new(Shared {
+            shaped,
+            state: State::Streaming,
             waker: None,
         }));
         let stopper = tokio::runtime::Handle::try_current().ok().map(|runtime| {
-            let source = Arc::downgrade(&source);
+            let shared = Arc::downgrade(&shared);
             runtime.spawn(async move {
                 let sleep = std::pin::pin!(tokio::time::sleep_until(deadline));
                 let shutdown = std::pin::pin!(shutdown);
@@ -143,19 +230,17 @@ impl LogBody {
                     futures_util::future::Either::Left(_) => "the deadline",
                     futures_util::future::Either::Right(_) => "a shutdown",
                 };
-                if let Some(source) = source.upgrade() {
-                    lock(&source).stop(why);
+                if let Some(shared) = shared.upgrade() {
+                    lock(&shared).stop(why);
                 }
             })
         });
         LogBody {
             kind: Kind::Streaming(Box::new(Streaming {
-                source,
+                shared,
                 buf,
                 deadline,
-                failure: None,
-                unflushed: true,
-                done: false,
+                write_due: true,
                 stopper,
             })),
         }
@@ -204,65 +289,80 @@ impl Drop for Streaming {
 
 impl Streaming {
     fn poll_frame(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
-        let mut source = lock(&self.source);
+        let mut shared = lock(&self.shared);
         // The clock is read here too, not only by the stopper: a worker that is never
         // idle drives its timers late.
         if Instant::now() >= self.deadline {
-            source.stop("the deadline");
+            shared.stop("the deadline");
         }
-        while let Some(shaped) = source.shaped.as_mut() {
+        if self.write_due && shared.state.reads() {
+            if let Some(frame) = take_frame(&mut self.buf) {
+                return Poll::Ready(Some(Ok(frame)));
+            }
+            self.write_due = !pause(cx);
+            return Poll::Pending;
+        }
+        while shared.state.reads() {
             // A backend that panics breaks the body like any other failure: the head and
             // the lines before it still reach the client.
-            let next =
-                std::panic::catch_unwind(AssertUnwindSafe(|| Pin::new(&mut *shaped).poll_next(cx)))
-                    .unwrap_or_else(|panic| Poll::Ready(Some(Err(panicked(panic)))));
+            let shaped = &mut shared.shaped;
+            let next = std::panic::catch_unwind(AssertUnwindSafe(|| shaped.as_mut().poll_next(cx)))
+                .unwrap_or_else(|panic| Poll::Ready(Some(Err(panicked(panic)))));
             match next {
                 Poll::Ready(Some(Ok(message))) => {
                     encode_message(&message, &mut self.buf);
                     if self.buf.len() >= FRAME_TARGET {
+                        self.write_due = true;
                         break;
                     }
                 }
-                Poll::Ready(Some(Err(e))) => {
-                    tracing::error!(error = %e.chain(), "log backend failed mid-stream; aborting the response");
-                    // The backend is dropped now; what is buffered still goes out.
-                    source.shaped = None;
-                    self.done = true;
-                    self.failure = Some(e);
+                Poll::Ready(Some(Err(e))) => shared.advance(Happened::Failed(e)),
+                Poll::Ready(None) => shared.advance(Happened::Ended),
+                Poll::Pending if self.buf.is_empty() => {
+                    shared.waker = Some(cx.waker().clone());
+                    return Poll::Pending;
                 }
-                Poll::Ready(None) => {
-                    source.shaped = None;
-                    self.done = true;
-                    self.failure = source.cut_short.take();
-                }
-                Poll::Pending => {
-                    // Out of its time slice, the stream has asked to be polled again:
-                    // give the thread back, and keep filling the frame then.
-                    if shaped.take_yielded() || self.buf.is_empty() {
-                        self.unflushed = false;
-                        source.waker = Some(cx.waker().clone());
-                        return Poll::Pending;
-                    }
-                    break;
-                }
+                // Out of tokio's budget, the stream gave the thread back and is polled
+                // again soon: keep filling the frame then.
+                Poll::Pending if yielded_for_budget(cx) => return Poll::Pending,
+                // Nothing more is ready: what the frame holds goes now.
+                Poll::Pending => break,
             }
         }
-        drop(source);
-        if !self.buf.is_empty() {
-            let frame = self.buf.split().freeze();
-            self.buf.reserve(FRAME_TARGET.min(frame.len() * 2));
-            self.unflushed = true;
-            return Poll::Ready(Some(Ok(Frame::data(frame))));
+        if let Some(frame) = take_frame(&mut self.buf) {
+            return Poll::Ready(Some(Ok(frame)));
         }
-        if self.failure.is_some() && self.unflushed {
+        if let State::Failing { paused: false, .. } = shared.state {
             // A server aborts the connection on a body error without flushing what it
-            // holds; pausing once lets it write the lines that came before the error.
-            self.unflushed = false;
-            cx.waker().wake_by_ref();
+            // holds; pausing once lets it write the lines that came before.
+            if pause(cx) {
+                shared.advance(Happened::Paused);
+            }
             return Poll::Pending;
         }
-        Poll::Ready(self.failure.take().map(Err))
+        // The stream is over (every way out of the loop above that leaves it running
+        // has returned a frame or `Pending`).
+        Poll::Ready(shared.finish().map(Err))
     }
+}
+
+/// What `buf` holds, as one frame.
+fn take_frame(buf: &mut BytesMut) -> Option<Frame<Bytes>> {
+    if buf.is_empty() {
+        return None;
+    }
+    let frame = buf.split().freeze();
+    buf.reserve(FRAME_TARGET.min(frame.len() * 2));
+    Some(Frame::data(frame))
+}
+
+/// Gives the server a turn to write what it holds: the body returns `Pending` with its
+/// task woken at once. Returns whether the turn counts: the server's writes spend the
+/// same cooperative budget as the body's reads, so with none left it cannot write, and
+/// the body must pause again.
+fn pause(cx: &Context<'_>) -> bool {
+    cx.waker().wake_by_ref();
+    tokio::task::coop::has_budget_remaining()
 }
 
 impl Body for LogBody {
@@ -275,22 +375,14 @@ impl Body for LogBody {
     ) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
         match &mut self.kind {
             Kind::Once(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Kind::Streaming(s) => {
-                // Tokio's cooperative budget makes a channel look empty after ~128 items,
-                // which would cut frames short. The fill loop is bounded by FRAME_TARGET
-                // and by the shaped stream's own time slice, so it can run outside the
-                // budget without starving other tasks.
-                let mut fill =
-                    tokio::task::unconstrained(std::future::poll_fn(|cx| s.poll_frame(cx)));
-                Pin::new(&mut fill).poll(cx)
-            }
+            Kind::Streaming(s) => s.poll_frame(cx),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             Kind::Once(bytes) => bytes.is_none(),
-            Kind::Streaming(s) => s.done && s.buf.is_empty() && s.failure.is_none(),
+            Kind::Streaming(s) => s.buf.is_empty() && matches!(lock(&s.shared).state, State::Done),
         }
     }
 
@@ -331,14 +423,14 @@ mod tests {
             follow: true,
             ..Request::new("f")
         };
-        let shaped = Shaped::new(
+        let shaped = Box::pin(Shaped::new(
             Box::pin(backend),
             &request,
             &"openfaas-fn".into(),
             Utc::now(),
             Duration::from_secs(1),
             crate::Capabilities::NONE.with_marks_history_end(),
-        );
+        ));
         let never = tokio_util::sync::CancellationToken::new().cancelled_owned();
         let far = Instant::now() + Duration::from_secs(3600);
         (LogBody::streaming(shaped, None, far, never), tx)

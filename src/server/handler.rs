@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::body::{json_response, LogBody};
-use super::shaping::Shaped;
+use super::shaping::{yielded_for_budget, Shaped};
 use crate::error::{panicked, BoxError};
 use crate::{Capabilities, Error, Message, Request, Requester, SharedStr};
 
@@ -234,7 +234,7 @@ impl<R: Requester + ?Sized> LogHandler<R> {
         capabilities: Capabilities,
         arrived: chrono::DateTime<Utc>,
         deadline: Instant,
-    ) -> Result<(Shaped, Option<Message>), Error> {
+    ) -> Result<(Pin<Box<Shaped>>, Option<Message>), Error> {
         let query = self.requester.query(request.clone());
         let stream = match tokio::time::timeout_at(deadline, query).await {
             Ok(stream) => stream?,
@@ -245,17 +245,17 @@ impl<R: Requester + ?Sized> LogHandler<R> {
                 )))
             }
         };
-        let mut shaped = Shaped::new(
+        let mut shaped = Box::pin(Shaped::new(
             stream,
             &request,
             &self.default_namespace,
             arrived,
             self.history_quiet,
             capabilities,
-        );
-        let first = std::future::poll_fn(|cx| match Pin::new(&mut shaped).poll_next(cx) {
+        ));
+        let first = std::future::poll_fn(|cx| match shaped.as_mut().poll_next(cx) {
             Poll::Ready(item) => Poll::Ready(item.transpose()),
-            Poll::Pending if !shaped.take_yielded() && shaped.history_over() => {
+            Poll::Pending if shaped.history_over() && !yielded_for_budget(cx) => {
                 Poll::Ready(Ok(None))
             }
             Poll::Pending => Poll::Pending,

@@ -18,8 +18,19 @@ use crate::ordered::TimeOrdered;
 use crate::request::Filter;
 use crate::{Capabilities, Error, Event, LogStream, Message, Request, SharedStr};
 
-/// Wraps a backend stream so that it yields exactly what the request asked for.
-pub(crate) struct Shaped {
+pin_project_lite::pin_project! {
+    /// Wraps a backend stream so that it yields exactly what the request asked for.
+    pub(crate) struct Shaped {
+        contract: Contract,
+        // In a follow request with a tail, a marker-less backend's history also ends
+        // once the stream has been quiet this long; restarted by every message.
+        #[pin]
+        quiet: Option<Sleep>,
+    }
+}
+
+/// What the request asked for, and where its stream stands.
+struct Contract {
     backend: Option<LogStream>,
     filter: Filter,
     /// Who the response is for: messages of another function are dropped (unless the
@@ -34,23 +45,28 @@ pub(crate) struct Shaped {
     phase: Phase,
     history: History,
     quiet_period: Duration,
-    quiet: Option<Pin<Box<Sleep>>>,
     /// False for a backend that always marks where history ends: then its mark is
     /// trusted and nothing is guessed from timestamps or pauses.
     guess_history_end: bool,
-    /// Items this stream may still take before it yields the thread (see [`SLICE`]).
-    budget: u32,
-    /// Whether the last `Pending` was a yield for the budget, not a backend with nothing
-    /// ready.
-    yielded: bool,
+    /// Items taken since a unit of the budget was last spent (see [`ITEMS_PER_UNIT`]).
+    items_on_unit: u32,
 }
 
-/// The most items (backend items and held history alike) a response takes before it
-/// yields its worker thread. A backend that is always ready would otherwise keep one
-/// thread busy until its stream ends: other requests would wait, and the deadline would
-/// go unnoticed. Smaller slices let other requests in sooner and cost a scan more
-/// yields; BENCHMARKS.md ("Against a hostile backend") has the trade measured.
-const SLICE: u32 = 1024;
+/// How many items one unit of tokio's cooperative budget pays for. A unit is sized for
+/// an I/O operation, an item costs a fraction of a microsecond, and a yield for the
+/// budget gives tokio's I/O driver a turn (a system call): one unit an item made a dump
+/// 30% slower. With 32, a response yields every 4,096 items; BENCHMARKS.md ("The
+/// response body on tokio's budget") has the trade measured.
+const ITEMS_PER_UNIT: u32 = 32;
+
+/// Counts an item taken on `unit` (the budget unit spent for it, if one was); returns
+/// the new count.
+fn took_item(unit: Option<&tokio::task::coop::RestoreOnPending>, items_on_unit: u32) -> u32 {
+    if let Some(unit) = unit {
+        unit.made_progress();
+    }
+    (items_on_unit + 1) % ITEMS_PER_UNIT
+}
 
 enum Phase {
     /// Reading history: held back when a tail is set, passed on otherwise.
@@ -97,6 +113,14 @@ impl History {
     }
 }
 
+/// After `Pending` from a [`Shaped`] stream: whether it only gave the thread back because
+/// tokio's cooperative budget ran out, rather than having nothing ready. In that case
+/// the task is polled again soon (this arranges it), and the caller may keep what it
+/// holds for then instead of treating the pause as the end of a burst.
+pub(crate) fn yielded_for_budget(cx: &mut Context<'_>) -> bool {
+    tokio::task::coop::poll_proceed(cx).is_pending()
+}
+
 impl Shaped {
     pub(crate) fn new(
         backend: LogStream,
@@ -115,7 +139,7 @@ impl Shaped {
         } else {
             request.namespace.as_str().into()
         };
-        Shaped {
+        let contract = Contract {
             backend: Some(backend),
             filter,
             name: request.name.as_str().into(),
@@ -131,38 +155,36 @@ impl Shaped {
                 arrivals: 0,
             },
             quiet_period,
-            quiet: None,
             guess_history_end: !capabilities.marks_history_end,
-            budget: SLICE,
-            yielded: false,
+            items_on_unit: 0,
+        };
+        Shaped {
+            contract,
+            quiet: None,
         }
     }
 
     /// Whether history is over: the response has nothing more to hold back.
     pub(crate) fn history_over(&self) -> bool {
-        !matches!(self.phase, Phase::History)
-    }
-
-    /// Whether the last `Pending` was a yield for the time slice (the stream has more
-    /// ready and has already asked to be polled again); clears the flag.
-    pub(crate) fn take_yielded(&mut self) -> bool {
-        std::mem::take(&mut self.yielded)
+        !matches!(self.contract.phase, Phase::History)
     }
 
     /// Stops reading the backend (the deadline or a shutdown came): what is held in
     /// memory is still yielded, then the stream ends. Returns whether history was
     /// complete; when it was not, the caller must not present the end as clean.
-    pub(crate) fn stop(&mut self) -> bool {
-        self.backend = None;
-        if matches!(self.phase, Phase::History) {
-            self.end_history(None);
+    pub(crate) fn stop(self: Pin<&mut Self>) -> bool {
+        let contract = self.project().contract;
+        contract.backend = None;
+        if matches!(contract.phase, Phase::History) {
+            contract.end_history(None);
             return false;
         }
         true
     }
+}
 
+impl Contract {
     fn end_history(&mut self, first_live: Option<Message>) {
-        self.quiet = None;
         let first_live = first_live.filter(|_| self.follow);
         self.phase = Phase::Draining {
             held: self.history.take_sorted(),
@@ -170,17 +192,10 @@ impl Shaped {
         };
     }
 
-    /// In a follow request with a tail, a marker-less backend's history also ends when the
-    /// stream has been quiet for a while; returns whether that time has come.
-    fn quiet_elapsed(&mut self, cx: &mut Context<'_>) -> bool {
-        if !(self.guess_history_end && self.follow && self.history.tail.is_some()) {
-            return false;
-        }
-        let period = self.quiet_period;
-        let timer = self
-            .quiet
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(period)));
-        timer.as_mut().poll(cx).is_ready()
+    /// Whether a pause in the backend can end history: in a follow request with a tail,
+    /// from a backend that does not mark the end itself.
+    fn ends_history_when_quiet(&self) -> bool {
+        self.guess_history_end && self.follow && self.history.tail.is_some()
     }
 
     /// How a gap shows on the wire: a line of the function that says how many lines were
@@ -235,20 +250,25 @@ impl Shaped {
 impl Stream for Shaped {
     type Item = Result<Message, Error>;
 
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let projected = self.project();
+        let this = projected.contract;
+        let mut quiet = projected.quiet;
         loop {
-            if this.budget == 0 {
-                this.budget = SLICE;
-                this.yielded = true;
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
-            }
-            this.budget -= 1;
+            // Items (a backend's, held history's, or ones filtered away) spend tokio's
+            // cooperative budget: a backend that is always ready would otherwise keep its
+            // worker thread until its stream ends, so that other requests wait and the
+            // deadline goes unnoticed. With no budget left this is `Pending`, and tokio
+            // polls the task again once others had their turn.
+            let unit = match this.items_on_unit {
+                0 => Some(std::task::ready!(tokio::task::coop::poll_proceed(cx))),
+                _ => None,
+            };
             match &mut this.phase {
                 Phase::Done => return Poll::Ready(None),
                 Phase::Draining { held, first_live } => {
                     if let Some(m) = held.next().or_else(|| first_live.take()) {
+                        this.items_on_unit = took_item(unit.as_ref(), this.items_on_unit);
                         return Poll::Ready(Some(Ok(m)));
                     }
                     this.phase = if this.follow && this.backend.is_some() {
@@ -267,11 +287,33 @@ impl Stream for Shaped {
                 continue;
             };
             let in_history = matches!(this.phase, Phase::History);
-            match backend.as_mut().poll_next(cx) {
+            let next = backend.as_mut().poll_next(cx);
+            if next.is_ready() {
+                this.items_on_unit = took_item(unit.as_ref(), this.items_on_unit);
+            }
+            match next {
                 Poll::Pending => {
-                    if in_history && this.quiet_elapsed(cx) {
-                        this.end_history(None);
-                        continue;
+                    if !tokio::task::coop::has_budget_remaining() {
+                        // The backend found the budget spent by this unit: it stays
+                        // spent, so that the caller sees a yield, not a quiet backend.
+                        if let Some(unit) = &unit {
+                            unit.made_progress();
+                        }
+                    }
+                    if in_history && this.ends_history_when_quiet() {
+                        let period = this.quiet_period;
+                        if quiet.as_mut().as_pin_mut().is_none() {
+                            quiet.set(Some(tokio::time::sleep(period)));
+                        }
+                        if quiet
+                            .as_mut()
+                            .as_pin_mut()
+                            .is_some_and(|t| t.poll(cx).is_ready())
+                        {
+                            quiet.set(None);
+                            this.end_history(None);
+                            continue;
+                        }
                     }
                     return Poll::Pending;
                 }
@@ -294,13 +336,13 @@ impl Stream for Shaped {
                     }
                 }
                 Poll::Ready(Some(Ok(Event::Message(m)))) => {
-                    this.quiet = None;
+                    quiet.set(None);
                     if let Some(m) = this.on_message(m) {
                         return Poll::Ready(Some(Ok(m)));
                     }
                 }
                 Poll::Ready(Some(Ok(Event::Gap { lost, timestamp }))) => {
-                    this.quiet = None;
+                    quiet.set(None);
                     let line = this.gap_line(lost, timestamp);
                     if let Some(m) = this.place(line) {
                         return Poll::Ready(Some(Ok(m)));
@@ -322,11 +364,11 @@ mod tests {
         Message::new("f", at, format!("{instance} {second}\n")).with_instance(instance)
     }
 
-    #[test]
-    fn tail_holds_at_most_tail_messages_however_long_the_history() {
-        // 200,000 messages, shuffled in blocks of 8, then a stream that stays open: the
+    #[tokio::test]
+    async fn tail_holds_at_most_tail_messages_however_long_the_history() {
+        // 20,000 messages, shuffled in blocks of 8, then a stream that stays open: the
         // history never ends by itself, so the heap can be looked at while it fills.
-        let total = 200_000i64;
+        let total = 20_000i64;
         let history = futures_util::stream::iter(0..total).map(|i| {
             let second = i ^ 7; // reorders each block of 8
             Ok(Event::Message(message(second, "a")))
@@ -336,26 +378,31 @@ mod tests {
             tail: Some(5),
             ..Request::new("f")
         };
-        let mut shaped = Shaped::new(
+        let mut shaped = Box::pin(Shaped::new(
             Box::pin(backend),
             &request,
             &"openfaas-fn".into(),
             Utc::now(),
             Duration::from_secs(1),
             Capabilities::NONE.with_marks_history_end(),
-        );
-        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
-        // Each poll takes one time slice of the history and yields.
-        let slices = total as usize / SLICE as usize + 2;
-        for _ in 0..slices {
-            assert!(Pin::new(&mut shaped).poll_next(&mut cx).is_pending());
+        ));
+        // Each poll takes what tokio's budget allows and yields; between polls the
+        // task gets a fresh budget.
+        let mut polls = 0;
+        while shaped.contract.history.arrivals < total as u64 {
+            let poll = std::future::poll_fn(|cx| Poll::Ready(shaped.as_mut().poll_next(cx))).await;
+            assert!(poll.is_pending());
             assert!(!shaped.history_over());
-            assert!(shaped.history.heap.len() <= 5);
+            assert!(shaped.contract.history.heap.len() <= 5);
+            tokio::task::yield_now().await;
+            polls += 1;
+            assert!(polls <= total, "the history is not read");
         }
-        assert_eq!(shaped.history.heap.len(), 5);
-        assert!(!shaped.stop(), "history was not complete");
+        assert!(polls > 1, "a poll took the whole history without yielding");
+        assert_eq!(shaped.contract.history.heap.len(), 5);
+        assert!(!shaped.as_mut().stop(), "history was not complete");
         let mut got = Vec::new();
-        while let Poll::Ready(Some(m)) = Pin::new(&mut shaped).poll_next(&mut cx) {
+        while let Some(m) = shaped.next().await {
             got.push(m.unwrap());
         }
         let seconds: Vec<i64> = got
