@@ -4,11 +4,11 @@ use std::fmt;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use reqwest::{StatusCode, Url};
+use reqwest::Url;
 use serde::de::DeserializeOwned;
 
+use super::error::OpenWhiskError;
 use super::record::{Activation, ActivationResponse, ActivationSummary, LogsAnswer};
-use crate::Error;
 
 /// The most activations one list answers (OpenWhisk's `max-list-limit`).
 pub const MAX_LIMIT: u32 = 200;
@@ -19,7 +19,7 @@ const DEFAULT_MAX_ANSWER: usize = 256 << 20;
 /// A client of one OpenWhisk API host, for one API key and namespace.
 ///
 /// ```no_run
-/// # async fn run() -> Result<(), faas_logs::Error> {
+/// # async fn run() -> Result<(), faas_logs::openwhisk::OpenWhiskError> {
 /// use faas_logs::openwhisk::{ListOptions, OpenWhiskClient};
 ///
 /// let client = OpenWhiskClient::builder("https://faas-nyc1-2ef2e6cc.doserverless.co", "uuid:key").build()?;
@@ -89,9 +89,13 @@ impl OpenWhiskClientBuilder {
     }
 
     /// Trusts this PEM certificate too (a deployment's self-signed one).
-    pub fn root_certificate(mut self, pem: &[u8]) -> Result<Self, Error> {
-        let certificate = reqwest::Certificate::from_pem(pem)
-            .map_err(|e| Error::invalid("cacert", "not a PEM certificate").with_source(e))?;
+    pub fn root_certificate(mut self, pem: &[u8]) -> Result<Self, OpenWhiskError> {
+        let certificate =
+            reqwest::Certificate::from_pem(pem).map_err(|e| OpenWhiskError::InvalidSetting {
+                setting: "cacert",
+                reason: "not a PEM certificate".to_owned(),
+                source: Some(e),
+            })?;
         self.http = self.http.add_root_certificate(certificate);
         Ok(self)
     }
@@ -104,12 +108,13 @@ impl OpenWhiskClientBuilder {
 
     /// The client. Fails on an API key that is not `UUID:KEY` or a host that is not a
     /// URL; a host without a scheme is reached over https, as `wsk` does.
-    pub fn build(self) -> Result<OpenWhiskClient, Error> {
+    pub fn build(self) -> Result<OpenWhiskClient, OpenWhiskError> {
         let Some((user, key)) = self.auth.split_once(':') else {
-            return Err(Error::invalid(
-                "auth",
-                "an OpenWhisk API key is UUID:KEY (as in ~/.wskprops' AUTH)",
-            ));
+            return Err(OpenWhiskError::InvalidSetting {
+                setting: "auth",
+                reason: "an OpenWhisk API key is UUID:KEY (as in ~/.wskprops' AUTH)".to_owned(),
+                source: None,
+            });
         };
         let host = self.apihost.trim().trim_end_matches('/');
         let host = if host.contains("://") {
@@ -120,18 +125,21 @@ impl OpenWhiskClientBuilder {
         let namespaces = Url::parse(&format!("{host}/api/v1/namespaces/"))
             .ok()
             .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-            .ok_or_else(|| {
-                Error::invalid(
-                    "apihost",
-                    format!("{:?} is not an http or https host", self.apihost),
-                )
+            .ok_or_else(|| OpenWhiskError::InvalidSetting {
+                setting: "apihost",
+                reason: format!("{:?} is not an http or https host", self.apihost),
+                source: None,
             })?;
         let http = self
             .http
             .connect_timeout(self.timeout)
             .timeout(self.timeout)
             .build()
-            .map_err(|e| Error::other("cannot set up an https client").with_source(e))?;
+            .map_err(|e| OpenWhiskError::InvalidSetting {
+                setting: "tls",
+                reason: "cannot set up an https client".to_owned(),
+                source: Some(e),
+            })?;
         Ok(OpenWhiskClient {
             http,
             namespaces,
@@ -221,30 +229,6 @@ impl ListOptions {
     }
 }
 
-/// A failed call, and whether trying again may help.
-#[derive(Debug)]
-pub(crate) struct Failure {
-    pub(crate) error: Error,
-    pub(crate) retry: Retry,
-}
-
-/// Whether a failed call is worth repeating.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Retry {
-    /// No: the answer will not change (a refused key, a bad query, not found).
-    Never,
-    /// The server is busy or failing (429, 5xx); after this long when it said so.
-    Busy(Option<Duration>),
-    /// The server could not be reached.
-    Unreachable,
-}
-
-impl From<Failure> for Error {
-    fn from(failure: Failure) -> Self {
-        failure.error
-    }
-}
-
 impl OpenWhiskClient {
     /// Settings for a client of the API at `apihost` (`https://host`, or a bare host as
     /// `wsk` takes it) with the API key `auth` (`UUID:KEY`).
@@ -281,56 +265,54 @@ impl OpenWhiskClient {
     }
 
     /// Summary rows, newest first.
-    pub async fn list(&self, options: &ListOptions) -> Result<Vec<ActivationSummary>, Error> {
-        Ok(self.try_list(options, false).await?)
+    pub async fn list(
+        &self,
+        options: &ListOptions,
+    ) -> Result<Vec<ActivationSummary>, OpenWhiskError> {
+        self.list_as(options, false).await
     }
 
     /// Full records with their inline logs, newest first.
-    pub async fn list_full(&self, options: &ListOptions) -> Result<Vec<Activation>, Error> {
-        Ok(self.try_list(options, true).await?)
+    pub async fn list_full(
+        &self,
+        options: &ListOptions,
+    ) -> Result<Vec<Activation>, OpenWhiskError> {
+        self.list_as(options, true).await
     }
 
     /// One activation's full record.
-    pub async fn get(&self, id: &str) -> Result<Activation, Error> {
-        Ok(self.try_get(id).await?)
+    pub async fn get(&self, id: &str) -> Result<Activation, OpenWhiskError> {
+        self.activation(id, None).await
     }
 
     /// One activation's lines, from `.../activations/{id}/logs`: the authoritative
     /// source, which answers even where a record's inline logs are empty.
-    pub async fn logs(&self, id: &str) -> Result<Vec<String>, Error> {
-        Ok(self.try_logs(id).await?)
+    pub async fn logs(&self, id: &str) -> Result<Vec<String>, OpenWhiskError> {
+        let answer: LogsAnswer = self.activation(id, Some("logs")).await?;
+        Ok(answer.logs)
     }
 
     /// One activation's response, from `.../activations/{id}/result`.
-    pub async fn result(&self, id: &str) -> Result<ActivationResponse, Error> {
-        Ok(self.try_activation(id, Some("result")).await?)
+    pub async fn result(&self, id: &str) -> Result<ActivationResponse, OpenWhiskError> {
+        self.activation(id, Some("result")).await
     }
 
-    pub(crate) async fn try_list<T: DeserializeOwned>(
+    async fn list_as<T: DeserializeOwned>(
         &self,
         options: &ListOptions,
         docs: bool,
-    ) -> Result<Vec<T>, Failure> {
+    ) -> Result<Vec<T>, OpenWhiskError> {
         let url = self.url(&["activations"]);
         let what = "the list of activations";
         let body = self.fetch(url, &options.pairs(docs), what).await?;
         read_json(&body, what)
     }
 
-    pub(crate) async fn try_get(&self, id: &str) -> Result<Activation, Failure> {
-        self.try_activation(id, None).await
-    }
-
-    pub(crate) async fn try_logs(&self, id: &str) -> Result<Vec<String>, Failure> {
-        let answer: LogsAnswer = self.try_activation(id, Some("logs")).await?;
-        Ok(answer.logs)
-    }
-
-    async fn try_activation<T: DeserializeOwned>(
+    async fn activation<T: DeserializeOwned>(
         &self,
         id: &str,
         part: Option<&str>,
-    ) -> Result<T, Failure> {
+    ) -> Result<T, OpenWhiskError> {
         let url = match part {
             Some(part) => self.url(&["activations", id, part]),
             None => self.url(&["activations", id]),
@@ -341,7 +323,7 @@ impl OpenWhiskClient {
     }
 
     /// One page of the namespace's actions, as `package/action` or `action`.
-    pub(crate) async fn try_actions(&self, skip: u32) -> Result<Vec<String>, Failure> {
+    pub(crate) async fn actions(&self, skip: u32) -> Result<Vec<String>, OpenWhiskError> {
         #[derive(serde::Deserialize)]
         struct Row {
             /// `namespace`, or `namespace/package` for an action in a package.
@@ -362,7 +344,7 @@ impl OpenWhiskClient {
     }
 
     /// Whether the action `entity` (`action` or `package/action`) exists.
-    pub(crate) async fn try_action_exists(&self, entity: &str) -> Result<bool, Failure> {
+    pub(crate) async fn action_exists(&self, entity: &str) -> Result<bool, OpenWhiskError> {
         let mut segments = vec!["actions"];
         segments.extend(entity.split('/'));
         let url = self.url(&segments);
@@ -371,10 +353,7 @@ impl OpenWhiskClient {
             .await
         {
             Ok(_) => Ok(true),
-            Err(Failure {
-                error: Error::NotFound { .. },
-                ..
-            }) => Ok(false),
+            Err(OpenWhiskError::NotFound { .. }) => Ok(false),
             Err(other) => Err(other),
         }
     }
@@ -393,7 +372,7 @@ impl OpenWhiskClient {
         url: Url,
         query: &[(&'static str, String)],
         what: &str,
-    ) -> Result<Bytes, Failure> {
+    ) -> Result<Bytes, OpenWhiskError> {
         let sent = self
             .http
             .get(url)
@@ -405,19 +384,12 @@ impl OpenWhiskClient {
         let mut response = match sent {
             Ok(response) => response,
             Err(e) => {
-                let timed_out = e.is_timeout();
-                return Err(Failure {
-                    error: Error::unavailable(if timed_out {
-                        format!("the OpenWhisk API at {} did not answer in time", self.host)
-                    } else {
-                        format!("cannot reach the OpenWhisk API at {}", self.host)
-                    })
-                    .with_source(e.without_url()),
-                    retry: if timed_out {
-                        Retry::Busy(None)
-                    } else {
-                        Retry::Unreachable
-                    },
+                let host = self.host.clone();
+                let source = e.without_url();
+                return Err(if source.is_timeout() {
+                    OpenWhiskError::Timeout { host, source }
+                } else {
+                    OpenWhiskError::Unreachable { host, source }
                 });
             }
         };
@@ -432,24 +404,18 @@ impl OpenWhiskClient {
         loop {
             match response.chunk().await {
                 Ok(Some(chunk)) if body.len() + chunk.len() > self.max_answer => {
-                    return Err(Failure {
-                        error: Error::other(format!(
-                            "the OpenWhisk API's answer for {what} is larger than {} bytes",
-                            self.max_answer
-                        )),
-                        retry: Retry::Never,
+                    return Err(OpenWhiskError::TooLarge {
+                        what: what.to_owned(),
+                        limit: self.max_answer,
                     });
                 }
                 Ok(Some(chunk)) => body.extend_from_slice(&chunk),
                 Ok(None) => break,
                 Err(e) => {
-                    return Err(Failure {
-                        error: Error::unavailable(format!(
-                            "the OpenWhisk API at {} broke off its answer for {what}",
-                            self.host
-                        ))
-                        .with_source(e.without_url()),
-                        retry: Retry::Busy(None),
+                    return Err(OpenWhiskError::BrokeOff {
+                        host: self.host.clone(),
+                        what: what.to_owned(),
+                        source: e.without_url(),
                     })
                 }
             }
@@ -458,57 +424,18 @@ impl OpenWhiskClient {
         if status.is_success() {
             return Ok(body);
         }
-        Err(status_failure(status, &body, what, retry_after))
+        Err(OpenWhiskError::from_status(
+            status,
+            &body,
+            what,
+            retry_after,
+        ))
     }
 }
 
-fn status_failure(
-    status: StatusCode,
-    body: &[u8],
-    what: &str,
-    retry_after: Option<Duration>,
-) -> Failure {
-    // OpenWhisk answers `{"error": "...", "code": "<transaction id>"}`.
-    let said = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| v.get("error").and_then(|e| e.as_str()).map(str::to_owned))
-        .unwrap_or_else(|| String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned());
-    let (error, retry) = match status {
-        StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => (
-            Error::unavailable(format!(
-                "the OpenWhisk API refused the API key ({status}): check AUTH or --auth"
-            )),
-            Retry::Never,
-        ),
-        StatusCode::NOT_FOUND => (
-            Error::not_found(format!("{what} was not found on the OpenWhisk API")),
-            Retry::Never,
-        ),
-        StatusCode::TOO_MANY_REQUESTS => (
-            Error::unavailable(format!(
-                "the OpenWhisk API is throttling ({status}): {said}"
-            )),
-            Retry::Busy(retry_after),
-        ),
-        s if s.is_server_error() => (
-            Error::unavailable(format!("the OpenWhisk API failed ({status}): {said}")),
-            Retry::Busy(retry_after),
-        ),
-        _ => (
-            Error::other(format!(
-                "the OpenWhisk API refused the query for {what} ({status}): {said}"
-            )),
-            Retry::Never,
-        ),
-    };
-    Failure { error, retry }
-}
-
-fn read_json<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, Failure> {
-    serde_json::from_slice(body).map_err(|e| Failure {
-        error: Error::other(format!(
-            "the OpenWhisk API's answer for {what} cannot be read: {e}"
-        )),
-        retry: Retry::Never,
+fn read_json<T: DeserializeOwned>(body: &[u8], what: &str) -> Result<T, OpenWhiskError> {
+    serde_json::from_slice(body).map_err(|reason| OpenWhiskError::Unreadable {
+        what: what.to_owned(),
+        reason,
     })
 }

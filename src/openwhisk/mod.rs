@@ -50,6 +50,7 @@
 //! ```
 
 mod api;
+mod error;
 mod line;
 mod poll;
 mod props;
@@ -62,6 +63,7 @@ use std::time::Duration;
 use chrono::Utc;
 
 pub use api::{ListOptions, OpenWhiskClient, OpenWhiskClientBuilder, MAX_LIMIT};
+pub use error::OpenWhiskError;
 pub use line::{is_sentinel, parse_line, ActivationLine, SENTINEL};
 pub use poll::{ActivationPoller, PollSettings};
 pub use props::WskProps;
@@ -222,7 +224,7 @@ impl Requester for OpenWhiskRequester {
     async fn functions(&self) -> Result<Option<Vec<FunctionName>>, Error> {
         let entities = poll::every_page(|skip| {
             poll::retrying(self.settings.give_up_after, false, move || {
-                self.client.try_actions(skip)
+                self.client.actions(skip)
             })
         })
         .await;

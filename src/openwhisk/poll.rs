@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
-use super::api::{Failure, ListOptions, OpenWhiskClient, Retry, MAX_LIMIT};
+use super::api::{ListOptions, OpenWhiskClient, MAX_LIMIT};
+use super::error::{OpenWhiskError, Retry};
 use super::record::{Activation, ActivationSummary};
 use crate::Error;
 
@@ -72,7 +73,7 @@ pub(crate) async fn retrying<T, F, Fut>(
 ) -> Result<T, Error>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, Failure>>,
+    Fut: Future<Output = Result<T, OpenWhiskError>>,
 {
     let mut first_failure: Option<Instant> = None;
     let mut backoff = Duration::from_millis(500);
@@ -81,9 +82,9 @@ where
             Ok(value) => return Ok(value),
             Err(failure) => failure,
         };
-        let wait = match failure.retry {
-            Retry::Never => return Err(failure.error),
-            Retry::Unreachable if !unreachable_too => return Err(failure.error),
+        let wait = match failure.retry() {
+            Retry::Never => return Err(failure.into()),
+            Retry::Unreachable if !unreachable_too => return Err(failure.into()),
             Retry::Busy(Some(said)) => said.max(backoff),
             Retry::Busy(None) | Retry::Unreachable => backoff,
         };
@@ -91,12 +92,11 @@ where
         let left = give_up_after.saturating_sub(since.elapsed());
         if left.is_zero() {
             return Err(Error::unavailable(format!(
-                "gave up after the OpenWhisk API failed for {give_up_after:?}: {}",
-                failure.error
+                "gave up after the OpenWhisk API failed for {give_up_after:?}: {failure}"
             ))
-            .with_source(failure.error));
+            .with_source(Error::from(failure)));
         }
-        tracing::warn!(error = %failure.error, ?wait, "OpenWhisk call failed; trying again");
+        tracing::warn!(error = %failure, ?wait, "OpenWhisk call failed; trying again");
         tokio::time::sleep(wait.min(left)).await;
         backoff = (backoff * 2).min(Duration::from_secs(30));
     }
@@ -136,7 +136,7 @@ pub(crate) async fn with_logs(
     if inline_empty {
         let id = activation.activation_id.clone();
         // Listed a moment ago: a connection that fails now is worth trying again.
-        let fetched = retrying(give_up_after, true, || client.try_logs(&id)).await;
+        let fetched = retrying(give_up_after, true, || client.logs(&id)).await;
         match fetched {
             Ok(logs) => activation.logs = Some(logs),
             // Listed a moment ago: a 404 now means its logs are gone, not the activation.
@@ -296,7 +296,7 @@ impl ActivationPoller {
             let options = self.options().with_since(since).with_skip(skip);
             async move {
                 retrying(self.settings.give_up_after, unreachable_too, || {
-                    self.client.try_list(&options, false)
+                    self.client.list(&options)
                 })
                 .await
             }
@@ -320,7 +320,7 @@ impl ActivationPoller {
                 .with_upto(high)
                 .with_skip(skip);
             let page: Vec<Activation> = retrying(self.settings.give_up_after, true, || {
-                self.client.try_list(&options, true)
+                self.client.list_full(&options)
             })
             .await?;
             skip += u32::try_from(page.len()).unwrap_or(u32::MAX);
@@ -335,10 +335,7 @@ impl ActivationPoller {
             }
         }
         for id in missing {
-            let one = retrying(self.settings.give_up_after, true, || {
-                self.client.try_get(id)
-            })
-            .await;
+            let one = retrying(self.settings.give_up_after, true, || self.client.get(id)).await;
             match one {
                 Ok(activation) => found.push(activation),
                 Err(Error::NotFound { .. }) => {}

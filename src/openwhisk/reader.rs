@@ -76,7 +76,7 @@ impl Reader {
 
     async fn activation(&self, id: &str) -> Result<Activation, Error> {
         let give_up = self.settings.give_up_after;
-        let activation = retrying(give_up, false, || self.client.try_get(id)).await?;
+        let activation = retrying(give_up, false, || self.client.get(id)).await?;
         let entity = activation.entity();
         if entity != self.entity && activation.name != self.entity {
             return Err(Error::not_found(format!(
@@ -140,7 +140,7 @@ impl Reader {
             async move {
                 let page: Vec<ActivationSummary> =
                     retrying(reader.settings.give_up_after, false, || {
-                        reader.client.try_list(&options, false)
+                        reader.client.list(&options)
                     })
                     .await?;
                 Ok(page.into_iter().map(|row| row.start).collect())
@@ -186,7 +186,7 @@ impl Reader {
     async fn page(&self, skip: u32, span: Option<(i64, i64)>) -> Result<Vec<Activation>, Error> {
         let options = self.options(skip, span);
         retrying(self.settings.give_up_after, false, || {
-            self.client.try_list(&options, true)
+            self.client.list_full(&options)
         })
         .await
     }
@@ -207,10 +207,8 @@ impl Reader {
     async fn end_history(&mut self, check_name: bool) -> Result<(), Error> {
         if check_name && !self.delivered_any {
             let give_up = self.settings.give_up_after;
-            let exists = retrying(give_up, false, || {
-                self.client.try_action_exists(&self.entity)
-            })
-            .await?;
+            let exists =
+                retrying(give_up, false, || self.client.action_exists(&self.entity)).await?;
             if !exists {
                 return Err(Error::not_found(format!(
                     "no action {:?} in OpenWhisk namespace {:?}",

@@ -13,8 +13,8 @@ use chrono::{DateTime, TimeZone, Utc};
 use common::{get, get_whole, within, Provider};
 use emulator::Emulator;
 use faas_logs::openwhisk::{
-    Activation, ActivationStatus, ActivationSummary, OpenWhiskClient, OpenWhiskRequester,
-    PollSettings,
+    Activation, ActivationStatus, ActivationSummary, ListOptions, OpenWhiskClient, OpenWhiskError,
+    OpenWhiskRequester, PollSettings,
 };
 use faas_logs::server::LogHandler;
 use faas_logs::{Message, OutputStream};
@@ -652,6 +652,96 @@ async fn a_refused_key_an_unreachable_host_and_bad_answers() {
     assert!(body.contains("missing field"), "{body}");
     // What was stored is still served.
     assert_eq!(messages(addr, "name=hello&tail=1").await.len(), 1);
+}
+
+#[tokio::test]
+async fn the_client_says_what_failed_in_its_own_error() {
+    let emulator = Emulator::start(KEY).await;
+    history(&emulator, 1);
+    let client = client(&emulator);
+
+    // Throttling and a failing API, each with the wait it asked for; several calls at
+    // once, each answered with its own fault.
+    emulator.fail_next(2, 429, Some(7));
+    emulator.fail_next(1, 503, None);
+    let options = ListOptions::new();
+    let calls = (0..3).map(|_| client.list(&options));
+    let mut errors: Vec<OpenWhiskError> = futures::future::join_all(calls)
+        .await
+        .into_iter()
+        .map(|r| r.expect_err("every call was given a fault"))
+        .collect();
+    errors.sort_by_key(|e| e.status().map(|s| s.as_u16()));
+    let [throttled_a, throttled_b, failed] = &errors[..] else {
+        panic!("{errors:?}")
+    };
+    for throttled in [throttled_a, throttled_b] {
+        assert!(
+            matches!(throttled, OpenWhiskError::Throttled { .. }),
+            "{throttled:?}"
+        );
+        assert_eq!(throttled.retry_after(), Some(Duration::from_secs(7)));
+    }
+    assert!(
+        matches!(failed, OpenWhiskError::Failed { .. }),
+        "{failed:?}"
+    );
+    assert_eq!(failed.status().map(|s| s.as_u16()), Some(503));
+    assert_eq!(failed.retry_after(), None);
+    // As the crate's error, a provider answers each with a 503.
+    let error = faas_logs::Error::from(errors.pop().unwrap());
+    assert_eq!(error.status().as_u16(), 503);
+
+    // Not found, and a refused key: no wait, and the status the API gave.
+    let missing = client.get("0000000000000000").await.unwrap_err();
+    assert!(
+        matches!(missing, OpenWhiskError::NotFound { .. }),
+        "{missing:?}"
+    );
+    assert_eq!(faas_logs::Error::from(missing).status().as_u16(), 404);
+    let wrong = OpenWhiskClient::builder(emulator.url(), "23bc46b1:wrong-secret-value")
+        .build()
+        .unwrap();
+    let refused = wrong.list(&options).await.unwrap_err();
+    assert_eq!(refused.status().map(|s| s.as_u16()), Some(401));
+    assert!(
+        refused.to_string().contains("refused the API key"),
+        "{refused}"
+    );
+
+    // An answer that is not what the API gives says where it broke.
+    emulator.answer_next(r#"{"not": "an array"}"#);
+    let unreadable = client.list(&options).await.unwrap_err();
+    assert!(
+        matches!(unreadable, OpenWhiskError::Unreadable { .. }),
+        "{unreadable:?}"
+    );
+
+    // Nobody listening, and settings that cannot work.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = format!("http://{}", listener.local_addr().unwrap());
+    drop(listener);
+    let gone = OpenWhiskClient::builder(&nowhere, KEY).build().unwrap();
+    let unreachable = gone.list(&options).await.unwrap_err();
+    assert!(
+        matches!(unreachable, OpenWhiskError::Unreachable { .. }),
+        "{unreachable:?}"
+    );
+    assert!(std::error::Error::source(&unreachable).is_some());
+    let no_key = OpenWhiskClient::builder(emulator.url(), "no-colon").build();
+    assert!(
+        matches!(
+            no_key,
+            Err(OpenWhiskError::InvalidSetting {
+                setting: "auth",
+                ..
+            })
+        ),
+        "{no_key:?}"
+    );
+
+    // Every call above left the stored activation as it was.
+    assert_eq!(client.list(&options).await.unwrap().len(), 1);
 }
 
 #[tokio::test]

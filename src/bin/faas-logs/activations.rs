@@ -122,7 +122,6 @@ struct Pick {
 }
 
 pub(crate) async fn run(args: ActivationsArgs) -> Result<(), Failure> {
-    let fail = |e: faas_logs::Error| Failure::Error(e.to_string());
     let (apihost, auth) = WskProps::resolve(args.apihost, args.auth).map_err(fail)?;
     let mut builder = OpenWhiskClient::builder(apihost, auth);
     if let Some(namespace) = WskProps::load().map_err(fail)?.namespace {
@@ -212,7 +211,7 @@ impl Pick {
         let newest = client
             .list(&ListOptions::new().with_limit(1))
             .await
-            .map_err(|e| Failure::Error(e.to_string()))?;
+            .map_err(fail)?;
         newest
             .into_iter()
             .next()
@@ -248,7 +247,7 @@ async fn poll(
     let mut poller = if back_seconds == 0 {
         ActivationPoller::after_existing(client, entity, settings)
             .await
-            .map_err(|e| Failure::Error(e.to_string()))?
+            .map_err(fail)?
     } else {
         let back = i64::try_from(back_seconds.saturating_mul(1000)).unwrap_or(i64::MAX);
         let since = chrono::Utc::now().timestamp_millis().saturating_sub(back);
@@ -267,7 +266,7 @@ async fn poll(
     tokio::pin!(until_exit);
     loop {
         let found = tokio::select! {
-            found = poller.next() => found.map_err(|e| Failure::Error(e.to_string()))?,
+            found = poller.next() => found.map_err(fail)?,
             () = &mut until_exit => return Ok(()),
             _ = tokio::signal::ctrl_c() => {
                 println!("Poll terminated");
@@ -471,6 +470,11 @@ fn write_json(out: &mut impl Write, value: &impl Serialize) -> Result<(), Failur
         .serialize(&mut serializer)
         .map_err(|e| Failure::Error(format!("cannot print: {e}")))?;
     writeln!(out).map_err(io)
+}
+
+/// A failure of the API or of its settings, as the sentence the command prints.
+fn fail(e: impl std::fmt::Display) -> Failure {
+    Failure::Error(e.to_string())
 }
 
 fn io(e: std::io::Error) -> Failure {
