@@ -487,6 +487,7 @@ fn provider_command(kind: &str) -> (std::path::PathBuf, Vec<&str>) {
     match kind {
         "memory" => (serve(), vec!["serve"]),
         "static" | "axum" => (built_example(kind), Vec::new()),
+        "docker-example" => (built_example("docker"), Vec::new()),
         _ => (serve(), vec!["serve", kind]),
     }
 }

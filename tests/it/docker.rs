@@ -892,3 +892,54 @@ async fn the_faas_logs_command_reads_the_docker_provider_as_faas_cli_would() {
 fn rfc3339_seconds(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Secs, true)
 }
+
+#[tokio::test]
+async fn the_docker_example_serves_every_replica_and_ends_on_ctrl_c() {
+    if !engine("the_docker_example_serves_every_replica_and_ends_on_ctrl_c") {
+        return;
+    }
+    let name = function("example");
+    // Two replicas write their numbered lines at the same time, then stay up.
+    let script = "for i in 1 2 3 4 5 6 7 8; do echo \"$(hostname) line $i\"; done; sleep 600";
+    let replicas = [
+        Container::start(&name, "example-a", false, script),
+        Container::start(&name, "example-b", false, script),
+    ];
+    let example = Provider::start("docker-example", &["--listen", "127.0.0.1:0"]);
+    let addr = example.addr;
+
+    let (status, list) = get_whole(addr, faas_logs::server::FUNCTIONS_PATH).await;
+    assert_eq!(status, 200, "{list}");
+    assert!(list.contains(&name), "{list}");
+
+    // A follower sees both replicas' lines, each replica's in its own order, once each.
+    let query = format!("/system/logs?name={name}&follow=true");
+    let (response, mut follow) = get(addr, &query).await;
+    assert_eq!(response.status(), 200);
+    let mut by_instance = std::collections::BTreeMap::<String, Vec<String>>::new();
+    for _ in 0..16 {
+        let m = follow.next_message().await;
+        by_instance
+            .entry(m.instance.to_string())
+            .or_default()
+            .push(m.text);
+    }
+    assert_eq!(by_instance.len(), 2, "{by_instance:?}");
+    for texts in by_instance.values() {
+        // Each line says which container wrote it, and its number.
+        let host = texts[0].split(' ').next().unwrap();
+        let want: Vec<String> = (1..=8).map(|i| format!("{host} line {i}")).collect();
+        assert_eq!(texts, &want);
+    }
+
+    // A tail across replicas: the newest lines by time, in time order.
+    let (_, mut tail) = get(addr, &format!("/system/logs?name={name}&tail=3")).await;
+    let got = tail.messages().await;
+    assert_eq!(got.len(), 3);
+    assert!(got.windows(2).all(|w| w[0].timestamp <= w[1].timestamp));
+
+    example.interrupt();
+    assert_eq!(follow.rest().await.unwrap(), Vec::<String>::new());
+    assert!(example.exits_cleanly().await);
+    drop(replicas);
+}
