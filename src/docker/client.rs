@@ -1,13 +1,13 @@
-//! The small part of the Docker Engine API the logs need, on hyper's HTTP/1 client over a
-//! Unix socket or TCP: one connection per request, driven by whoever reads the response,
+//! The Docker Engine API calls of [`DockerApi`], on hyper's HTTP/1 client over a Unix
+//! socket or TCP: one connection per request, run as a task that goes with the response,
 //! so that dropping the reader closes the connection and no task is left behind.
 
-use std::future::Future;
+use std::fmt::Write;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::task::Poll;
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use http_body::Body;
 use http_body_util::Empty;
 use hyper::body::Incoming;
@@ -17,7 +17,10 @@ use serde::de::DeserializeOwned;
 use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::OnceCell;
 use tokio_util::either::Either;
+use tokio_util::task::AbortOnDropHandle;
 
+use super::api::{api_time, filters, Inspect, Summary};
+use super::engine::{ApiError, ByteStream, DockerApi, LogOptions};
 use crate::Error;
 
 /// The newest API version this client speaks; older daemons are spoken to in theirs.
@@ -69,68 +72,50 @@ impl std::fmt::Display for Host {
     }
 }
 
-type Io = TokioIo<Either<UnixStream, TcpStream>>;
-
 /// A Docker API client: the host and the API version agreed with the daemon.
 pub(crate) struct Client {
     pub(crate) host: Host,
     version: OnceCell<String>,
 }
 
-/// A failed request to the daemon, in the two kinds the backend acts on differently.
-pub(crate) enum ApiError {
-    /// The daemon answered 404: what was asked about (a container) does not exist, or no
-    /// longer does.
-    Gone(Error),
-    /// The daemon is out of reach, refused, or answered something unexpected.
-    Failed(Error),
-}
-
-impl From<Error> for ApiError {
-    fn from(e: Error) -> Self {
-        ApiError::Failed(e)
-    }
-}
-
-impl From<ApiError> for Error {
-    fn from(e: ApiError) -> Self {
-        match e {
-            ApiError::Gone(e) | ApiError::Failed(e) => e,
-        }
-    }
-}
-
-/// A streaming response body together with the connection that feeds it.
+/// A streaming response body. Its connection runs as a task of its own, aborted when
+/// the response goes: dropping the reader closes the connection.
 pub(crate) struct Response {
     pub(crate) status: http::StatusCode,
-    conn: Option<http1::Connection<Io, Empty<Bytes>>>,
     body: Incoming,
+    _connection: AbortOnDropHandle<()>,
 }
 
 impl Response {
     /// The next chunk of the body; `None` at its end.
-    pub(crate) async fn chunk(&mut self) -> Option<Result<Bytes, Error>> {
-        std::future::poll_fn(|cx| loop {
-            // The connection does the reading: poll it, then the body it fills.
-            if let Some(conn) = self.conn.as_mut() {
-                if Pin::new(conn).poll(cx).is_ready() {
-                    self.conn = None;
+    async fn chunk(&mut self) -> Option<Result<Bytes, Error>> {
+        loop {
+            let frame = std::future::poll_fn(|cx| Pin::new(&mut self.body).poll_frame(cx)).await?;
+            match frame {
+                Err(e) => {
+                    return Some(Err(Error::unavailable(
+                        "the Docker daemon's response broke off",
+                    )
+                    .with_source(e)))
+                }
+                Ok(frame) => {
+                    if let Ok(data) = frame.into_data() {
+                        return Some(Ok(data));
+                    } // trailers: nothing for us
                 }
             }
-            return match Pin::new(&mut self.body).poll_frame(cx) {
-                Poll::Pending => Poll::Pending,
-                Poll::Ready(None) => Poll::Ready(None),
-                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Error::unavailable(
-                    "the Docker daemon's response broke off",
-                )
-                .with_source(e)))),
-                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
-                    Ok(data) => Poll::Ready(Some(Ok(data))),
-                    Err(_) => continue, // trailers: nothing for us
-                },
-            };
-        })
-        .await
+        }
+    }
+
+    /// The body as a stream of chunks.
+    fn into_stream(self) -> ByteStream {
+        Box::pin(futures_util::stream::unfold(
+            self,
+            |mut response| async move {
+                let chunk = response.chunk().await?;
+                Some((chunk, response))
+            },
+        ))
     }
 
     /// The whole body (for small answers).
@@ -148,7 +133,7 @@ impl Response {
     }
 
     /// Turns a non-2xx answer into an error with the daemon's message.
-    pub(crate) async fn ok(self) -> Result<Response, ApiError> {
+    async fn ok(self) -> Result<Response, ApiError> {
         if self.status.is_success() {
             return Ok(self);
         }
@@ -187,42 +172,38 @@ impl Client {
     }
 
     /// `GET path` on a new connection; the body is read through the returned [`Response`].
-    pub(crate) async fn get(&self, path_and_query: &str) -> Result<Response, Error> {
+    async fn get(&self, path_and_query: &str) -> Result<Response, Error> {
         let stream = match &self.host {
             Host::Unix(path) => UnixStream::connect(path).await.map(Either::Left),
             Host::Tcp(addr) => TcpStream::connect(addr.as_str()).await.map(Either::Right),
         }
         .map_err(|e| self.unreachable(e))?;
-        let (mut sender, mut conn) = http1::handshake(TokioIo::new(stream))
+        let (mut sender, connection) = http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| self.unreachable(e))?;
+        let connection = AbortOnDropHandle::new(tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, "a connection to the Docker daemon ended");
+            }
+        }));
         let request = http::Request::get(path_and_query)
             .header(http::header::HOST, "docker")
-            .body(Empty::new())
+            .body(Empty::<Bytes>::new())
             .map_err(|e| Error::other("could not build a Docker API request").with_source(e))?;
-        let mut pending = std::pin::pin!(sender.send_request(request));
-        let mut conn_done = false;
-        let response = std::future::poll_fn(|cx| {
-            if !conn_done && Pin::new(&mut conn).poll(cx).is_ready() {
-                conn_done = true;
-            }
-            pending.as_mut().poll(cx)
-        })
-        .await
-        .map_err(|e| self.unreachable(e))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| self.unreachable(e))?;
         let (parts, body) = response.into_parts();
         Ok(Response {
             status: parts.status,
-            conn: (!conn_done).then_some(conn),
             body,
+            _connection: connection,
         })
     }
 
     /// `GET path` and decode a JSON answer.
-    pub(crate) async fn get_json<T: DeserializeOwned>(
-        &self,
-        path_and_query: &str,
-    ) -> Result<T, ApiError> {
+    async fn get_json<T: DeserializeOwned>(&self, path_and_query: &str) -> Result<T, ApiError> {
         let bytes = self
             .get(path_and_query)
             .await?
@@ -242,7 +223,7 @@ impl Client {
 
     /// The API path prefix, `/v1.41`, agreed with the daemon on first use (a failure is
     /// not kept: the next query asks again).
-    pub(crate) async fn prefix(&self) -> Result<String, Error> {
+    async fn prefix(&self) -> Result<String, Error> {
         self.version
             .get_or_try_init(|| self.negotiate())
             .await
@@ -267,6 +248,60 @@ impl Client {
         let prefix = format!("/v{major}.{minor}");
         tracing::debug!(%prefix, server = %server.api_version, "Docker API version agreed");
         Ok(prefix)
+    }
+}
+
+#[async_trait::async_trait]
+impl DockerApi for Client {
+    async fn list(&self, labels: &[String]) -> Result<Vec<Summary>, ApiError> {
+        let prefix = self.prefix().await?;
+        let filter = filters(&[("label", labels)]);
+        self.get_json(&format!("{prefix}/containers/json?all=1&filters={filter}"))
+            .await
+    }
+
+    async fn inspect(&self, id: &str) -> Result<Inspect, ApiError> {
+        let prefix = self.prefix().await?;
+        self.get_json(&format!("{prefix}/containers/{id}/json"))
+            .await
+    }
+
+    async fn logs(&self, id: &str, options: LogOptions) -> Result<ByteStream, ApiError> {
+        let prefix = self.prefix().await?;
+        let mut path = format!(
+            "{prefix}/containers/{id}/logs?stdout=1&stderr=1&timestamps=1&follow={}",
+            u8::from(options.follow)
+        );
+        if let Some(since) = options.since {
+            path.push_str("&since=");
+            path.push_str(&api_time(since));
+        }
+        match options.tail {
+            Some(n) => {
+                let _ = write!(path, "&tail={n}");
+            }
+            None => path.push_str("&tail=all"),
+        }
+        Ok(self.get(&path).await?.ok().await?.into_stream())
+    }
+
+    async fn start_events(
+        &self,
+        labels: &[String],
+        since: Option<DateTime<Utc>>,
+    ) -> Result<ByteStream, ApiError> {
+        let prefix = self.prefix().await?;
+        let filter = filters(&[
+            ("type", &["container".to_owned()]),
+            ("event", &["start".to_owned()]),
+            ("label", labels),
+        ]);
+        let mut path = format!("{prefix}/events?filters={filter}");
+        if let Some(since) = since {
+            path.push_str("&since=");
+            path.push_str(&api_time(since));
+        }
+        Ok(self.get(&path).await?.ok().await?.into_stream())
     }
 }
 

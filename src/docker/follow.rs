@@ -10,8 +10,8 @@ use futures_core::Stream;
 use futures_util::stream::{SelectAll, StreamExt};
 use tokio_util::codec::Decoder;
 
-use super::api::{api_time, filters, StartEvent};
-use super::client::{ApiError, Client, Response};
+use super::api::StartEvent;
+use super::engine::{ApiError, ByteStream, DockerApi};
 use super::frames::Line;
 use super::outbox::Outbox;
 use super::query::{Broken, Part, Query, Tracked};
@@ -24,32 +24,20 @@ const MAX_REOPENS: u32 = 3;
 
 /// Subscribes to the start events of the function's containers, from `since` if given.
 pub(super) async fn subscribe(
-    client: &Client,
-    prefix: &str,
+    api: &dyn DockerApi,
     labels: &[String],
     since: Option<DateTime<Utc>>,
 ) -> Result<Events, Error> {
-    let filter = filters(&[
-        ("type", &["container".to_owned()]),
-        ("event", &["start".to_owned()]),
-        ("label", labels),
-    ]);
-    let mut path = format!("{prefix}/events?filters={filter}");
-    if let Some(since) = since {
-        path.push_str("&since=");
-        path.push_str(&api_time(since));
-    }
-    let response = client.get(&path).await?.ok().await?;
+    let bytes = api.start_events(labels, since).await?;
     Ok(Events {
-        response,
+        bytes,
         decoder: NdjsonDecoder::default(),
         buf: BytesMut::new(),
     })
 }
 
-/// The daemon's event stream: one JSON object per line.
 pub(super) struct Events {
-    response: Response,
+    bytes: ByteStream,
     decoder: NdjsonDecoder<StartEvent>,
     buf: BytesMut,
 }
@@ -72,7 +60,7 @@ impl Events {
                 }
                 Ok(None) => {}
             }
-            match self.response.chunk().await? {
+            match self.bytes.next().await? {
                 Ok(bytes) => self.buf.extend_from_slice(&bytes),
                 Err(e) => return Some(Err(e)),
             }
@@ -248,13 +236,7 @@ impl Following {
             )));
         }
         let query = &self.query;
-        let events = subscribe(
-            &query.client,
-            &query.prefix,
-            &query.labels,
-            Some(query.subscribed_at),
-        )
-        .await?;
+        let events = subscribe(&*query.api, &query.labels, Some(query.subscribed_at)).await?;
         self.events = Some(events);
         Ok(())
     }

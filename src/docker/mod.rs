@@ -13,11 +13,16 @@ compile_error!(
 
 mod api;
 mod client;
+mod engine;
+#[cfg(test)]
+mod fake;
 mod follow;
 pub mod frames;
 mod history;
 mod outbox;
 mod query;
+#[cfg(test)]
+mod tests;
 
 use std::fmt::Write;
 use std::sync::Arc;
@@ -27,11 +32,12 @@ use futures_core::Stream;
 use futures_util::stream::StreamExt;
 use tokio::sync::mpsc;
 
-use self::api::{filters, Container, Namespaces, Summary};
-use self::client::{ApiError, Client, Host};
+use self::api::{Container, Namespaces, Summary};
+use self::client::{Client, Host};
+use self::engine::{ApiError, DockerApi};
 use self::follow::{subscribe, Events, Following};
 use self::history::merge_history;
-use self::outbox::{Outbox, TaskStream, OUTBOX_BATCHES};
+use self::outbox::{task_stream, Outbox, OUTBOX_BATCHES};
 use self::query::{Lines, Part, Query, Tracked};
 use crate::{Capabilities, Error, Event, FunctionName, LogStream, Request, Requester};
 
@@ -78,7 +84,8 @@ pub const DEFAULT_DOCKER_HOST: &str = "unix:///var/run/docker.sock";
 /// # Ok(()) }
 /// ```
 pub struct DockerRequester {
-    client: Arc<Client>,
+    api: Arc<dyn DockerApi>,
+    host: String,
     function_label: String,
     namespace_label: String,
     default_namespace: String,
@@ -87,7 +94,7 @@ pub struct DockerRequester {
 impl std::fmt::Debug for DockerRequester {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DockerRequester")
-            .field("host", &self.client.host.to_string())
+            .field("host", &self.host)
             .field("function_label", &self.function_label)
             .field("namespace_label", &self.namespace_label)
             .field("default_namespace", &self.default_namespace)
@@ -108,12 +115,26 @@ impl DockerRequester {
 
     /// A requester for the daemon at `host`: `unix:///path` or `tcp://host:port`.
     pub fn with_host(host: &str) -> Result<Self, Error> {
+        let host = Host::parse(host)?;
         Ok(DockerRequester {
-            client: Arc::new(Client::new(Host::parse(host)?)),
+            host: host.to_string(),
+            api: Arc::new(Client::new(host)),
             function_label: "com.openfaas.function".into(),
             namespace_label: "com.openfaas.namespace".into(),
             default_namespace: "openfaas-fn".into(),
         })
+    }
+
+    /// A requester over any implementation of the engine's API (a fake, in tests).
+    #[cfg(test)]
+    fn over(api: Arc<dyn DockerApi>) -> Self {
+        DockerRequester {
+            api,
+            host: "fake".into(),
+            function_label: "com.openfaas.function".into(),
+            namespace_label: "com.openfaas.namespace".into(),
+            default_namespace: "openfaas-fn".into(),
+        }
     }
 
     /// The label key whose value is the function's name.
@@ -141,7 +162,7 @@ impl DockerRequester {
     /// The daemon's address, as `unix://...` or `tcp://...`.
     #[must_use]
     pub fn host(&self) -> String {
-        self.client.host.to_string()
+        self.host.clone()
     }
 
     /// The daemon's filter: the function label. The namespace is checked on each
@@ -168,25 +189,17 @@ impl Requester for DockerRequester {
         if request.namespace.is_empty() {
             request.namespace.clone_from(&self.default_namespace);
         }
-        let prefix = self.client.prefix().await?;
         let labels = self.labels(&request);
         // Subscribe to starts before listing, so that no replica falls in between.
         let subscribed_at = Utc::now();
         let events = if request.follow {
-            Some(subscribe(&self.client, &prefix, &labels, None).await?)
+            Some(subscribe(&*self.api, &labels, None).await?)
         } else {
             None
         };
-        let summaries: Vec<Summary> = self
-            .client
-            .get_json(&format!(
-                "{prefix}/containers/json?all=1&filters={}",
-                filters(&[("label", &labels)])
-            ))
-            .await?;
+        let summaries: Vec<Summary> = self.api.list(&labels).await?;
         let query = Arc::new(Query {
-            client: Arc::clone(&self.client),
-            prefix,
+            api: Arc::clone(&self.api),
             name: request.name.as_str().into(),
             request,
             namespaces: Namespaces {
@@ -235,11 +248,7 @@ impl Requester for DockerRequester {
             batch: Vec::new(),
         };
         let task = tokio::spawn(stream_logs(query, containers, histories, events, outbox));
-        Ok(Box::pin(TaskStream {
-            rx,
-            ready: Vec::new().into_iter(),
-            task,
-        }))
+        Ok(task_stream(rx, task))
     }
 
     /// Instances are selected by container name or ID prefix, and history ends with the
@@ -256,13 +265,9 @@ impl Requester for DockerRequester {
 
     /// Every function with a container, running or stopped, by its labels.
     async fn functions(&self) -> Result<Option<Vec<FunctionName>>, Error> {
-        let prefix = self.client.prefix().await?;
-        let summaries: Vec<Summary> = self
-            .client
-            .get_json(&format!(
-                "{prefix}/containers/json?all=1&filters={}",
-                filters(&[("label", std::slice::from_ref(&self.function_label))])
-            ))
+        let summaries = self
+            .api
+            .list(std::slice::from_ref(&self.function_label))
             .await?;
         let namespaces = Namespaces {
             label: self.namespace_label.clone(),

@@ -5,11 +5,14 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures_core::Stream;
+use futures_util::StreamExt;
 use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tokio_util::task::AbortOnDropHandle;
 
 use super::frames::Line;
 use super::query::{Broken, Lines};
-use crate::{Error, Event};
+use crate::{Error, Event, LogStream};
 
 pub(super) type Batch = Vec<Result<Event, Error>>;
 
@@ -58,32 +61,31 @@ pub(super) async fn next_line(lines: &mut Lines, out: &mut Outbox) -> Option<Res
     lines.next().await
 }
 
-/// The receiving end of a query's task; dropping it ends the task and so every
-/// connection the task holds.
-pub(super) struct TaskStream {
-    pub(super) rx: mpsc::Receiver<Batch>,
-    pub(super) ready: std::vec::IntoIter<Result<Event, Error>>,
-    pub(super) task: tokio::task::JoinHandle<()>,
-}
-
-impl Stream for TaskStream {
-    type Item = Result<Event, Error>;
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        loop {
-            if let Some(event) = self.ready.next() {
-                return Poll::Ready(Some(event));
-            }
-            match self.rx.poll_recv(cx) {
-                Poll::Ready(Some(batch)) => self.ready = batch.into_iter(),
-                Poll::Ready(None) => return Poll::Ready(None),
-                Poll::Pending => return Poll::Pending,
-            }
-        }
+pin_project_lite::pin_project! {
+    /// The receiving end of a query's task. Dropping it aborts the task, and so closes
+    /// every connection the task holds.
+    struct TaskStream<S> {
+        #[pin]
+        events: S,
+        _task: AbortOnDropHandle<()>,
     }
 }
 
-impl Drop for TaskStream {
-    fn drop(&mut self) {
-        self.task.abort();
+impl<S: Stream> Stream for TaskStream<S> {
+    type Item = S::Item;
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.project().events.poll_next(cx)
     }
+}
+
+/// The events `task` sends through `rx`, one by one, as the response reads them.
+pub(super) fn task_stream(
+    rx: mpsc::Receiver<Batch>,
+    task: tokio::task::JoinHandle<()>,
+) -> LogStream {
+    let events = ReceiverStream::new(rx).flat_map(futures_util::stream::iter);
+    Box::pin(TaskStream {
+        events,
+        _task: AbortOnDropHandle::new(task),
+    })
 }

@@ -1,15 +1,15 @@
 //! One query against the daemon: its containers, where each has been read up to, and a
 //! container's log opened and read as lines.
 
-use std::fmt::Write;
 use std::sync::Arc;
 
 use bytes::BytesMut;
 use chrono::{DateTime, Utc};
+use futures_util::StreamExt;
 use tokio_util::codec::Decoder;
 
-use super::api::{api_time, Container, Inspect, Namespaces};
-use super::client::{ApiError, Client, Response};
+use super::api::{Container, Inspect, Namespaces};
+use super::engine::{ApiError, ByteStream, DockerApi, LogOptions};
 use super::frames::{FrameError, Line, Multiplexed, Raw};
 use crate::{Error, Message, Request, SharedStr};
 
@@ -86,8 +86,7 @@ pub(super) enum Part {
 
 /// What a query needs once the stream runs: shared by its task.
 pub(super) struct Query {
-    pub(super) client: Arc<Client>,
-    pub(super) prefix: String,
+    pub(super) api: Arc<dyn DockerApi>,
     /// With its namespace resolved: never empty.
     pub(super) request: Request,
     /// The function's name, shared by every message.
@@ -102,10 +101,7 @@ pub(super) struct Query {
 
 impl Query {
     pub(super) async fn inspect(&self, id: &str) -> Result<Container, ApiError> {
-        let info: Inspect = self
-            .client
-            .get_json(&format!("{}/containers/{id}/json", self.prefix))
-            .await?;
+        let info: Inspect = self.api.inspect(id).await?;
         Ok(Container {
             id: id.to_owned(),
             name: info.name.trim_start_matches('/').into(),
@@ -121,33 +117,24 @@ impl Query {
             Part::History => (false, None),
             Part::Follow(cursor) => (true, cursor),
         };
-        let mut query = format!(
-            "{}/containers/{}/logs?stdout=1&stderr=1&timestamps=1&follow={}",
-            self.prefix,
-            container.id,
-            u8::from(follow)
-        );
-        let since = cursor.map(|c| c.last).or(self.request.since);
-        if let Some(since) = since {
-            query.push_str("&since=");
-            query.push_str(&api_time(since));
-        }
-        match (follow, self.request.tail) {
-            // Live lines only: history was already sent (or not wanted).
-            (true, Some(0)) if cursor.is_none() => query.push_str("&tail=0"),
-            (false, Some(n)) => {
-                let _ = write!(query, "&tail={n}");
-            }
-            _ => query.push_str("&tail=all"),
-        }
-        let response = self.client.get(&query).await?.ok().await?;
+        let tail = match (follow, self.request.tail) {
+            (true, Some(0)) if cursor.is_none() => Some(0),
+            (false, tail) => tail,
+            (true, _) => None,
+        };
+        let options = LogOptions {
+            follow,
+            since: cursor.map(|c| c.last).or(self.request.since),
+            tail,
+        };
+        let bytes = self.api.logs(&container.id, options).await?;
         let decoder: Box<dyn Decoder<Item = Line, Error = FrameError> + Send> = if container.tty {
             Box::new(Raw::new())
         } else {
             Box::new(Multiplexed::new())
         };
         Ok(Lines {
-            response,
+            bytes,
             decoder,
             buf: BytesMut::new(),
             skip: cursor.map_or(0, |c| c.at_last),
@@ -175,7 +162,7 @@ impl Query {
 
 /// One container's log as lines.
 pub(super) struct Lines {
-    response: Response,
+    bytes: ByteStream,
     decoder: Box<dyn Decoder<Item = Line, Error = FrameError> + Send>,
     buf: BytesMut,
     /// Lines at `skip_at` still to drop: already sent before a re-attach.
@@ -205,7 +192,7 @@ impl Lines {
                     return Some(Ok(line));
                 }
                 Ok(None) if self.ended => self.done = true,
-                Ok(None) => match self.response.chunk().await {
+                Ok(None) => match self.bytes.next().await {
                     Some(Ok(bytes)) => self.buf.extend_from_slice(&bytes),
                     Some(Err(e)) => {
                         self.done = true;
