@@ -1,10 +1,14 @@
 //! The Docker Engine API calls of [`DockerApi`], on hyper's HTTP/1 client over a Unix
-//! socket or TCP: one connection per request, run as a task that goes with the response,
-//! so that dropping the reader closes the connection and no task is left behind.
+//! socket or TCP: one connection per request, driven by whoever reads the response, so
+//! that dropping the reader closes the connection and no task is left behind. (A
+//! connection spawned as a task of its own made a 200,000-line dump 1.7 times slower:
+//! the daemon writes a chunk per line, and each chunk then crossed from task to task.)
 
 use std::fmt::Write;
+use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::task::Poll;
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -17,7 +21,6 @@ use serde::de::DeserializeOwned;
 use tokio::net::{TcpStream, UnixStream};
 use tokio::sync::OnceCell;
 use tokio_util::either::Either;
-use tokio_util::task::AbortOnDropHandle;
 
 use super::api::{api_time, filters, Inspect, Summary};
 use super::engine::{ApiError, ByteStream, DockerApi, LogOptions};
@@ -72,39 +75,45 @@ impl std::fmt::Display for Host {
     }
 }
 
+type Io = TokioIo<Either<UnixStream, TcpStream>>;
+
 /// A Docker API client: the host and the API version agreed with the daemon.
 pub(crate) struct Client {
     pub(crate) host: Host,
     version: OnceCell<String>,
 }
 
-/// A streaming response body. Its connection runs as a task of its own, aborted when
-/// the response goes: dropping the reader closes the connection.
+/// A streaming response body together with the connection that feeds it.
 pub(crate) struct Response {
     pub(crate) status: http::StatusCode,
+    conn: Option<http1::Connection<Io, Empty<Bytes>>>,
     body: Incoming,
-    _connection: AbortOnDropHandle<()>,
 }
 
 impl Response {
     /// The next chunk of the body; `None` at its end.
     async fn chunk(&mut self) -> Option<Result<Bytes, Error>> {
-        loop {
-            let frame = std::future::poll_fn(|cx| Pin::new(&mut self.body).poll_frame(cx)).await?;
-            match frame {
-                Err(e) => {
-                    return Some(Err(Error::unavailable(
-                        "the Docker daemon's response broke off",
-                    )
-                    .with_source(e)))
-                }
-                Ok(frame) => {
-                    if let Ok(data) = frame.into_data() {
-                        return Some(Ok(data));
-                    } // trailers: nothing for us
+        std::future::poll_fn(|cx| loop {
+            // The connection does the reading: poll it, then the body it fills.
+            if let Some(conn) = self.conn.as_mut() {
+                if Pin::new(conn).poll(cx).is_ready() {
+                    self.conn = None;
                 }
             }
-        }
+            return match Pin::new(&mut self.body).poll_frame(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Error::unavailable(
+                    "the Docker daemon's response broke off",
+                )
+                .with_source(e)))),
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => Poll::Ready(Some(Ok(data))),
+                    Err(_) => continue, // trailers: nothing for us
+                },
+            };
+        })
+        .await
     }
 
     /// The body as a stream of chunks.
@@ -178,27 +187,28 @@ impl Client {
             Host::Tcp(addr) => TcpStream::connect(addr.as_str()).await.map(Either::Right),
         }
         .map_err(|e| self.unreachable(e))?;
-        let (mut sender, connection) = http1::handshake(TokioIo::new(stream))
+        let (mut sender, mut conn) = http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| self.unreachable(e))?;
-        let connection = AbortOnDropHandle::new(tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, "a connection to the Docker daemon ended");
-            }
-        }));
         let request = http::Request::get(path_and_query)
             .header(http::header::HOST, "docker")
             .body(Empty::<Bytes>::new())
             .map_err(|e| Error::other("could not build a Docker API request").with_source(e))?;
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|e| self.unreachable(e))?;
+        let mut pending = std::pin::pin!(sender.send_request(request));
+        let mut conn_done = false;
+        let response = std::future::poll_fn(|cx| {
+            if !conn_done && Pin::new(&mut conn).poll(cx).is_ready() {
+                conn_done = true;
+            }
+            pending.as_mut().poll(cx)
+        })
+        .await
+        .map_err(|e| self.unreachable(e))?;
         let (parts, body) = response.into_parts();
         Ok(Response {
             status: parts.status,
+            conn: (!conn_done).then_some(conn),
             body,
-            _connection: connection,
         })
     }
 
