@@ -116,21 +116,16 @@ impl DockerRequester {
     /// A requester for the daemon at `host`: `unix:///path` or `tcp://host:port`.
     pub fn with_host(host: &str) -> Result<Self, Error> {
         let host = Host::parse(host)?;
-        Ok(DockerRequester {
-            host: host.to_string(),
-            api: Arc::new(Client::new(host)),
-            function_label: "com.openfaas.function".into(),
-            namespace_label: "com.openfaas.namespace".into(),
-            default_namespace: "openfaas-fn".into(),
-        })
+        let name = host.to_string();
+        Ok(Self::over(Arc::new(Client::new(host)), name))
     }
 
-    /// A requester over any implementation of the engine's API (a fake, in tests).
-    #[cfg(test)]
-    fn over(api: Arc<dyn DockerApi>) -> Self {
+    /// A requester over any implementation of the engine's API: the HTTP client, or the
+    /// unit tests' fake engine.
+    fn over(api: Arc<dyn DockerApi>, host: String) -> Self {
         DockerRequester {
             api,
-            host: "fake".into(),
+            host,
             function_label: "com.openfaas.function".into(),
             namespace_label: "com.openfaas.namespace".into(),
             default_namespace: "openfaas-fn".into(),

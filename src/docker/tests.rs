@@ -16,7 +16,7 @@ fn at(ms: i64) -> DateTime<Utc> {
 }
 
 async fn follow(fake: &Arc<FakeDocker>, function: &str) -> LogStream {
-    let requester = DockerRequester::over(Arc::clone(fake) as _);
+    let requester = DockerRequester::over(Arc::clone(fake) as _, "fake".into());
     let request = Request {
         follow: true,
         ..Request::new(function)
