@@ -206,6 +206,61 @@ async fn the_store_keeps_its_total_bound_by_evicting_the_oldest_lines_store_wide
 }
 
 #[tokio::test]
+async fn max_functions_sets_how_many_functions_the_store_keeps() {
+    let example = Provider::start(
+        "memory",
+        &["--listen", "127.0.0.1:0", "--max-functions", "3000"],
+    );
+    let addr = example.addr;
+    // Four clients push lines of 2,999 functions at once (the default keeps 1,024);
+    // with the built-in demo function the store then holds 3,000.
+    let functions: Vec<usize> = (0..2999).collect();
+    let batches: Vec<Vec<usize>> = functions.chunks(250).map(<[usize]>::to_vec).collect();
+    let pushes = (0..4).map(|client| {
+        let mine: Vec<Vec<usize>> = batches.iter().skip(client).step_by(4).cloned().collect();
+        async move {
+            let mut conn = Connection::open(addr).await;
+            for batch in mine {
+                let body: Vec<String> = batch
+                    .iter()
+                    .map(|f| format!(r#"{{"name":"f{f}","text":"line of f{f}"}}"#))
+                    .collect();
+                let response = conn
+                    .send("POST", "/system/logs/push", body.join("\n").as_bytes())
+                    .await;
+                let status = response.status();
+                let body = within(response.into_body().collect())
+                    .await
+                    .unwrap()
+                    .to_bytes();
+                assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+            }
+        }
+    });
+    futures::future::join_all(pushes).await;
+    // One more function is refused, with its reason, and the others keep their lines.
+    let mut conn = Connection::open(addr).await;
+    let response = conn
+        .send(
+            "POST",
+            "/system/logs/push",
+            br#"{"name":"one-too-many","text":"x"}"#,
+        )
+        .await;
+    assert_eq!(response.status(), 422);
+    let body = within(response.into_body().collect())
+        .await
+        .unwrap()
+        .to_bytes();
+    let report = String::from_utf8_lossy(&body);
+    assert!(report.contains("3000 functions"), "{report}");
+    for f in [0, 1499, 2998] {
+        let (_, mut lines) = get(addr, &format!("/system/logs?name=f{f}")).await;
+        assert_eq!(texts(&lines.messages().await), [format!("line of f{f}")]);
+    }
+}
+
+#[tokio::test]
 async fn a_push_of_many_bad_lines_lists_the_first_hundred_and_counts_the_rest() {
     let example = Provider::start("memory", &["--listen", "127.0.0.1:0"]);
     let body = vec!["not json"; 100_000].join("\n");

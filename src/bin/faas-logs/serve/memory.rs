@@ -51,6 +51,10 @@ pub(crate) struct Args {
     /// Most bytes kept per function.
     #[arg(long, default_value_t = StoreLimits::default().max_bytes)]
     max_bytes: usize,
+    /// Most functions the store keeps; a line of a new function beyond them is refused
+    /// (422), and nothing stored is touched.
+    #[arg(long, default_value_t = StoreLimits::default().max_functions)]
+    max_functions: usize,
     /// Most bytes kept in the whole store (default an eighth of memory); past it the
     /// oldest lines of every function go first.
     #[arg(long, default_value_t = StoreLimits::default().max_total_bytes)]
@@ -375,6 +379,7 @@ pub(crate) async fn run(args: Args) -> Result<(), server::Failure> {
         .limits(StoreLimits {
             max_messages: args.max_lines,
             max_bytes: args.max_bytes,
+            max_functions: args.max_functions,
             max_total_bytes: args.max_total_bytes,
             ..StoreLimits::default()
         })
