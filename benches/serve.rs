@@ -303,6 +303,14 @@ fn follow() {
         5_000,
     );
     follow_case("1,000 followers of one function at 1/s", 1_000, 1, 1, 5);
+    // Issue 23's target: p99 under 10 ms here.
+    follow_case(
+        "1,000 followers of one function at 1,000/s",
+        1_000,
+        1,
+        1_000,
+        2_000,
+    );
 }
 
 /// Sends `GET path` and reads until the server closes the connection, cleanly or not.
