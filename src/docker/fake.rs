@@ -60,6 +60,11 @@ fn frame(at: DateTime<Utc>, text: &str) -> Bytes {
     out.freeze()
 }
 
+/// A start event of `id`, as the daemon writes it on the event stream.
+fn start_event(id: &str) -> Bytes {
+    Bytes::from(serde_json::json!({ "Actor": { "ID": id } }).to_string() + "\n")
+}
+
 fn stream_of(rx: mpsc::UnboundedReceiver<Result<Bytes, Error>>) -> ByteStream {
     Box::pin(UnboundedReceiverStream::new(rx))
 }
@@ -103,10 +108,9 @@ impl FakeDocker {
     pub(super) fn start(&self, id: &str) {
         let mut state = self.state();
         state.starts.push((Utc::now(), id.to_owned()));
-        let event = serde_json::json!({ "Actor": { "ID": id } }).to_string() + "\n";
         state
             .events
-            .retain(|events| events.send(Ok(Bytes::from(event.clone()))).is_ok());
+            .retain(|events| events.send(Ok(start_event(id))).is_ok());
     }
 
     /// Ends every event stream, as a daemon restarting its event service does.
@@ -215,8 +219,7 @@ impl DockerApi for FakeDocker {
         let (tx, rx) = mpsc::unbounded_channel();
         for (at, id) in &state.starts {
             if since.is_some_and(|since| *at >= since) {
-                let event = serde_json::json!({ "Actor": { "ID": id } }).to_string() + "\n";
-                let _ = tx.send(Ok(Bytes::from(event)));
+                let _ = tx.send(Ok(start_event(id)));
             }
         }
         state.events.push(tx);

@@ -301,15 +301,14 @@ impl Stream for Shaped {
                         }
                     }
                     if in_history && this.ends_history_when_quiet() {
-                        let period = this.quiet_period;
-                        if quiet.as_mut().as_pin_mut().is_none() {
-                            quiet.set(Some(tokio::time::sleep(period)));
+                        if quiet.is_none() {
+                            quiet.set(Some(tokio::time::sleep(this.quiet_period)));
                         }
-                        if quiet
+                        let elapsed = quiet
                             .as_mut()
                             .as_pin_mut()
-                            .is_some_and(|t| t.poll(cx).is_ready())
-                        {
+                            .is_some_and(|timer| timer.poll(cx).is_ready());
+                        if elapsed {
                             quiet.set(None);
                             this.end_history(None);
                             continue;
