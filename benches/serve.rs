@@ -26,7 +26,7 @@ use std::net::SocketAddr;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use criterion::{Criterion, Throughput};
 
 const SERVER_MODE: &str = "FAAS_LOGS_BENCH_SERVER";
@@ -104,6 +104,11 @@ impl Server {
                     .ok()
             })
             .unwrap_or(0)
+    }
+
+    /// How many files the server has open (its listener and connections among them).
+    fn open_files(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id())).map_or(0, |dir| dir.count())
     }
 
     /// Resets the peak (VmHWM) to the current size.
@@ -201,7 +206,7 @@ async fn follower(
     while latencies.len() < expect {
         let n = tcp.read(&mut buf).await.unwrap();
         assert!(n > 0, "the server closed a follow stream early");
-        let arrived = Utc::now();
+        let arrived = Utc::now().timestamp_nanos_opt().unwrap();
         pending.extend_from_slice(&buf[..n]);
         if !head_seen {
             if let Some(i) = pending.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -212,23 +217,43 @@ async fn follower(
                 continue;
             }
         }
-        // Lines are found by their timestamps; chunk sizes between them are skipped.
-        let text = String::from_utf8_lossy(&pending);
+        // Lines are found by their timestamps; chunk sizes between them are skipped. The
+        // client shares the machine with the server, so it reads bytes, not text.
         let mut consumed = 0;
-        for (i, _) in text.match_indices("\"timestamp\":\"") {
-            let start = i + 13;
-            let Some(len) = text[start..].find('"') else {
+        while let Some(i) = TIMESTAMP_KEY.find(&pending[consumed..]) {
+            let start = consumed + i + TIMESTAMP_KEY.needle().len();
+            let Some(len) = memchr::memchr(b'"', &pending[start..]) else {
                 break;
             };
-            if let Ok(ts) = DateTime::parse_from_rfc3339(&text[start..start + len]) {
-                let ts = ts.with_timezone(&Utc);
-                latencies.push((arrived - ts).to_std().unwrap_or_default());
-            }
+            let written = timestamp_nanos(&pending[start..start + len])
+                .unwrap_or_else(|| panic!("a line with a bad timestamp"));
+            latencies.push(Duration::from_nanos(arrived.saturating_sub(written) as u64));
             consumed = start + len;
         }
         pending.drain(..consumed);
     }
     latencies
+}
+
+static TIMESTAMP_KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"timestamp\":\""));
+
+/// Nanoseconds since the epoch of an RFC 3339 UTC timestamp as the encoder writes it
+/// (`2006-01-02T15:04:05.999999999Z`, trailing zeros of the fraction dropped).
+fn timestamp_nanos(t: &[u8]) -> Option<i64> {
+    let number = |range: std::ops::Range<usize>| -> Option<u32> {
+        std::str::from_utf8(t.get(range)?).ok()?.parse().ok()
+    };
+    let date =
+        chrono::NaiveDate::from_ymd_opt(number(0..4)? as i32, number(5..7)?, number(8..10)?)?;
+    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
+    let mut nanos = 0;
+    if t.get(19) == Some(&b'.') {
+        let digits = &t[20..t.len() - 1];
+        nanos = number(20..t.len() - 1)? * 10u32.pow(9 - digits.len() as u32);
+    }
+    let at = date.and_hms_nano_opt(hour, minute, second, nanos)?;
+    at.and_utc().timestamp_nanos_opt()
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -239,13 +264,30 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 /// Opens `followers` follow streams (round-robin over `functions` functions), has the
 /// server write `count` lines at `rate` per second, and prints the latencies.
 fn follow_case(label: &str, followers: usize, functions: usize, rate: u64, count: u64) {
-    let mut server = Server::start(&format!("store {functions}"));
+    follow_case_on("store", label, followers, functions, rate, count);
+}
+
+/// [`follow_case`] against the server `mode` (`store`, or `bare` for the anchor).
+fn follow_case_on(
+    mode: &str,
+    label: &str,
+    followers: usize,
+    functions: usize,
+    rate: u64,
+    count: u64,
+) {
+    // FAAS_LOGS_BENCH_CASE=TEXT runs only the cases whose label holds TEXT (to profile one).
+    if !label.contains(&std::env::var("FAAS_LOGS_BENCH_CASE").unwrap_or_default()) {
+        return;
+    }
+    let mut server = Server::start(&format!("{mode} {functions}"));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
     let before = server.kib("VmRSS");
+    let files_before = server.open_files();
     let per_follower = if functions == 1 {
         count as usize
     } else {
@@ -283,9 +325,22 @@ fn follow_case(label: &str, followers: usize, functions: usize, rate: u64, count
         all
     });
     let after = server.kib("VmRSS");
+    // The followers have gone; one more line per function makes each response write,
+    // find its connection closed and end. Then the memory left is what the server keeps.
+    let answer = server.command(&format!("write {functions} 100000 {functions}"));
+    assert_eq!(answer.trim(), "written");
+    let gone = Instant::now();
+    while server.open_files() > files_before {
+        assert!(
+            gone.elapsed() < Duration::from_secs(30),
+            "the server kept closed connections"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let left = server.kib("VmRSS");
     all.sort();
     println!(
-        "follow {label}: {} lines, p50 {:.3?}, p99 {:.3?}, max {:.3?}; server memory {before} KiB before, {idle} KiB with {followers} idle followers, {after} KiB after",
+        "follow {label}: {} lines, p50 {:.3?}, p99 {:.3?}, max {:.3?}; server memory {before} KiB before, {idle} KiB with {followers} idle followers, {after} KiB after, {left} KiB once they left",
         all.len(),
         percentile(&all, 0.50),
         percentile(&all, 0.99),
@@ -306,6 +361,16 @@ fn follow() {
     // Issue 23's target: p99 under 10 ms here.
     follow_case(
         "1,000 followers of one function at 1,000/s",
+        1_000,
+        1,
+        1_000,
+        2_000,
+    );
+    // Its anchor, the wire's limit: the same lines encoded once, each follower woken once
+    // per append and writing what it has not sent in one chunk, no handler in between.
+    follow_case_on(
+        "bare",
+        "1,000 followers of one function at 1,000/s, bare fan-out",
         1_000,
         1,
         1_000,
@@ -440,8 +505,14 @@ mod server {
                     store.register("", &format!("f{f}")).unwrap();
                 }
                 let handler = LogHandler::new(store.clone(), Duration::from_secs(600));
-                std::thread::spawn(move || commands(store));
+                std::thread::spawn(move || commands(|m| store.append(m).unwrap()));
                 runtime.block_on(serve(handler));
+            }
+            "bare" => {
+                let lines = std::sync::Arc::new(crate::bare::Lines::default());
+                let writer = std::sync::Arc::clone(&lines);
+                std::thread::spawn(move || commands(|m| writer.push(&m)));
+                runtime.block_on(crate::bare::serve(lines));
             }
             "endless" => runtime.block_on(serve(LogHandler::new(Endless, Duration::from_secs(n)))),
             other => panic!("unknown server mode {other}"),
@@ -457,7 +528,7 @@ mod server {
 
     /// `write FUNCTIONS RATE COUNT`: appends COUNT lines round-robin over the functions at
     /// RATE per second, then answers `written`.
-    fn commands(store: LogStore) {
+    fn commands(mut append: impl FnMut(Message)) {
         for line in std::io::stdin().lock().lines() {
             let line = line.unwrap();
             let parts: Vec<u64> = line
@@ -477,18 +548,107 @@ mod server {
                     std::thread::sleep(due - now);
                 }
                 let f = i % functions;
-                store
-                    .append(
-                        Message::new(
-                            format!("f{f}"),
-                            Utc::now(),
-                            format!("GET /function/f{f} 200 OK - request {i} served"),
-                        )
-                        .with_instance(format!("f{f}-1")),
+                append(
+                    Message::new(
+                        format!("f{f}"),
+                        Utc::now(),
+                        format!("GET /function/f{f} 200 OK - request {i} served"),
                     )
-                    .unwrap();
+                    .with_namespace("openfaas-fn")
+                    .with_instance(format!("f{f}-1")),
+                );
             }
             println!("written");
+        }
+    }
+}
+
+/// The fan-out anchor: followers of one function served with nothing but what the wire
+/// needs. Each line is encoded once as it is appended; every connection waits on one
+/// shared signal and writes all the lines it has not sent as one HTTP chunk.
+mod bare {
+    use std::sync::{Mutex, PoisonError};
+
+    use bytes::Bytes;
+    use faas_logs::Message;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::sync::watch;
+
+    pub(crate) struct Lines {
+        encoded: Mutex<Vec<Bytes>>,
+        count: watch::Sender<usize>,
+    }
+
+    impl Default for Lines {
+        fn default() -> Self {
+            Lines {
+                encoded: Mutex::default(),
+                count: watch::Sender::new(0),
+            }
+        }
+    }
+
+    impl Lines {
+        pub(crate) fn push(&self, m: &Message) {
+            let mut line = bytes::BytesMut::new();
+            faas_logs::codec::encode_message(m, &mut line);
+            let mut encoded = self.encoded.lock().unwrap_or_else(PoisonError::into_inner);
+            encoded.push(line.freeze());
+            self.count.send_replace(encoded.len());
+        }
+    }
+
+    pub(crate) async fn serve(lines: std::sync::Arc<Lines>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        println!("listening {}", listener.local_addr().unwrap());
+        while let Ok((tcp, _)) = listener.accept().await {
+            let _ = tcp.set_nodelay(true);
+            tokio::spawn(follow(tcp, std::sync::Arc::clone(&lines)));
+        }
+    }
+
+    async fn follow(mut tcp: tokio::net::TcpStream, lines: std::sync::Arc<Lines>) {
+        let mut head = Vec::new();
+        let mut buf = [0u8; 1024];
+        while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+            match tcp.read(&mut buf).await {
+                Ok(n) if n > 0 => head.extend_from_slice(&buf[..n]),
+                _ => return,
+            }
+        }
+        let head = "HTTP/1.1 200 OK\r\ncontent-type: application/x-ndjson\r\ntransfer-encoding: chunked\r\n\r\n";
+        if tcp.write_all(head.as_bytes()).await.is_err() {
+            return;
+        }
+        let mut count = lines.count.subscribe();
+        let mut sent = *count.borrow_and_update();
+        let mut chunk = Vec::new();
+        loop {
+            let now = *count.borrow_and_update();
+            if now == sent {
+                // Wait for a line, or for the client to leave.
+                tokio::select! {
+                    changed = count.changed() => if changed.is_err() {
+                        return;
+                    },
+                    _ = tcp.read(&mut buf) => return,
+                }
+                continue;
+            }
+            chunk.clear();
+            {
+                let encoded = lines.encoded.lock().unwrap_or_else(PoisonError::into_inner);
+                let size: usize = encoded[sent..now].iter().map(Bytes::len).sum();
+                chunk.extend_from_slice(format!("{size:x}\r\n").as_bytes());
+                for line in &encoded[sent..now] {
+                    chunk.extend_from_slice(line);
+                }
+            }
+            chunk.extend_from_slice(b"\r\n");
+            sent = now;
+            if tcp.write_all(&chunk).await.is_err() {
+                return;
+            }
         }
     }
 }

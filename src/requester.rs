@@ -6,6 +6,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use futures_core::Stream;
 
+use crate::store::StoreReader;
 use crate::{Error, Message, Request};
 
 /// One item of a backend's answer: a message, the mark that history is over, or a gap.
@@ -129,6 +130,19 @@ pub trait Requester: Send + Sync + 'static {
     /// made; [`LogHandler::with_default_namespace`](crate::server::LogHandler::with_default_namespace)
     /// sets it there instead.
     fn default_namespace(&self) -> Option<String> {
+        None
+    }
+
+    /// For a requester whose logs are in a [`LogStore`](crate::store::LogStore): the
+    /// store's reader for `request` ([`LogStore::read`](crate::store::LogStore::read)).
+    /// The handler then serves the store's lines as the store encoded them, once for
+    /// every follower, instead of copying and encoding each message per response; the
+    /// bytes are the same either way. The default, `None`, means [`Requester::query`].
+    ///
+    /// A requester that wraps a store (one of several backends, say) forwards this for
+    /// the requests the store answers.
+    fn store_reader(&self, request: &Request) -> Option<Result<StoreReader, Error>> {
+        let _ = request;
         None
     }
 }
@@ -263,6 +277,10 @@ impl<R: Requester + ?Sized> Requester for Box<R> {
     fn default_namespace(&self) -> Option<String> {
         (**self).default_namespace()
     }
+
+    fn store_reader(&self, request: &Request) -> Option<Result<StoreReader, Error>> {
+        (**self).store_reader(request)
+    }
 }
 
 #[async_trait::async_trait]
@@ -281,5 +299,9 @@ impl<R: Requester + ?Sized> Requester for Arc<R> {
 
     fn default_namespace(&self) -> Option<String> {
         (**self).default_namespace()
+    }
+
+    fn store_reader(&self, request: &Request) -> Option<Result<StoreReader, Error>> {
+        (**self).store_reader(request)
     }
 }

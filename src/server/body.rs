@@ -12,10 +12,10 @@ use http_body::{Body, Frame, SizeHint};
 use tokio::time::Instant;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
-use super::shaping::{yielded_for_budget, Shaped};
+use super::shaping::{yielded_for_budget, Line, Shaped};
 use crate::codec::encode_message;
 use crate::error::panicked;
-use crate::{Error, Message};
+use crate::Error;
 
 /// Once the buffer holds this much, it is sent even if more messages are ready: large
 /// enough that a bulk dump costs few writes, small enough to bound memory per response.
@@ -208,13 +208,13 @@ impl LogBody {
     /// rest of `shaped` until it ends, the deadline passes or `shutdown` resolves.
     pub(crate) fn streaming(
         shaped: Pin<Box<Shaped>>,
-        first: Option<Message>,
+        first: Option<Line>,
         deadline: Instant,
         shutdown: WaitForCancellationFutureOwned,
     ) -> Self {
         let mut buf = BytesMut::new();
         if let Some(first) = &first {
-            encode_message(first, &mut buf);
+            put_line(first, &mut buf);
         }
         let shared = Arc::new(Mutex::new(Shared {
             shaped,
@@ -309,8 +309,8 @@ impl Streaming {
             let next = std::panic::catch_unwind(AssertUnwindSafe(|| shaped.as_mut().poll_next(cx)))
                 .unwrap_or_else(|panic| Poll::Ready(Some(Err(panicked(panic)))));
             match next {
-                Poll::Ready(Some(Ok(message))) => {
-                    encode_message(&message, &mut self.buf);
+                Poll::Ready(Some(Ok(line))) => {
+                    put_line(&line, &mut self.buf);
                     if self.buf.len() >= FRAME_TARGET {
                         self.write_due = true;
                         break;
@@ -343,6 +343,14 @@ impl Streaming {
         // The stream is over (every way out of the loop above that leaves it running
         // has returned a frame or `Pending`).
         Poll::Ready(shared.finish().map(Err))
+    }
+}
+
+/// Appends a line as it goes on the wire.
+fn put_line(line: &Line, buf: &mut BytesMut) {
+    match line {
+        Line::Message(m) => encode_message(m, buf),
+        Line::Encoded(bytes) => buf.extend_from_slice(bytes),
     }
 }
 
@@ -398,7 +406,7 @@ impl Body for LogBody {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Event, Request};
+    use crate::{Event, Message, Request};
     use chrono::{TimeZone, Utc};
     use http_body_util::BodyExt;
     use std::time::Duration;
@@ -424,7 +432,7 @@ mod tests {
             ..Request::new("f")
         };
         let shaped = Box::pin(Shaped::new(
-            Box::pin(backend),
+            crate::server::shaping::Backend::Stream(Box::pin(backend)),
             &request,
             &"openfaas-fn".into(),
             Utc::now(),

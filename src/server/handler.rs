@@ -17,9 +17,9 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::body::{json_response, LogBody};
-use super::shaping::{yielded_for_budget, Shaped};
+use super::shaping::{yielded_for_budget, Backend, Line, Shaped};
 use crate::error::{panicked, BoxError};
-use crate::{Capabilities, Error, Message, Request, Requester, SharedStr};
+use crate::{Capabilities, Error, LogStream, Request, Requester, SharedStr};
 
 /// The largest `POST` body accepted.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -234,19 +234,13 @@ impl<R: Requester + ?Sized> LogHandler<R> {
         capabilities: Capabilities,
         arrived: chrono::DateTime<Utc>,
         deadline: Instant,
-    ) -> Result<(Pin<Box<Shaped>>, Option<Message>), Error> {
-        let query = self.requester.query(request.clone());
-        let stream = match tokio::time::timeout_at(deadline, query).await {
-            Ok(stream) => stream?,
-            Err(_) => {
-                return Err(Error::unavailable(format!(
-                    "the log backend did not answer within {:?}",
-                    self.timeout
-                )))
-            }
+    ) -> Result<(Pin<Box<Shaped>>, Option<Line>), Error> {
+        let backend = match self.requester.store_reader(&request) {
+            Some(reader) => Backend::Store(reader?.read_encoded()),
+            None => Backend::Stream(self.query(&request, deadline).await?),
         };
         let mut shaped = Box::pin(Shaped::new(
-            stream,
+            backend,
             &request,
             &self.default_namespace,
             arrived,
@@ -265,6 +259,20 @@ impl<R: Requester + ?Sized> LogHandler<R> {
             .await
             .unwrap_or(Ok(None))?;
         Ok((shaped, first))
+    }
+}
+
+impl<R: Requester + ?Sized> LogHandler<R> {
+    /// The backend's stream for `request`, or an error if it does not answer in time.
+    async fn query(&self, request: &Request, deadline: Instant) -> Result<LogStream, Error> {
+        let query = self.requester.query(request.clone());
+        match tokio::time::timeout_at(deadline, query).await {
+            Ok(stream) => stream,
+            Err(_) => Err(Error::unavailable(format!(
+                "the log backend did not answer within {:?}",
+                self.timeout
+            ))),
+        }
     }
 }
 

@@ -9,6 +9,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use futures_core::Stream;
 use tokio::time::Sleep;
@@ -16,6 +17,8 @@ use tokio::time::Sleep;
 use crate::codec::trim_line_end;
 use crate::ordered::TimeOrdered;
 use crate::request::Filter;
+use crate::store::reader::Read;
+use crate::store::StoreReader;
 use crate::{Capabilities, Error, Event, LogStream, Message, Request, SharedStr};
 
 pin_project_lite::pin_project! {
@@ -29,9 +32,35 @@ pin_project_lite::pin_project! {
     }
 }
 
+/// What a response sends: a message to encode, or a line the store encoded already.
+pub(crate) enum Line {
+    Message(Message),
+    Encoded(Bytes),
+}
+
+/// Where a response's lines come from.
+pub(crate) enum Backend {
+    /// A requester's stream.
+    Stream(LogStream),
+    /// A store's reader, whose lines may come encoded (see [`Requester::store_reader`](crate::Requester::store_reader)).
+    Store(StoreReader),
+}
+
+impl Backend {
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Read, Error>>> {
+        match self {
+            Backend::Stream(stream) => stream
+                .as_mut()
+                .poll_next(cx)
+                .map(|item| item.map(|item| item.map(Read::Event))),
+            Backend::Store(reader) => reader.poll_read(cx),
+        }
+    }
+}
+
 /// What the request asked for, and where its stream stands.
 struct Contract {
-    backend: Option<LogStream>,
+    backend: Option<Backend>,
     filter: Filter,
     /// Who the response is for: messages of another function are dropped (unless the
     /// backend selects the function itself), and a gap shows as a line of this one.
@@ -50,6 +79,9 @@ struct Contract {
     guess_history_end: bool,
     /// Items taken since a unit of the budget was last spent (see [`ITEMS_PER_UNIT`]).
     items_on_unit: u32,
+    /// For a store's reader: whether its function is the one asked for (the check that
+    /// each message gets, made once for lines that come encoded).
+    store_matches: bool,
 }
 
 /// How many items one unit of tokio's cooperative budget pays for. A unit is sized for
@@ -123,13 +155,19 @@ pub(crate) fn yielded_for_budget(cx: &mut Context<'_>) -> bool {
 
 impl Shaped {
     pub(crate) fn new(
-        backend: LogStream,
+        backend: Backend,
         request: &Request,
         default_namespace: &SharedStr,
         arrived: DateTime<Utc>,
         quiet_period: Duration,
         capabilities: Capabilities,
     ) -> Self {
+        // A store's reader is read as the store says it behaves, whatever a requester
+        // wrapping it declares.
+        let capabilities = match &backend {
+            Backend::Store(_) => crate::store::CAPABILITIES,
+            Backend::Stream(_) => capabilities,
+        };
         let mut filter = Filter::new(request);
         if capabilities.selects_instance {
             filter.instance = None;
@@ -138,6 +176,13 @@ impl Shaped {
             default_namespace.clone()
         } else {
             request.namespace.as_str().into()
+        };
+        let store_matches = match &backend {
+            Backend::Store(reader) => {
+                let (store_namespace, store_name) = reader.function();
+                **store_name == *request.name && **store_namespace == *namespace
+            }
+            Backend::Stream(_) => false,
         };
         let contract = Contract {
             backend: Some(backend),
@@ -157,6 +202,7 @@ impl Shaped {
             quiet_period,
             guess_history_end: !capabilities.marks_history_end,
             items_on_unit: 0,
+            store_matches,
         };
         Shaped {
             contract,
@@ -228,6 +274,17 @@ impl Contract {
         self.place(m)
     }
 
+    /// A line a store's reader encoded: it passed the reader's filters, which are this
+    /// request's. A store applies `tail` and marks where history ends, so nothing is
+    /// held back or guessed from it.
+    fn on_encoded(&self, line: Bytes) -> Option<Line> {
+        if self.checks_function && !self.store_matches {
+            return None;
+        }
+        debug_assert!(self.history.tail.is_none() && !self.guess_history_end);
+        Some(Line::Encoded(line))
+    }
+
     /// Applies the phase rules to a wanted message: held, passed on, or the end of history.
     fn place(&mut self, m: Message) -> Option<Message> {
         if !matches!(self.phase, Phase::History) {
@@ -248,7 +305,7 @@ impl Contract {
 }
 
 impl Stream for Shaped {
-    type Item = Result<Message, Error>;
+    type Item = Result<Line, Error>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let projected = self.project();
@@ -269,7 +326,7 @@ impl Stream for Shaped {
                 Phase::Draining { held, first_live } => {
                     if let Some(m) = held.next().or_else(|| first_live.take()) {
                         this.items_on_unit = took_item(unit.as_ref(), this.items_on_unit);
-                        return Poll::Ready(Some(Ok(m)));
+                        return Poll::Ready(Some(Ok(Line::Message(m))));
                     }
                     this.phase = if this.follow && this.backend.is_some() {
                         Phase::Live
@@ -287,7 +344,7 @@ impl Stream for Shaped {
                 continue;
             };
             let in_history = matches!(this.phase, Phase::History);
-            let next = backend.as_mut().poll_next(cx);
+            let next = backend.poll_read(cx);
             if next.is_ready() {
                 this.items_on_unit = took_item(unit.as_ref(), this.items_on_unit);
             }
@@ -329,22 +386,34 @@ impl Stream for Shaped {
                     this.phase = Phase::Done;
                     return Poll::Ready(Some(Err(e)));
                 }
-                Poll::Ready(Some(Ok(Event::HistoryEnd))) => {
+                Poll::Ready(Some(Ok(Read::Event(Event::HistoryEnd)))) => {
                     if in_history {
                         this.end_history(None);
                     }
                 }
-                Poll::Ready(Some(Ok(Event::Message(m)))) => {
+                Poll::Ready(Some(Ok(Read::Event(Event::Message(m))))) => {
                     quiet.set(None);
                     if let Some(m) = this.on_message(m) {
-                        return Poll::Ready(Some(Ok(m)));
+                        return Poll::Ready(Some(Ok(Line::Message(m))));
                     }
                 }
-                Poll::Ready(Some(Ok(Event::Gap { lost, timestamp }))) => {
+                Poll::Ready(Some(Ok(Read::Stored(m)))) => {
+                    quiet.set(None);
+                    if let Some(m) = this.on_message(Message::clone(&m)) {
+                        return Poll::Ready(Some(Ok(Line::Message(m))));
+                    }
+                }
+                Poll::Ready(Some(Ok(Read::Encoded(line)))) => {
+                    quiet.set(None);
+                    if let Some(line) = this.on_encoded(line) {
+                        return Poll::Ready(Some(Ok(line)));
+                    }
+                }
+                Poll::Ready(Some(Ok(Read::Event(Event::Gap { lost, timestamp })))) => {
                     quiet.set(None);
                     let line = this.gap_line(lost, timestamp);
                     if let Some(m) = this.place(line) {
-                        return Poll::Ready(Some(Ok(m)));
+                        return Poll::Ready(Some(Ok(Line::Message(m))));
                     }
                 }
             }
@@ -378,7 +447,7 @@ mod tests {
             ..Request::new("f")
         };
         let mut shaped = Box::pin(Shaped::new(
-            Box::pin(backend),
+            Backend::Stream(Box::pin(backend)),
             &request,
             &"openfaas-fn".into(),
             Utc::now(),
@@ -401,8 +470,11 @@ mod tests {
         assert_eq!(shaped.contract.history.heap.len(), 5);
         assert!(!shaped.as_mut().stop(), "history was not complete");
         let mut got = Vec::new();
-        while let Some(m) = shaped.next().await {
-            got.push(m.unwrap());
+        while let Some(line) = shaped.next().await {
+            match line.unwrap() {
+                Line::Message(m) => got.push(m),
+                Line::Encoded(_) => panic!("a stream's line came encoded"),
+            }
         }
         let seconds: Vec<i64> = got
             .iter()

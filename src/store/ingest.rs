@@ -127,6 +127,10 @@ impl Capture {
             if let Some(e) = failed {
                 return Err(e);
             }
+            // A flooding process keeps the pipe always ready, and tokio's budget counts
+            // reads, not lines: thousands of batches could go by before this task gave
+            // its worker back, while the followers it woke wait on that same worker.
+            tokio::task::yield_now().await;
         }
         Ok(stored)
     }

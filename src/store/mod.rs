@@ -7,11 +7,12 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::task::Waker;
 
+use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
 
 mod ingest;
 mod invocations;
-mod reader;
+pub(crate) mod reader;
 
 pub use ingest::{
     ingest_ndjson, Capture, IngestReport, NotStored, RejectedLine, MAX_LISTED_REJECTIONS,
@@ -21,11 +22,22 @@ pub use reader::StoreReader;
 
 use self::invocations::Invocations;
 
+use crate::codec::{encode_message, trim_line_end};
 use crate::request::Filter;
 use crate::{Capabilities, Error, FunctionName, LogStream, Message, Request, Requester, SharedStr};
 
 /// Fixed cost counted per stored message on top of its text, for the byte limit.
 const MESSAGE_OVERHEAD: usize = std::mem::size_of::<Message>() + 16;
+
+/// What a store's readers do themselves: history ends with the mark, and `tail`, `since`
+/// and `instance` are answered from the ring exactly.
+pub(crate) const CAPABILITIES: Capabilities = Capabilities::NONE
+    .with_marks_history_end()
+    .with_applies_tail();
+
+/// How many of a followed function's newest lines are also kept encoded, ready for its
+/// followers: one encoding per line for all of them, instead of one per follower.
+const ENCODED_WINDOW: usize = 1024;
 
 /// The bounds of a [`LogStore`].
 ///
@@ -203,6 +215,10 @@ struct Ring {
     /// Its namespace, given to messages that name none: one shared string per ring, so
     /// that appends to different functions do not all count references on one.
     namespace: SharedStr,
+    name: SharedStr,
+    /// Readers that follow the function. While there are any, an append also encodes
+    /// the line for them (see [`ENCODED_WINDOW`]).
+    followers: AtomicUsize,
 }
 
 struct RingState {
@@ -217,6 +233,9 @@ struct RingState {
     disorder: Option<u64>,
     /// Readers waiting for the next append, by reader id.
     waiting: HashMap<u64, Waker>,
+    /// The newest lines as they go on the wire (the last is the newest message's), kept
+    /// while the function has followers; at most [`ENCODED_WINDOW`].
+    encoded: VecDeque<Bytes>,
 }
 
 impl RingState {
@@ -232,7 +251,15 @@ impl RingState {
             self.bytes -= size;
             total_bytes.fetch_sub(size, Ordering::Relaxed);
             self.first += 1;
+            if self.encoded.len() > self.messages.len() {
+                self.encoded.pop_front();
+            }
         }
+    }
+
+    /// Sequence number of the oldest line held encoded.
+    fn encoded_from(&self) -> u64 {
+        self.end() - self.encoded.len() as u64
     }
 
     fn sorted(&self) -> bool {
@@ -261,6 +288,19 @@ impl RingState {
         }
         self.first + start as u64
     }
+}
+
+/// `m` as a response sends it: the line end trimmed, as the handler does.
+fn wire_line(m: &Message) -> Bytes {
+    let mut buf = BytesMut::new();
+    if m.text.ends_with(['\n', '\r']) {
+        let mut trimmed = m.clone();
+        trim_line_end(&mut trimmed.text);
+        encode_message(&trimmed, &mut buf);
+    } else {
+        encode_message(m, &mut buf);
+    }
+    buf.freeze()
 }
 
 fn message_bytes(m: &Message) -> usize {
@@ -400,8 +440,11 @@ impl LogStore {
                 bytes: 0,
                 disorder: None,
                 waiting: HashMap::new(),
+                encoded: VecDeque::new(),
             }),
             namespace: namespace.as_str().into(),
+            name: name.into(),
+            followers: AtomicUsize::new(0),
             invocations: Mutex::default(),
         });
         functions
@@ -421,9 +464,21 @@ impl LogStore {
         if message.namespace.is_empty() {
             message.namespace = ring.namespace.clone();
         }
+        // Encoded before the lock is taken, so that followers are not kept waiting.
+        let encoded = (ring.followers.load(Ordering::Relaxed) > 0).then(|| wire_line(&message));
         let limits = &self.inner.limits;
         let waiting = {
             let mut state = lock(&ring.state);
+            match encoded {
+                Some(line) => {
+                    state.encoded.push_back(line);
+                    if state.encoded.len() > ENCODED_WINDOW {
+                        state.encoded.pop_front();
+                    }
+                }
+                // The window holds the newest lines without a hole, or nothing.
+                None => state.encoded.clear(),
+            }
             let size = message_bytes(&message);
             if state
                 .messages
@@ -549,9 +604,13 @@ impl LogStore {
         if let Some(tail) = request.tail {
             unsorted.drain(..unsorted.len().saturating_sub(tail));
         }
+        if request.follow {
+            ring.followers.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(StoreReader {
             ring,
             id: self.inner.next_reader.fetch_add(1, Ordering::Relaxed),
+            encoded: false,
             sorted_history: unsorted.into_iter(),
             next,
             history_end: Some(history_end),
@@ -571,9 +630,7 @@ impl Requester for LogStore {
     /// History ends with the mark, and `tail`, `since` and `instance` are answered from
     /// the ring exactly.
     fn capabilities(&self) -> Capabilities {
-        Capabilities::NONE
-            .with_marks_history_end()
-            .with_applies_tail()
+        CAPABILITIES
     }
 
     async fn functions(&self) -> Result<Option<Vec<FunctionName>>, Error> {
@@ -582,6 +639,10 @@ impl Requester for LogStore {
 
     fn default_namespace(&self) -> Option<String> {
         Some(LogStore::default_namespace(self).to_owned())
+    }
+
+    fn store_reader(&self, request: &Request) -> Option<Result<StoreReader, Error>> {
+        Some(self.read(request))
     }
 }
 

@@ -11,7 +11,7 @@ use chrono::{SecondsFormat, Utc};
 use common::*;
 use faas_logs::server::LogHandler;
 use faas_logs::store::{LogStore, StoreLimits};
-use faas_logs::{Event, Message, Request};
+use faas_logs::{Event, Message, Request, Requester};
 use futures::StreamExt;
 
 fn limits(max_messages: usize, max_bytes: usize) -> StoreLimits {
@@ -105,6 +105,138 @@ async fn a_hundred_followers_each_see_every_line_once_in_order_while_four_writer
             Some(first) => assert_eq!(first, &got),
         }
     }
+}
+
+/// A requester that answers from a store through [`Requester::query`] alone, so that its
+/// handler copies and encodes every message itself.
+struct QueryOnly(LogStore);
+
+#[faas_logs::async_trait]
+impl Requester for QueryOnly {
+    async fn query(&self, request: Request) -> Result<faas_logs::LogStream, faas_logs::Error> {
+        self.0.query(request).await
+    }
+
+    fn capabilities(&self) -> faas_logs::Capabilities {
+        self.0.capabilities()
+    }
+}
+
+/// Lines whose encoding has something to get wrong: Go's escapes, line ends the handler
+/// trims, stderr, several instances.
+fn awkward(w: usize, i: usize) -> Message {
+    let end = ["", "\n", "\r\n"][i % 3];
+    let m = Message::new("f", Utc::now(), format!("{w}:{i} <b>&\"q\"\u{2028}\t{end}"))
+        .with_instance(format!("f-{w}"));
+    if i % 2 == 0 {
+        m.with_stream(faas_logs::OutputStream::Stderr)
+    } else {
+        m
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_served_from_the_stores_encoded_lines_get_the_bytes_of_a_plain_stream() {
+    const WRITERS: usize = 4;
+    const PER_WRITER: usize = 300;
+    let store = LogStore::new();
+    store.register("", "f").unwrap();
+    let encoded = serve_store(&store).await;
+    let plain = serve(LogHandler::new(
+        QueryOnly(store.clone()),
+        Duration::from_secs(60),
+    ))
+    .await;
+    // Several followers of each kind, all instances and one, started before any line.
+    let mut followers = Vec::new();
+    for (addr, instance, copies) in [
+        (encoded, "", 8),
+        (encoded, "&instance=f-1", 2),
+        (plain, "", 2),
+        (plain, "&instance=f-1", 2),
+    ] {
+        for _ in 0..copies {
+            let path = format!("/system/logs?name=f&follow=true{instance}");
+            let (_, lines) = get(addr, &path).await;
+            let want = if instance.is_empty() {
+                WRITERS * PER_WRITER
+            } else {
+                PER_WRITER
+            };
+            followers.push((addr, instance, lines, want));
+        }
+    }
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let store = store.clone();
+            tokio::spawn(async move {
+                for i in 0..PER_WRITER {
+                    store.append(awkward(w, i)).unwrap();
+                    if i % 16 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            })
+        })
+        .collect();
+    let readers: Vec<_> = followers
+        .into_iter()
+        .map(|(addr, instance, mut lines, want)| {
+            tokio::spawn(async move {
+                let mut got = Vec::new();
+                while got.len() < want {
+                    got.push(lines.next().await.unwrap().expect("a line"));
+                }
+                ((addr == encoded, instance), got)
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    let mut by_query: HashMap<&str, Vec<(bool, Vec<String>)>> = HashMap::new();
+    for reader in readers {
+        let ((from_store, instance), got) = reader.await.unwrap();
+        by_query
+            .entry(instance)
+            .or_default()
+            .push((from_store, got));
+    }
+    for (instance, answers) in by_query {
+        let (_, first) = &answers[0];
+        for (from_store, got) in &answers {
+            assert_eq!(
+                got, first,
+                "instance {instance:?}, encoded by the store: {from_store}"
+            );
+        }
+        let texts: Vec<Message> = first
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert!(texts.iter().all(|m| !m.text.ends_with(['\n', '\r'])));
+        assert_eq!(
+            texts.iter().filter(|m| m.stream.is_some()).count(),
+            first.len() / 2
+        );
+    }
+    // History, while followers keep the newest lines encoded: the same bytes either way,
+    // and a handler whose default namespace is not the store's finds none of them.
+    for (query, count) in [("tail=700", 700), ("tail=5&instance=f-2", 5)] {
+        let path = format!("/system/logs?name=f&{query}");
+        let (status, from_store) = get_whole(encoded, &path).await;
+        assert_eq!(status, 200);
+        assert_eq!(from_store, get_whole(plain, &path).await.1, "{query}");
+        assert_eq!(from_store.lines().count(), count);
+    }
+    let elsewhere = serve(
+        LogHandler::new(store.clone(), Duration::from_secs(60)).with_default_namespace("other"),
+    )
+    .await;
+    assert_eq!(
+        get_whole(elsewhere, "/system/logs?name=f&tail=5").await,
+        (200, String::new())
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,7 +22,7 @@ use super::server;
 use super::server::{error, json, read_body, Body, ServerArgs};
 use chrono::Utc;
 use faas_logs::server::LogHandler;
-use faas_logs::store::{ingest_ndjson, Capture, LogStore, StoreLimits};
+use faas_logs::store::{ingest_ndjson, Capture, LogStore, StoreLimits, StoreReader};
 use faas_logs::{
     async_trait, Batch, Capabilities, Error, FunctionName, LogSink, LogStream, Message,
     OutputStream, Requester,
@@ -203,6 +203,14 @@ impl Requester for Backend {
             Backend::Memory(store) => Requester::default_namespace(store),
             #[cfg(feature = "nats")]
             Backend::Nats(logs) => logs.default_namespace(),
+        }
+    }
+
+    fn store_reader(&self, request: &faas_logs::Request) -> Option<Result<StoreReader, Error>> {
+        match self {
+            Backend::Memory(store) => store.store_reader(request),
+            #[cfg(feature = "nats")]
+            Backend::Nats(_) => None,
         }
     }
 }
