@@ -20,6 +20,7 @@ pub(crate) use canonical::canonical;
 pub(crate) use lines::line_text;
 pub(crate) use lines::trim_line_end;
 pub use lines::{LineCodec, DEFAULT_MAX_LINE};
+pub(crate) use ndjson::LineEncoder;
 pub use ndjson::{
     encode_message, NdjsonDecoder, NdjsonEncoder, NdjsonError, DEFAULT_MAX_JSON_LINE,
 };

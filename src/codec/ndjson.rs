@@ -4,11 +4,12 @@
 use std::marker::PhantomData;
 
 use bytes::{BufMut, BytesMut};
+use chrono::{DateTime, Datelike, Utc};
 use serde::de::DeserializeOwned;
 use tokio_util::codec::{Decoder, Encoder};
 
 use super::Rfc3339;
-use crate::{Message, OutputStream};
+use crate::{Message, OutputStream, SharedStr};
 
 /// An [`Encoder`] of [`Message`] as newline-delimited JSON, byte for byte as Go's
 /// `json.NewEncoder(w).Encode(msg)` writes a `faas-provider/logs.Message`: the fields in
@@ -78,6 +79,109 @@ pub fn encode_message(message: &Message, buf: &mut BytesMut) {
     buf.extend_from_slice(Rfc3339::new(&message.timestamp).as_str().as_bytes());
     buf.extend_from_slice(b"\",\"text\":");
     put_json_str(buf, &message.text);
+    put_stream_and_end(message, buf);
+}
+
+/// [`encode_message`] for the lines of one response: the same bytes, with what a run of
+/// lines shares kept encoded between them. The name, namespace and instance of the last
+/// line are kept as one encoded prefix, and the timestamp's date, hour and minute as
+/// text; a dump of one function then escapes only each line's text.
+#[derive(Default)]
+pub(crate) struct LineEncoder {
+    /// The last line's name, namespace and instance.
+    names: Option<(SharedStr, SharedStr, SharedStr)>,
+    /// `{"name":…,"namespace":…,"instance":…,"timestamp":"` for `names`.
+    prefix: Vec<u8>,
+    /// The minute since the epoch that `minute_text` writes.
+    minute: Option<i64>,
+    /// `YYYY-MM-DDTHH:MM:` of `minute`.
+    minute_text: [u8; 17],
+}
+
+impl LineEncoder {
+    /// Appends `message` to `buf`, exactly as [`encode_message`] would.
+    pub(crate) fn encode(&mut self, message: &Message, buf: &mut BytesMut) {
+        let same_names = self
+            .names
+            .as_ref()
+            .is_some_and(|(name, namespace, instance)| {
+                *name == message.name
+                    && *namespace == message.namespace
+                    && *instance == message.instance
+            });
+        if !same_names {
+            let mut prefix = BytesMut::new();
+            prefix.extend_from_slice(b"{\"name\":");
+            put_json_str(&mut prefix, &message.name);
+            prefix.extend_from_slice(b",\"namespace\":");
+            put_json_str(&mut prefix, &message.namespace);
+            prefix.extend_from_slice(b",\"instance\":");
+            put_json_str(&mut prefix, &message.instance);
+            prefix.extend_from_slice(b",\"timestamp\":\"");
+            self.prefix.clear();
+            self.prefix.extend_from_slice(&prefix);
+            self.names = Some((
+                message.name.clone(),
+                message.namespace.clone(),
+                message.instance.clone(),
+            ));
+        }
+        buf.reserve(self.prefix.len() + message.text.len() + 64);
+        buf.extend_from_slice(&self.prefix);
+        self.put_timestamp(&message.timestamp, buf);
+        buf.extend_from_slice(b"\",\"text\":");
+        put_json_str(buf, &message.text);
+        put_stream_and_end(message, buf);
+    }
+
+    /// The timestamp as [`Rfc3339`] writes it, its minute from the last line's when the
+    /// two share it.
+    fn put_timestamp(&mut self, at: &DateTime<Utc>, buf: &mut BytesMut) {
+        let seconds = at.timestamp();
+        let mut nanos = at.timestamp_subsec_nanos();
+        let minute = seconds.div_euclid(60);
+        if nanos >= 1_000_000_000 {
+            // A leap second: rare, and written by the general path.
+            buf.extend_from_slice(Rfc3339::new(at).as_str().as_bytes());
+            return;
+        }
+        if self.minute != Some(minute) {
+            let text = Rfc3339::new(at);
+            if !(0..=9999).contains(&at.year()) {
+                // A year Go refuses, written as chrono writes it.
+                buf.extend_from_slice(text.as_str().as_bytes());
+                return;
+            }
+            self.minute_text
+                .copy_from_slice(&text.as_str().as_bytes()[..17]);
+            self.minute = Some(minute);
+        }
+        let second = seconds.rem_euclid(60) as u8;
+        let mut text = [0u8; 30];
+        text[..17].copy_from_slice(&self.minute_text);
+        text[17] = b'0' + second / 10;
+        text[18] = b'0' + second % 10;
+        let mut len = 19;
+        if nanos != 0 {
+            text[19] = b'.';
+            let mut digits = 9;
+            while nanos % 10 == 0 {
+                nanos /= 10;
+                digits -= 1;
+            }
+            for i in (0..digits).rev() {
+                text[20 + i] = b'0' + (nanos % 10) as u8;
+                nanos /= 10;
+            }
+            len = 20 + digits;
+        }
+        text[len] = b'Z';
+        buf.extend_from_slice(&text[..=len]);
+    }
+}
+
+/// The optional `stream` field and the end of the line.
+fn put_stream_and_end(message: &Message, buf: &mut BytesMut) {
     match message.stream {
         None => {}
         Some(OutputStream::Stdout) => buf.extend_from_slice(b",\"stream\":\"stdout\""),
@@ -409,6 +513,51 @@ impl<T: DeserializeOwned> Decoder for NdjsonDecoder<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Lines whose names change now and then, and whose timestamps cross minutes, years
+    /// before 1970 and after 9999, and leap seconds: the caching encoder writes what
+    /// `encode_message` writes, line after line.
+    #[test]
+    fn the_line_encoder_writes_what_encode_message_writes() {
+        use chrono::{TimeZone, Timelike};
+        let names = ["f", "g<b>", "\u{2028}"];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut encoder = LineEncoder::default();
+        let mut at = Utc.with_ymd_and_hms(1969, 12, 31, 23, 58, 0).unwrap();
+        for i in 0..20_000u64 {
+            let r = next();
+            at += chrono::Duration::nanoseconds((r % 9_000_000_000) as i64);
+            let mut when = at;
+            match i % 997 {
+                0 => when = Utc.with_ymd_and_hms(10_000, 1, 1, 0, 0, 0).unwrap(),
+                1 => when = Utc.with_ymd_and_hms(-1, 12, 31, 23, 59, 59).unwrap(),
+                2 => {
+                    when = chrono::NaiveDate::from_ymd_opt(2016, 12, 31)
+                        .and_then(|d| d.and_hms_nano_opt(23, 59, 59, 1_500_000_000))
+                        .unwrap()
+                        .and_utc();
+                }
+                3 => when = when.with_nanosecond(0).unwrap(),
+                _ => {}
+            }
+            let name = names[(r >> 40) as usize % 3];
+            let mut m = Message::new(name, when, format!("line {i} \"{r}\""))
+                .with_namespace(names[(r >> 44) as usize % 2])
+                .with_instance(if r % 5 == 0 { "" } else { "i-1" });
+            m.stream = [None, Some(OutputStream::Stdout), Some(OutputStream::Stderr)]
+                [(r >> 50) as usize % 3];
+            let (mut want, mut got) = (BytesMut::new(), BytesMut::new());
+            encode_message(&m, &mut want);
+            encoder.encode(&m, &mut got);
+            assert_eq!(got, want, "line {i}");
+        }
+    }
     use chrono::{TimeZone, Utc};
 
     fn line(i: usize) -> Message {

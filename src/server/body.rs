@@ -13,7 +13,7 @@ use tokio::time::Instant;
 use tokio_util::sync::WaitForCancellationFutureOwned;
 
 use super::shaping::{yielded_for_budget, Line, Shaped};
-use crate::codec::encode_message;
+use crate::codec::LineEncoder;
 use crate::error::panicked;
 use crate::Error;
 
@@ -43,6 +43,7 @@ enum Kind {
 struct Streaming {
     shared: Arc<Mutex<Shared>>,
     buf: BytesMut,
+    encoder: LineEncoder,
     deadline: Instant,
     /// Whether the server holds bytes it has not written: the head, or a full frame
     /// filled while the backend had more ready. Its writes spend the same cooperative
@@ -213,8 +214,9 @@ impl LogBody {
         shutdown: WaitForCancellationFutureOwned,
     ) -> Self {
         let mut buf = BytesMut::new();
+        let mut encoder = LineEncoder::default();
         if let Some(first) = &first {
-            put_line(first, &mut buf);
+            put_line(first, &mut encoder, &mut buf);
         }
         let shared = Arc::new(Mutex::new(Shared {
             shaped,
@@ -239,6 +241,7 @@ impl LogBody {
             kind: Kind::Streaming(Box::new(Streaming {
                 shared,
                 buf,
+                encoder,
                 deadline,
                 write_due: true,
                 stopper,
@@ -310,7 +313,7 @@ impl Streaming {
                 .unwrap_or_else(|panic| Poll::Ready(Some(Err(panicked(panic)))));
             match next {
                 Poll::Ready(Some(Ok(line))) => {
-                    put_line(&line, &mut self.buf);
+                    put_line(&line, &mut self.encoder, &mut self.buf);
                     if self.buf.len() >= FRAME_TARGET {
                         self.write_due = true;
                         break;
@@ -347,9 +350,9 @@ impl Streaming {
 }
 
 /// Appends a line as it goes on the wire.
-fn put_line(line: &Line, buf: &mut BytesMut) {
+fn put_line(line: &Line, encoder: &mut LineEncoder, buf: &mut BytesMut) {
     match line {
-        Line::Message(m) => encode_message(m, buf),
+        Line::Message(m) => encoder.encode(m, buf),
         Line::Encoded(bytes) => buf.extend_from_slice(bytes),
     }
 }
