@@ -1,5 +1,5 @@
-//! `LogStore`: appends per second from 1 and from 4 tasks, and a tail query on a full
-//! ring.
+//! `LogStore`: appends per second from 1 and from 4 tasks, a tail query on a full ring,
+//! and (printed first) what a stored line costs in memory.
 //!
 //! `cargo bench --bench store`
 // criterion_group! generates a public function without a doc comment.
@@ -123,5 +123,52 @@ fn tail_query(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, appends, tail_query);
+/// This process's resident memory, in bytes.
+fn resident() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("VmRSS:")?
+                .trim()
+                .strip_suffix(" kB")?
+                .parse()
+                .ok()
+        })
+        .map_or(0, |kib: usize| kib * 1024)
+}
+
+/// 1,000,000 lines of about 57 bytes of text, as pushes decode them (each line with its
+/// own copy of its names), over 10 functions of 4 instances, each function's ring full:
+/// the store's growth a line.
+fn memory_per_line(_: &mut Criterion) {
+    const LINES: usize = 1_000_000;
+    let store = LogStore::with_limits(StoreLimits {
+        max_messages: LINES / 10,
+        max_bytes: usize::MAX,
+        max_total_bytes: usize::MAX,
+        ..StoreLimits::default()
+    });
+    let before = resident();
+    let mut text = 0;
+    for i in 0..LINES {
+        let f = i % 10;
+        let line = format!("GET /function/f{f} 200 OK - request {i:08} served in 12ms");
+        text += line.len();
+        let name = format!("f{f}");
+        let instance = format!("f{f}-7d9f8c6b5-{}", i % 4);
+        store
+            .append(Message::new(name, Utc::now(), line).with_instance(instance))
+            .unwrap();
+    }
+    let grown = resident().saturating_sub(before);
+    println!(
+        "memory per stored line: {:.1} B for {:.1} B of text (1,000,000 lines, process RSS growth)",
+        grown as f64 / LINES as f64,
+        text as f64 / LINES as f64
+    );
+    black_box(&store);
+}
+
+criterion_group!(benches, memory_per_line, appends, tail_query);
 criterion_main!(benches);

@@ -380,8 +380,13 @@ impl Filter {
     }
 
     pub(crate) fn wanted(&self, m: &crate::Message) -> bool {
-        self.since.is_none_or(|since| m.timestamp >= since)
-            && self.instance.as_deref().is_none_or(|i| *m.instance == *i)
+        self.wants(&m.timestamp, &m.instance)
+    }
+
+    /// Whether a line written at `timestamp` by `instance` is wanted.
+    pub(crate) fn wants(&self, timestamp: &DateTime<Utc>, instance: &str) -> bool {
+        self.since.is_none_or(|since| *timestamp >= since)
+            && self.instance.as_deref().is_none_or(|i| instance == i)
     }
 }
 

@@ -397,12 +397,6 @@ impl Stream for Shaped {
                         return Poll::Ready(Some(Ok(Line::Message(m))));
                     }
                 }
-                Poll::Ready(Some(Ok(Read::Stored(m)))) => {
-                    quiet.set(None);
-                    if let Some(m) = this.on_message(Message::clone(&m)) {
-                        return Poll::Ready(Some(Ok(Line::Message(m))));
-                    }
-                }
                 Poll::Ready(Some(Ok(Read::Encoded(line)))) => {
                     quiet.set(None);
                     if let Some(line) = this.on_encoded(line) {

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 
 mod ingest;
 mod invocations;
+mod line;
 pub(crate) mod reader;
 
 pub use ingest::{
@@ -21,13 +22,11 @@ pub use invocations::Invocation;
 pub use reader::StoreReader;
 
 use self::invocations::Invocations;
+use self::line::{RecentInstances, StoredLine};
 
 use crate::codec::{encode_message, trim_line_end};
 use crate::request::Filter;
 use crate::{Capabilities, Error, FunctionName, LogStream, Message, Request, Requester, SharedStr};
-
-/// Fixed cost counted per stored message on top of its text, for the byte limit.
-const MESSAGE_OVERHEAD: usize = std::mem::size_of::<Message>() + 16;
 
 /// What a store's readers do themselves: history ends with the mark, and `tail`, `since`
 /// and `instance` are answered from the ring exactly.
@@ -48,8 +47,10 @@ const ENCODED_WINDOW: usize = 1024;
 pub struct StoreLimits {
     /// The most messages kept per function (default 10,000).
     pub max_messages: usize,
-    /// The most bytes kept per function, counting each message's strings plus a fixed
-    /// overhead of about 120 bytes (default 16 MiB).
+    /// The most bytes kept per function, counting each line's text and instance name plus
+    /// a fixed 72 bytes (default 16 MiB). That is about what a line costs in memory: the
+    /// function's name and namespace are held once per function, not per line, and an
+    /// instance's name once for the lines that share it.
     pub max_bytes: usize,
     /// The most functions the store keeps; an append for a new function beyond it is
     /// refused (default 1,024).
@@ -222,7 +223,7 @@ struct Ring {
 }
 
 struct RingState {
-    messages: VecDeque<Arc<Message>>,
+    messages: VecDeque<StoredLine>,
     /// Each message's place in the store-wide order of appends, beside `messages`.
     stamps: VecDeque<u64>,
     /// Sequence number of `messages[0]`; the next append gets `first + len`.
@@ -233,6 +234,8 @@ struct RingState {
     disorder: Option<u64>,
     /// Readers waiting for the next append, by reader id.
     waiting: HashMap<u64, Waker>,
+    /// The instances of the last lines, which new lines share.
+    instances: RecentInstances,
     /// The newest lines as they go on the wire (the last is the newest message's), kept
     /// while the function has followers; at most [`ENCODED_WINDOW`].
     encoded: VecDeque<Bytes>,
@@ -247,7 +250,7 @@ impl RingState {
     fn pop_oldest(&mut self, total_bytes: &AtomicUsize) {
         if let Some(old) = self.messages.pop_front() {
             self.stamps.pop_front();
-            let size = message_bytes(&old);
+            let size = old.bytes();
             self.bytes -= size;
             total_bytes.fetch_sub(size, Ordering::Relaxed);
             self.first += 1;
@@ -290,6 +293,15 @@ impl RingState {
     }
 }
 
+/// Makes room for one more in `deque`: doubling, as a `VecDeque` does, but never past
+/// `max`, the most it will hold, so that a full ring carries no unused slots.
+fn grow_within<T>(deque: &mut VecDeque<T>, max: usize) {
+    if deque.len() == deque.capacity() {
+        let more = deque.capacity().max(8).min(max.saturating_sub(deque.len()));
+        deque.reserve_exact(more.max(1));
+    }
+}
+
 /// `m` as a response sends it: the line end trimmed, as the handler does.
 fn wire_line(m: &Message) -> Bytes {
     let mut buf = BytesMut::new();
@@ -301,10 +313,6 @@ fn wire_line(m: &Message) -> Bytes {
         encode_message(m, &mut buf);
     }
     buf.freeze()
-}
-
-fn message_bytes(m: &Message) -> usize {
-    MESSAGE_OVERHEAD + m.name.len() + m.namespace.len() + m.instance.len() + m.text.len()
 }
 
 impl LogStore {
@@ -440,6 +448,7 @@ impl LogStore {
                 bytes: 0,
                 disorder: None,
                 waiting: HashMap::new(),
+                instances: RecentInstances::default(),
                 encoded: VecDeque::new(),
             }),
             namespace: namespace.as_str().into(),
@@ -466,9 +475,28 @@ impl LogStore {
         }
         // Encoded before the lock is taken, so that followers are not kept waiting.
         let encoded = (ring.followers.load(Ordering::Relaxed) > 0).then(|| wire_line(&message));
+        let mut line = StoredLine::new(message);
         let limits = &self.inner.limits;
         let waiting = {
             let mut state = lock(&ring.state);
+            // Room first, so that a full ring's storage never grows past its limit.
+            while state.messages.len() >= limits.max_messages {
+                state.pop_oldest(&self.inner.total_bytes);
+            }
+            line.instance = state.instances.share(line.instance);
+            let size = line.bytes();
+            if state
+                .messages
+                .back()
+                .is_some_and(|last| line.timestamp < last.timestamp)
+            {
+                state.disorder = Some(state.end());
+            }
+            grow_within(&mut state.messages, limits.max_messages);
+            state.messages.push_back(line);
+            let stamp = self.inner.next_stamp.fetch_add(1, Ordering::Relaxed);
+            grow_within(&mut state.stamps, limits.max_messages);
+            state.stamps.push_back(stamp);
             match encoded {
                 Some(line) => {
                     state.encoded.push_back(line);
@@ -479,22 +507,9 @@ impl LogStore {
                 // The window holds the newest lines without a hole, or nothing.
                 None => state.encoded.clear(),
             }
-            let size = message_bytes(&message);
-            if state
-                .messages
-                .back()
-                .is_some_and(|last| message.timestamp < last.timestamp)
-            {
-                state.disorder = Some(state.end());
-            }
-            state.messages.push_back(Arc::new(message));
-            let stamp = self.inner.next_stamp.fetch_add(1, Ordering::Relaxed);
-            state.stamps.push_back(stamp);
             state.bytes += size;
             self.inner.total_bytes.fetch_add(size, Ordering::Relaxed);
-            while state.messages.len() > limits.max_messages
-                || (state.bytes > limits.max_bytes && state.messages.len() > 1)
-            {
+            while state.bytes > limits.max_bytes && state.messages.len() > 1 {
                 state.pop_oldest(&self.inner.total_bytes);
             }
             if state.waiting.is_empty() {
@@ -590,12 +605,13 @@ impl LogStore {
                 (start, end, Vec::new())
             } else {
                 // Lines were appended out of time order: sort a copy of the history (at
-                // most one ring of pointers) rather than answer in append order.
+                // most one ring's) rather than answer in append order. Rare, and the one
+                // time a reader copies more than a batch under the lock.
                 let copy = state
                     .messages
                     .iter()
-                    .filter(|m| filter.wanted(m))
-                    .cloned()
+                    .filter(|line| filter.wants(&line.timestamp, &line.instance))
+                    .map(|line| line.message(&ring.name, &ring.namespace))
                     .collect();
                 (end, end, copy)
             }

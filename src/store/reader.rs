@@ -15,9 +15,9 @@ use super::{lock, Ring, RingState};
 use crate::request::Filter;
 use crate::{Error, Event, Message, SharedStr};
 
-/// How much one reader copies out of a ring per lock: bounds both the lock's hold time and
-/// the reader's memory.
-const READ_BATCH: usize = 256;
+/// How many lines one reader copies out of a ring per lock (each one made a message again,
+/// a few tens of nanoseconds): bounds both the lock's hold time and the reader's memory.
+const READ_BATCH: usize = 128;
 
 /// How many stored lines one reader looks at per lock, matching or not.
 const SCAN_LIMIT: u64 = 4096;
@@ -30,7 +30,7 @@ pub struct StoreReader {
     /// Whether lines the ring holds encoded are read as such ([`StoreReader::read_encoded`]).
     pub(super) encoded: bool,
     /// History already copied and sorted, for a ring holding out-of-order lines.
-    pub(super) sorted_history: std::vec::IntoIter<Arc<Message>>,
+    pub(super) sorted_history: std::vec::IntoIter<Message>,
     /// Sequence number of the next message to read.
     pub(super) next: u64,
     /// Where history ends, until the mark has been sent.
@@ -43,8 +43,6 @@ pub struct StoreReader {
 /// One item a reader gives the handler.
 pub(crate) enum Read {
     Event(Event),
-    /// A stored message, copied out of the ring when it is taken.
-    Stored(Arc<Message>),
     /// Lines as the ring holds them encoded, one or more in a row: a response sends
     /// these bytes as they are.
     Encoded(Bytes),
@@ -54,7 +52,6 @@ impl Read {
     fn into_event(self) -> Event {
         match self {
             Read::Event(event) => event,
-            Read::Stored(m) => Event::Message(Message::clone(&m)),
             Read::Encoded(_) => unreachable!("encoded lines are only read by the handler"),
         }
     }
@@ -91,7 +88,7 @@ impl StoreReader {
                 return Poll::Ready(Some(Ok(read)));
             }
             if let Some(m) = self.sorted_history.next() {
-                return Poll::Ready(Some(Ok(Read::Stored(m))));
+                return Poll::Ready(Some(Ok(Read::Event(Event::Message(m)))));
             }
             if !self.refill(cx) {
                 return Poll::Ready(None);
@@ -112,7 +109,8 @@ impl StoreReader {
         if self.next < state.first {
             let lost = state.first - self.next;
             self.next = state.first;
-            self.batch.push_back(Read::Event(Self::gap(lost, &state)));
+            let gap = self.gap(lost, &state);
+            self.batch.push_back(Read::Event(gap));
         }
         let limit = self.history_end.unwrap_or_else(|| state.end());
         let span = limit.saturating_sub(self.next).min(SCAN_LIMIT) as usize;
@@ -130,14 +128,15 @@ impl StoreReader {
         for m in state.messages.range(offset..offset + span) {
             let seq = self.next + scanned;
             scanned += 1;
-            if self.filter.wanted(m) {
+            if self.filter.wants(&m.timestamp, &m.instance) {
                 match seq.checked_sub(encoded_from) {
                     Some(i) => lines.extend_from_slice(&state.encoded[i as usize]),
                     None => {
                         if !lines.is_empty() {
                             self.batch.push_back(Read::Encoded(lines.split().freeze()));
                         }
-                        self.batch.push_back(Read::Stored(Arc::clone(m)));
+                        let m = m.message(&self.ring.name, &self.ring.namespace);
+                        self.batch.push_back(Read::Event(Event::Message(m)));
                     }
                 }
                 copied += 1;
@@ -173,11 +172,11 @@ impl StoreReader {
     }
 
     /// The gap of `lost` lines this reader fell into, placed at the oldest line left.
-    fn gap(lost: u64, state: &RingState) -> Event {
+    fn gap(&self, lost: u64, state: &RingState) -> Event {
         let oldest = state.messages.front();
         tracing::warn!(
             lost,
-            function = oldest.map_or("", |m| &*m.name),
+            function = &*self.ring.name,
             "a log reader fell behind the store"
         );
         Event::Gap {
