@@ -120,13 +120,18 @@ pub struct RingStats {
 /// - **Queries.** `tail` and `since` are answered from the ring's end and by binary search,
 ///   so a query costs about what it returns, not the ring; `instance` is filtered in the
 ///   store. Should lines be appended out of timestamp order (pushed logs can be), history
-///   is answered from a sorted copy of the ring's pointers instead: the same answer, in
-///   timestamp order, at the cost of one pass over the ring.
+///   is answered from a sorted copy of the ring's history instead: the same answer, in
+///   timestamp order, at the cost of one pass over the ring (made under its lock).
 /// - **Follow.** A reader is a position in the function's sequence of appends: history
 ///   ends at the position the query saw, live messages follow from there, so nothing is
 ///   lost or repeated at the switch however fast writers append.
 /// - **Followers.** Any number at once. Readers copy out of the ring under a short lock and
-///   never block writers for longer; writers never wait for readers.
+///   never block writers for longer; writers never wait for readers. While a function
+///   has followers, its newest lines are also kept encoded, once for all of them (see
+///   [`Requester::store_reader`]).
+/// - **Memory.** A line costs its text plus about 80 bytes: the ring keeps its timestamp,
+///   instance (shared by the lines of that instance), text and stream, and the
+///   function's name and namespace once.
 /// - **Lagging readers.** A reader that falls further behind than the ring holds (a slow
 ///   client) is never left with a silent gap: it receives one message in place of the
 ///   evicted lines, from the instance it asked for (or none), whose text reads
