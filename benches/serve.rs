@@ -65,8 +65,14 @@ struct Server {
 
 impl Server {
     fn start(mode: &str) -> Server {
-        let mut child = Command::new(std::env::current_exe().unwrap())
-            .env(SERVER_MODE, mode)
+        let mut command = Command::new(std::env::current_exe().unwrap());
+        command.env(SERVER_MODE, mode);
+        Server::spawn(command)
+    }
+
+    /// Runs `command`, a server that prints `listening ADDR` first.
+    fn spawn(mut command: Command) -> Server {
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()
@@ -184,6 +190,30 @@ fn dump(c: &mut Criterion) {
         "dump against the wire's limit: {ours:.1?} against {sendfile:.1?} for the same bytes pre-encoded and sent with sendfile (medians of 10 in turn): {:.2} of the limit",
         sendfile.as_secs_f64() / ours.as_secs_f64()
     );
+    // Against Go's handler, when benches/go/build.sh has built it: the same messages
+    // through faas-provider's `logs.NewLogHandlerFunc`.
+    if let Ok(go) = std::env::var("FAAS_LOGS_BENCH_GO") {
+        let mut command = Command::new(go);
+        command.arg(DUMP.to_string());
+        let go = Server::spawn(command);
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        for _ in 0..3 {
+            for (server, times) in [(&server, &mut ours), (&go, &mut theirs)] {
+                let started = Instant::now();
+                let got = read_all(server.addr, "/system/logs?name=bench");
+                times.push(started.elapsed());
+                // Go sends a chunk per line: about 7 bytes of framing a line more.
+                assert!(got.abs_diff(bytes) < bytes / 20, "Go sends the same lines");
+            }
+        }
+        ours.sort();
+        theirs.sort();
+        let (ours, theirs) = (percentile(&ours, 0.5), percentile(&theirs, 0.5));
+        println!(
+            "dump against Go's faas-provider handler: {ours:.1?} against {theirs:.1?} (medians of 3 in turn): {:.1}x as fast",
+            theirs.as_secs_f64() / ours.as_secs_f64()
+        );
+    }
 }
 
 fn tail(c: &mut Criterion) {
