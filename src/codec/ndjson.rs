@@ -8,6 +8,7 @@ use chrono::{DateTime, Datelike, Utc};
 use serde::de::DeserializeOwned;
 use tokio_util::codec::{Decoder, Encoder};
 
+use super::timestamp::put_second_on;
 use super::Rfc3339;
 use crate::{Message, OutputStream, SharedStr};
 
@@ -138,7 +139,7 @@ impl LineEncoder {
     /// two share it.
     fn put_timestamp(&mut self, at: &DateTime<Utc>, buf: &mut BytesMut) {
         let seconds = at.timestamp();
-        let mut nanos = at.timestamp_subsec_nanos();
+        let nanos = at.timestamp_subsec_nanos();
         let minute = seconds.div_euclid(60);
         if nanos >= 1_000_000_000 {
             // A leap second: rare, and written by the general path.
@@ -156,27 +157,10 @@ impl LineEncoder {
                 .copy_from_slice(&text.as_str().as_bytes()[..17]);
             self.minute = Some(minute);
         }
-        let second = seconds.rem_euclid(60) as u8;
         let mut text = [0u8; 30];
         text[..17].copy_from_slice(&self.minute_text);
-        text[17] = b'0' + second / 10;
-        text[18] = b'0' + second % 10;
-        let mut len = 19;
-        if nanos != 0 {
-            text[19] = b'.';
-            let mut digits = 9;
-            while nanos % 10 == 0 {
-                nanos /= 10;
-                digits -= 1;
-            }
-            for i in (0..digits).rev() {
-                text[20 + i] = b'0' + (nanos % 10) as u8;
-                nanos /= 10;
-            }
-            len = 20 + digits;
-        }
-        text[len] = b'Z';
-        buf.extend_from_slice(&text[..=len]);
+        let len = put_second_on(&mut text, seconds.rem_euclid(60) as u32, nanos);
+        buf.extend_from_slice(&text[..len]);
     }
 }
 

@@ -60,23 +60,7 @@ impl Rfc3339 {
         b[13] = b':';
         put2(b, 14, time.minute());
         b[16] = b':';
-        put2(b, 17, second);
-        let mut len = 19;
-        if nanos != 0 {
-            b[19] = b'.';
-            let mut digits = 9;
-            while nanos % 10 == 0 {
-                nanos /= 10;
-                digits -= 1;
-            }
-            for i in (0..digits).rev() {
-                b[20 + i] = b'0' + (nanos % 10) as u8;
-                nanos /= 10;
-            }
-            len = 20 + digits;
-        }
-        b[len] = b'Z';
-        out.len = len + 1;
+        out.len = put_second_on(b, second, nanos);
         out
     }
 
@@ -86,6 +70,29 @@ impl Rfc3339 {
         // Only ASCII digits and punctuation, or chrono's own (valid UTF-8) text, are written.
         std::str::from_utf8(&self.buf[..self.len]).unwrap_or("")
     }
+}
+
+/// Writes the second, the fraction with its trailing zeros trimmed (none when zero) and
+/// the `Z` after `b`'s first 17 bytes (`YYYY-MM-DDTHH:MM:`); returns the length of the
+/// whole. `b` holds at least 30 bytes.
+pub(crate) fn put_second_on(b: &mut [u8], second: u32, mut nanos: u32) -> usize {
+    put2(b, 17, second);
+    let mut len = 19;
+    if nanos != 0 {
+        b[19] = b'.';
+        let mut digits = 9;
+        while nanos % 10 == 0 {
+            nanos /= 10;
+            digits -= 1;
+        }
+        for i in (0..digits).rev() {
+            b[20 + i] = b'0' + (nanos % 10) as u8;
+            nanos /= 10;
+        }
+        len = 20 + digits;
+    }
+    b[len] = b'Z';
+    len + 1
 }
 
 fn put2(b: &mut [u8], at: usize, v: u32) {
