@@ -92,7 +92,7 @@ pub(crate) struct LineEncoder {
     /// The last line's name, namespace and instance.
     names: Option<(SharedStr, SharedStr, SharedStr)>,
     /// `{"name":…,"namespace":…,"instance":…,"timestamp":"` for `names`.
-    prefix: Vec<u8>,
+    prefix: BytesMut,
     /// The minute since the epoch that `minute_text` writes.
     minute: Option<i64>,
     /// `YYYY-MM-DDTHH:MM:` of `minute`.
@@ -111,16 +111,15 @@ impl LineEncoder {
                     && *instance == message.instance
             });
         if !same_names {
-            let mut prefix = BytesMut::new();
+            let prefix = &mut self.prefix;
+            prefix.clear();
             prefix.extend_from_slice(b"{\"name\":");
-            put_json_str(&mut prefix, &message.name);
+            put_json_str(prefix, &message.name);
             prefix.extend_from_slice(b",\"namespace\":");
-            put_json_str(&mut prefix, &message.namespace);
+            put_json_str(prefix, &message.namespace);
             prefix.extend_from_slice(b",\"instance\":");
-            put_json_str(&mut prefix, &message.instance);
+            put_json_str(prefix, &message.instance);
             prefix.extend_from_slice(b",\"timestamp\":\"");
-            self.prefix.clear();
-            self.prefix.extend_from_slice(&prefix);
             self.names = Some((
                 message.name.clone(),
                 message.namespace.clone(),
