@@ -239,7 +239,7 @@ async fn follower(
     function: String,
     expect: usize,
     ready: tokio::sync::mpsc::Sender<()>,
-) -> Vec<Duration> {
+) -> (Vec<Duration>, Vec<u64>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
     let request =
@@ -248,6 +248,9 @@ async fn follower(
     let mut buf = vec![0u8; 64 * 1024];
     let mut pending: Vec<u8> = Vec::new();
     let mut latencies = Vec::with_capacity(expect);
+    // Each line's number (`request N`), to count lines missed or repeated; a line without
+    // one (a gap line) is counted as u64::MAX.
+    let mut numbers = Vec::with_capacity(expect);
     let mut head_seen = false;
     while latencies.len() < expect {
         let n = tcp.read(&mut buf).await.unwrap();
@@ -275,11 +278,24 @@ async fn follower(
                 .unwrap_or_else(|| panic!("a line with a bad timestamp"));
             latencies.push(Duration::from_nanos(arrived.saturating_sub(written) as u64));
             consumed = start + len;
+            let line_end =
+                memchr::memchr(b'\n', &pending[consumed..]).map_or(pending.len(), |e| consumed + e);
+            let number = REQUEST_KEY
+                .find(&pending[consumed..line_end])
+                .and_then(|i| {
+                    let digits = &pending[consumed + i + REQUEST_KEY.needle().len()..line_end];
+                    let end = digits.iter().position(|b| !b.is_ascii_digit())?;
+                    std::str::from_utf8(&digits[..end]).ok()?.parse().ok()
+                });
+            numbers.push(number.unwrap_or(u64::MAX));
         }
         pending.drain(..consumed);
     }
-    latencies
+    (latencies, numbers)
 }
+
+static REQUEST_KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
+    std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b" - request "));
 
 static TIMESTAMP_KEY: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
     std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"\"timestamp\":\""));
@@ -358,17 +374,22 @@ fn follow_case_on(
     let idle = server.kib("VmRSS");
     let answer = server.command(&format!("write {functions} {rate} {count}"));
     assert_eq!(answer.trim(), "written");
-    let mut all: Vec<Duration> = runtime.block_on(async {
-        let mut all = Vec::new();
+    let (mut all, misses, repeats) = runtime.block_on(async {
+        let (mut all, mut misses, mut repeats) = (Vec::new(), 0, 0);
         for t in tasks {
-            all.extend(
-                tokio::time::timeout(Duration::from_secs(60), t)
-                    .await
-                    .unwrap()
-                    .unwrap(),
-            );
+            let (latencies, mut numbers) = tokio::time::timeout(Duration::from_secs(60), t)
+                .await
+                .unwrap()
+                .unwrap();
+            all.extend(latencies);
+            numbers.sort_unstable();
+            let received = numbers.len();
+            numbers.dedup();
+            repeats += received - numbers.len();
+            numbers.retain(|&n| n != u64::MAX);
+            misses += per_follower - numbers.len();
         }
-        all
+        (all, misses, repeats)
     });
     let after = server.kib("VmRSS");
     // The followers have gone; one more line per function makes each response write,
@@ -386,7 +407,7 @@ fn follow_case_on(
     let left = server.kib("VmRSS");
     all.sort();
     println!(
-        "follow {label}: {} lines, p50 {:.3?}, p99 {:.3?}, max {:.3?}; server memory {before} KiB before, {idle} KiB with {followers} idle followers, {after} KiB after, {left} KiB once they left",
+        "follow {label}: {} lines, {misses} missed, {repeats} repeated, p50 {:.3?}, p99 {:.3?}, max {:.3?}; server memory {before} KiB before, {idle} KiB with {followers} idle followers, {after} KiB after, {left} KiB once they left",
         all.len(),
         percentile(&all, 0.50),
         percentile(&all, 0.99),
