@@ -259,6 +259,7 @@ impl RingState {
             self.bytes -= size;
             total_bytes.fetch_sub(size, Ordering::Relaxed);
             self.first += 1;
+            // The window never holds more lines than the ring: a small ring's memory.
             if self.encoded.len() > self.messages.len() {
                 self.encoded.pop_front();
             }

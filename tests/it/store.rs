@@ -372,6 +372,75 @@ async fn a_slow_http_follower_sees_a_visible_gap_and_every_line_it_was_not_told_
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn followers_fast_and_stalled_of_a_small_ring_get_each_line_once_or_its_count_in_a_gap() {
+    // A ring far smaller than the encoded window, four writers, and followers that read
+    // at once or not at all until the writers are done: every follower sees each line at
+    // most once, in each writer's order, and is told of every line it did not see.
+    const WRITERS: usize = 4;
+    const PER_WRITER: usize = 3_000;
+    let store = LogStore::with_limits(limits(100, 1 << 20));
+    store.register("", "f").unwrap();
+    let addr = serve_store(&store).await;
+    let (writers_done, done) = tokio::sync::watch::channel(false);
+    let mut followers = Vec::new();
+    for k in 0..6 {
+        let (_, mut lines) = get(addr, "/system/logs?name=f&follow=true").await;
+        let mut done = done.clone();
+        followers.push(tokio::spawn(async move {
+            if k % 2 == 1 {
+                done.wait_for(|done| *done).await.unwrap();
+            }
+            let (mut next, mut lost, mut received) = ([0usize; WRITERS], 0, 0);
+            let mut finished = 0;
+            while finished < WRITERS {
+                let m = lines.next_message().await;
+                if let Some(rest) = m.text.strip_prefix("[faas-logs] ") {
+                    lost += rest.split(' ').next().unwrap().parse::<usize>().unwrap();
+                    continue;
+                }
+                let text = m.text.trim_end_matches('x').to_owned();
+                let (w, i) = writer_and_count(&m.with_text(text));
+                assert!(i >= next[w], "writer {w}: line {i} after {}", next[w]);
+                next[w] = i + 1;
+                received += 1;
+                if i == PER_WRITER - 1 {
+                    finished += 1;
+                }
+            }
+            (received, lost)
+        }));
+    }
+    let pad = "x".repeat(200);
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|w| {
+            let (store, pad) = (store.clone(), pad.clone());
+            tokio::spawn(async move {
+                for i in 0..PER_WRITER {
+                    let mut m = written(w, i);
+                    m.text.push_str(&pad);
+                    store.append(m).unwrap();
+                    if i % 32 == 0 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.await.unwrap();
+    }
+    writers_done.send_replace(true);
+    for follower in followers {
+        let (received, lost) = follower.await.unwrap();
+        assert_eq!(
+            received + lost,
+            WRITERS * PER_WRITER,
+            "every line received or counted"
+        );
+    }
+}
+
 #[tokio::test]
 async fn tail_and_since_on_a_full_ring() {
     let store = LogStore::with_limits(limits(1_000, 1 << 30));
