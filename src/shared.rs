@@ -39,6 +39,16 @@ impl SharedStr {
         self.0.as_deref().unwrap_or("")
     }
 
+    /// Whether both are the very same shared text (or both empty): equality without
+    /// reading the text, for callers that remember a string they have checked.
+    pub(crate) fn is_same(&self, other: &SharedStr) -> bool {
+        match (&self.0, &other.0) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            (None, None) => true,
+            _ => false,
+        }
+    }
+
     fn new(text: Arc<str>) -> Self {
         SharedStr((!text.is_empty()).then_some(text))
     }

@@ -82,6 +82,8 @@ struct Contract {
     /// For a store's reader: whether its function is the one asked for (the check that
     /// each message gets, made once for lines that come encoded).
     store_matches: bool,
+    /// The name and namespace of the last message found to be of this function.
+    passed: Option<(SharedStr, SharedStr)>,
 }
 
 /// How many items one unit of tokio's cooperative budget pays for. A unit is sized for
@@ -203,6 +205,7 @@ impl Shaped {
             guess_history_end: !capabilities.marks_history_end,
             items_on_unit: 0,
             store_matches,
+            passed: None,
         };
         Shaped {
             contract,
@@ -259,9 +262,7 @@ impl Contract {
 
     /// Applies the filters to one backend message; returns a message to emit, if any.
     fn on_message(&mut self, mut m: Message) -> Option<Message> {
-        if self.checks_function
-            && (m.name != *self.name || !(m.namespace.is_empty() || m.namespace == *self.namespace))
-        {
+        if self.checks_function && !self.of_this_function(&m) {
             return None;
         }
         if m.namespace.is_empty() {
@@ -272,6 +273,22 @@ impl Contract {
         }
         trim_line_end(&mut m.text);
         self.place(m)
+    }
+
+    /// Whether `m` is of the function asked for. A backend shares its names between
+    /// lines, so the last names that passed are kept and recognised without reading them.
+    fn of_this_function(&mut self, m: &Message) -> bool {
+        if let Some((name, namespace)) = &self.passed {
+            if name.is_same(&m.name) && namespace.is_same(&m.namespace) {
+                return true;
+            }
+        }
+        let ours =
+            m.name == *self.name && (m.namespace.is_empty() || m.namespace == *self.namespace);
+        if ours {
+            self.passed = Some((m.name.clone(), m.namespace.clone()));
+        }
+        ours
     }
 
     /// A line a store's reader encoded: it passed the reader's filters, which are this
