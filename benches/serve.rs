@@ -382,11 +382,12 @@ fn follow_case_on(
                 .unwrap()
                 .unwrap();
             all.extend(latencies);
+            // Gap lines are not lines of the writer: the lines they stand for are missed.
+            numbers.retain(|&n| n != u64::MAX);
             numbers.sort_unstable();
             let received = numbers.len();
             numbers.dedup();
             repeats += received - numbers.len();
-            numbers.retain(|&n| n != u64::MAX);
             misses += per_follower - numbers.len();
         }
         (all, misses, repeats)
