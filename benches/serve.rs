@@ -388,7 +388,7 @@ fn follow_case_on(
             let received = numbers.len();
             numbers.dedup();
             repeats += received - numbers.len();
-            misses += per_follower - numbers.len();
+            misses += per_follower.saturating_sub(numbers.len());
         }
         (all, misses, repeats)
     });
