@@ -70,6 +70,15 @@ pub fn encode_message(message: &Message, buf: &mut BytesMut) {
     let text_len =
         message.name.len() + message.namespace.len() + message.instance.len() + message.text.len();
     buf.reserve(text_len + 96);
+    put_names(message, buf);
+    buf.extend_from_slice(Rfc3339::new(&message.timestamp).as_str().as_bytes());
+    put_text_and_end(message, buf);
+}
+
+/// A line up to its timestamp's text: `{"name":…,"namespace":…,"instance":…,"timestamp":"`.
+// Inlined: `encode_message` is every response's hot path, and is kept one function.
+#[inline(always)]
+fn put_names(message: &Message, buf: &mut BytesMut) {
     buf.extend_from_slice(b"{\"name\":");
     put_json_str(buf, &message.name);
     buf.extend_from_slice(b",\"namespace\":");
@@ -77,10 +86,20 @@ pub fn encode_message(message: &Message, buf: &mut BytesMut) {
     buf.extend_from_slice(b",\"instance\":");
     put_json_str(buf, &message.instance);
     buf.extend_from_slice(b",\"timestamp\":\"");
-    buf.extend_from_slice(Rfc3339::new(&message.timestamp).as_str().as_bytes());
+}
+
+/// A line from the end of its timestamp: the text, the optional `stream` field and the
+/// line's end.
+#[inline(always)]
+fn put_text_and_end(message: &Message, buf: &mut BytesMut) {
     buf.extend_from_slice(b"\",\"text\":");
     put_json_str(buf, &message.text);
-    put_stream_and_end(message, buf);
+    match message.stream {
+        None => {}
+        Some(OutputStream::Stdout) => buf.extend_from_slice(b",\"stream\":\"stdout\""),
+        Some(OutputStream::Stderr) => buf.extend_from_slice(b",\"stream\":\"stderr\""),
+    }
+    buf.extend_from_slice(b"}\n");
 }
 
 /// [`encode_message`] for the lines of one response: the same bytes, with what a run of
@@ -111,15 +130,8 @@ impl LineEncoder {
                     && *instance == message.instance
             });
         if !same_names {
-            let prefix = &mut self.prefix;
-            prefix.clear();
-            prefix.extend_from_slice(b"{\"name\":");
-            put_json_str(prefix, &message.name);
-            prefix.extend_from_slice(b",\"namespace\":");
-            put_json_str(prefix, &message.namespace);
-            prefix.extend_from_slice(b",\"instance\":");
-            put_json_str(prefix, &message.instance);
-            prefix.extend_from_slice(b",\"timestamp\":\"");
+            self.prefix.clear();
+            put_names(message, &mut self.prefix);
             self.names = Some((
                 message.name.clone(),
                 message.namespace.clone(),
@@ -129,9 +141,7 @@ impl LineEncoder {
         buf.reserve(self.prefix.len() + message.text.len() + 64);
         buf.extend_from_slice(&self.prefix);
         self.put_timestamp(&message.timestamp, buf);
-        buf.extend_from_slice(b"\",\"text\":");
-        put_json_str(buf, &message.text);
-        put_stream_and_end(message, buf);
+        put_text_and_end(message, buf);
     }
 
     /// The timestamp as [`Rfc3339`] writes it, its minute from the last line's when the
@@ -161,16 +171,6 @@ impl LineEncoder {
         let len = put_second_on(&mut text, seconds.rem_euclid(60) as u32, nanos);
         buf.extend_from_slice(&text[..len]);
     }
-}
-
-/// The optional `stream` field and the end of the line.
-fn put_stream_and_end(message: &Message, buf: &mut BytesMut) {
-    match message.stream {
-        None => {}
-        Some(OutputStream::Stdout) => buf.extend_from_slice(b",\"stream\":\"stdout\""),
-        Some(OutputStream::Stderr) => buf.extend_from_slice(b",\"stream\":\"stderr\""),
-    }
-    buf.extend_from_slice(b"}\n");
 }
 
 /// What Go's encoder (Go 1.22 and later) does with each byte: 0 copy it; `u` write
