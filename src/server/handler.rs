@@ -260,9 +260,7 @@ impl<R: Requester + ?Sized> LogHandler<R> {
             .unwrap_or(Ok(None))?;
         Ok((shaped, first))
     }
-}
 
-impl<R: Requester + ?Sized> LogHandler<R> {
     /// The backend's stream for `request`, or an error if it does not answer in time.
     async fn query(&self, request: &Request, deadline: Instant) -> Result<LogStream, Error> {
         let query = self.requester.query(request.clone());

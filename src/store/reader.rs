@@ -1,6 +1,5 @@
 //! [`StoreReader`]: one query's position in a function's ring.
 
-use std::collections::hash_map::Entry;
 use std::collections::VecDeque;
 use std::pin::Pin;
 use std::sync::atomic::Ordering;
@@ -162,12 +161,7 @@ impl StoreReader {
             return true;
         }
         // Following and up to date: the next append wakes this task.
-        match state.waiting.entry(self.id) {
-            Entry::Occupied(mut waiting) => waiting.get_mut().clone_from(cx.waker()),
-            Entry::Vacant(waiting) => {
-                waiting.insert(cx.waker().clone());
-            }
-        }
+        state.waiting.insert(self.id, cx.waker().clone());
         true
     }
 
