@@ -97,19 +97,7 @@ impl Server {
 
     /// A figure from /proc/PID/status, in KiB (`VmRSS`, `VmHWM`).
     fn kib(&self, field: &str) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        status
-            .lines()
-            .find_map(|l| {
-                l.strip_prefix(field)?
-                    .trim_start_matches(':')
-                    .trim()
-                    .strip_suffix(" kB")?
-                    .trim()
-                    .parse()
-                    .ok()
-            })
-            .unwrap_or(0)
+        common::status_kib(&self.child.id().to_string(), field)
     }
 
     /// How many files the server has open (its listener and connections among them).

@@ -5,6 +5,8 @@
 // criterion_group! generates a public function without a doc comment.
 #![allow(missing_docs)]
 
+mod common;
+
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
@@ -124,18 +126,8 @@ fn tail_query(c: &mut Criterion) {
 }
 
 /// This process's resident memory, in bytes.
-fn resident() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("VmRSS:")?
-                .trim()
-                .strip_suffix(" kB")?
-                .parse()
-                .ok()
-        })
-        .map_or(0, |kib: usize| kib * 1024)
+fn resident() -> u64 {
+    common::status_kib("self", "VmRSS") * 1024
 }
 
 /// 1,000,000 lines of about 57 bytes of text, as pushes decode them (each line with its

@@ -25,6 +25,7 @@ pub(crate) fn server_runtime() -> tokio::runtime::Runtime {
 
 /// Serves `service` (a `LogHandler`, or routes around one) on a fresh 127.0.0.1 port
 /// from a spawned task; returns the address.
+#[allow(dead_code)] // some benches only
 pub(crate) async fn serve<S>(service: S) -> SocketAddr
 where
     S: hyper::service::Service<
@@ -70,4 +71,24 @@ pub(crate) fn read_all(addr: SocketAddr, path: &str, mut chunk: impl FnMut(&[u8]
             Err(e) => panic!("{e}"),
         }
     }
+}
+
+/// A figure of `/proc/PROCESS/status` in KiB (`VmRSS`, `VmHWM`), for `self` or a pid
+/// (a process that has gone fails the bench); 0 for a field it does not show.
+#[allow(dead_code)] // some benches only
+pub(crate) fn status_kib(process: &str, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{process}/status"))
+        .unwrap_or_else(|e| panic!("the status of process {process}: {e}"));
+    status
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(field)?
+                .trim_start_matches(':')
+                .trim()
+                .strip_suffix(" kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0)
 }
