@@ -21,6 +21,9 @@ use crate::Error;
 /// enough that a bulk dump costs few writes, small enough to bound memory per response.
 pub(crate) const FRAME_TARGET: usize = 128 * 1024;
 
+/// Room past [`FRAME_TARGET`] for the line that fills a frame.
+const FRAME_SLACK: usize = 16 * 1024;
+
 /// The body of a `/system/logs` response.
 ///
 /// It implements [`http_body::Body`] with `Data = Bytes`, so hyper and axum serve it as
@@ -42,7 +45,7 @@ enum Kind {
 
 struct Streaming {
     shared: Arc<Mutex<Shared>>,
-    buf: BytesMut,
+    buf: FrameBuf,
     encoder: LineEncoder,
     deadline: Instant,
     /// Whether the server holds bytes it has not written: the head, or a full frame
@@ -213,10 +216,10 @@ impl LogBody {
         deadline: Instant,
         shutdown: WaitForCancellationFutureOwned,
     ) -> Self {
-        let mut buf = BytesMut::new();
+        let mut buf = FrameBuf::new();
         let mut encoder = LineEncoder::default();
         if let Some(first) = &first {
-            put_line(first, &mut encoder, &mut buf);
+            buf.put(first, &mut encoder);
         }
         let shared = Arc::new(Mutex::new(Shared {
             shaped,
@@ -299,7 +302,7 @@ impl Streaming {
             shared.stop("the deadline");
         }
         if self.write_due && shared.state.reads() {
-            if let Some(frame) = take_frame(&mut self.buf) {
+            if let Some(frame) = self.buf.take() {
                 return Poll::Ready(Some(Ok(frame)));
             }
             self.write_due = !pause(cx);
@@ -313,7 +316,7 @@ impl Streaming {
                 .unwrap_or_else(|panic| Poll::Ready(Some(Err(panicked(panic)))));
             match next {
                 Poll::Ready(Some(Ok(line))) => {
-                    put_line(&line, &mut self.encoder, &mut self.buf);
+                    self.buf.put(&line, &mut self.encoder);
                     if self.buf.len() >= FRAME_TARGET {
                         self.write_due = true;
                         break;
@@ -332,7 +335,7 @@ impl Streaming {
                 Poll::Pending => break,
             }
         }
-        if let Some(frame) = take_frame(&mut self.buf) {
+        if let Some(frame) = self.buf.take() {
             return Poll::Ready(Some(Ok(frame)));
         }
         if let State::Failing { paused: false, .. } = shared.state {
@@ -349,22 +352,53 @@ impl Streaming {
     }
 }
 
-/// Appends a line as it goes on the wire.
-fn put_line(line: &Line, encoder: &mut LineEncoder, buf: &mut BytesMut) {
-    match line {
-        Line::Message(m) => encoder.encode(m, buf),
-        Line::Encoded(bytes) => buf.extend_from_slice(bytes),
-    }
+/// The frame being filled. Between frames it holds no memory: a follower waits for its
+/// next line with nothing allocated, however large its last frame was.
+struct FrameBuf {
+    buf: BytesMut,
+    /// What the next frame reserves when its first line comes: twice the last frame, up
+    /// to a full frame and its last line, so a dump fills each frame without growing it.
+    hint: usize,
 }
 
-/// What `buf` holds, as one frame.
-fn take_frame(buf: &mut BytesMut) -> Option<Frame<Bytes>> {
-    if buf.is_empty() {
-        return None;
+impl FrameBuf {
+    fn new() -> Self {
+        FrameBuf {
+            buf: BytesMut::new(),
+            hint: 4096,
+        }
     }
-    let frame = buf.split().freeze();
-    buf.reserve(FRAME_TARGET.min(frame.len() * 2));
-    Some(Frame::data(frame))
+
+    /// Appends a line as it goes on the wire.
+    fn put(&mut self, line: &Line, encoder: &mut LineEncoder) {
+        if self.buf.capacity() == 0 {
+            self.buf.reserve(self.hint);
+        }
+        match line {
+            Line::Message(m) => encoder.encode(m, &mut self.buf),
+            Line::Encoded(bytes) => self.buf.extend_from_slice(bytes),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+
+    /// What the buffer holds, as one frame. The frame takes the whole allocation: a
+    /// buffer split but kept would make every later one as large as the first
+    /// (`BytesMut` remembers its original capacity).
+    fn take(&mut self) -> Option<Frame<Bytes>> {
+        if self.buf.is_empty() {
+            return None;
+        }
+        let frame = std::mem::take(&mut self.buf).freeze();
+        self.hint = (FRAME_TARGET + FRAME_SLACK).min(frame.len() * 2);
+        Some(Frame::data(frame))
+    }
 }
 
 /// Gives the server a turn to write what it holds: the body returns `Pending` with its
