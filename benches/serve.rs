@@ -9,7 +9,9 @@
 //! - follow latency from `LogStore::append` to the line at the client (p50, p99): 1
 //!   follower at 10,000 messages/s; 1,000 followers of 1,000 functions at 1,000
 //!   messages/s in all; 1,000 followers of one function at 1 message/s; and the server's
-//!   memory with 1,000 idle followers.
+//!   memory with 1,000 idle followers and once they have left; the same against
+//!   `faas-logs serve` fed by pushes (with `--features serve`; `FAAS_LOGS_BENCH_BINARY`
+//!   names another build to measure).
 //!
 //! - against a backend that is always ready and never ends: how far past a 1 s timeout
 //!   its responses end, and how long a small request waits while such responses keep
@@ -224,14 +226,13 @@ fn tail(c: &mut Criterion) {
 /// message's timestamp (stamped at append, in the server) to its arrival here.
 async fn follower(
     addr: SocketAddr,
-    function: String,
+    query: String,
     expect: usize,
     ready: tokio::sync::mpsc::Sender<()>,
 ) -> (Vec<Duration>, Vec<u64>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request =
-        format!("GET /system/logs?name={function}&follow=true HTTP/1.1\r\nHost: bench\r\n\r\n");
+    let request = format!("GET /system/logs?{query} HTTP/1.1\r\nHost: bench\r\n\r\n");
     tcp.write_all(request.as_bytes()).await.unwrap();
     let mut buf = vec![0u8; 64 * 1024];
     let mut pending: Vec<u8> = Vec::new();
@@ -311,6 +312,30 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[i.min(sorted.len() - 1)]
 }
 
+/// Waits for the followers; returns every latency, and how many lines the followers
+/// missed and got twice in all.
+async fn gather(
+    tasks: Vec<tokio::task::JoinHandle<(Vec<Duration>, Vec<u64>)>>,
+    per_follower: usize,
+) -> (Vec<Duration>, usize, usize) {
+    let (mut all, mut misses, mut repeats) = (Vec::new(), 0, 0);
+    for t in tasks {
+        let (latencies, mut numbers) = tokio::time::timeout(Duration::from_secs(60), t)
+            .await
+            .unwrap()
+            .unwrap();
+        all.extend(latencies);
+        // Gap lines are not lines of the writer: the lines they stand for are missed.
+        numbers.retain(|&n| n != u64::MAX);
+        numbers.sort_unstable();
+        let received = numbers.len();
+        numbers.dedup();
+        repeats += received - numbers.len();
+        misses += per_follower.saturating_sub(numbers.len());
+    }
+    (all, misses, repeats)
+}
+
 /// Opens `followers` follow streams (round-robin over `functions` functions), has the
 /// server write `count` lines at `rate` per second, and prints the latencies.
 fn follow_case(label: &str, followers: usize, functions: usize, rate: u64, count: u64) {
@@ -348,7 +373,7 @@ fn follow_case_on(
         .map(|i| {
             runtime.spawn(follower(
                 server.addr,
-                format!("f{}", i % functions),
+                format!("name=f{}&follow=true", i % functions),
                 per_follower,
                 ready_tx.clone(),
             ))
@@ -362,24 +387,7 @@ fn follow_case_on(
     let idle = server.kib("VmRSS");
     let answer = server.command(&format!("write {functions} {rate} {count}"));
     assert_eq!(answer.trim(), "written");
-    let (mut all, misses, repeats) = runtime.block_on(async {
-        let (mut all, mut misses, mut repeats) = (Vec::new(), 0, 0);
-        for t in tasks {
-            let (latencies, mut numbers) = tokio::time::timeout(Duration::from_secs(60), t)
-                .await
-                .unwrap()
-                .unwrap();
-            all.extend(latencies);
-            // Gap lines are not lines of the writer: the lines they stand for are missed.
-            numbers.retain(|&n| n != u64::MAX);
-            numbers.sort_unstable();
-            let received = numbers.len();
-            numbers.dedup();
-            repeats += received - numbers.len();
-            misses += per_follower.saturating_sub(numbers.len());
-        }
-        (all, misses, repeats)
-    });
+    let (mut all, misses, repeats) = runtime.block_on(gather(tasks, per_follower));
     let after = server.kib("VmRSS");
     // The followers have gone; one more line per function makes each response write,
     // find its connection closed and end. Then the memory left is what the server keeps.
@@ -432,6 +440,172 @@ fn follow() {
         1_000,
         2_000,
     );
+    follow_the_binary();
+}
+
+/// The same 1,000 followers of one function at 1,000 lines/s against `faas-logs serve`,
+/// the binary an operator runs (with its allocator), fed by pushes: then how long its
+/// memory takes to come back once the followers have left.
+fn follow_the_binary() {
+    const LABEL: &str = "1,000 followers of one function at 1,000/s, faas-logs serve";
+    const FOLLOWERS: usize = 1_000;
+    const LINES: usize = 2_000;
+    if !LABEL.contains(&std::env::var("FAAS_LOGS_BENCH_CASE").unwrap_or_default()) {
+        return;
+    }
+    // FAAS_LOGS_BENCH_BINARY=PATH measures another build of it, to compare two.
+    let binary = std::env::var("FAAS_LOGS_BENCH_BINARY")
+        .ok()
+        .or(option_env!("CARGO_BIN_EXE_faas-logs").map(String::from));
+    let Some(binary) = binary else {
+        println!("follow {LABEL}: skipped, the binary needs --features serve");
+        return;
+    };
+    let mut child = Command::new(binary)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let child = KillOnDrop(child);
+    let mut line = String::new();
+    let addr: SocketAddr = loop {
+        line.clear();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "the server ended");
+        if let Some(rest) = line.trim().strip_prefix("listening on http://") {
+            break rest.split('/').next().unwrap().parse().unwrap();
+        }
+    };
+    let pid = child.0.id().to_string();
+    let rss = || common::status_kib(&pid, "VmRSS");
+    let open_files = || std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
+    let mut pusher = Pusher::connect(addr);
+    pusher.push(u64::MAX); // the function exists before anyone follows it
+    let before = rss();
+    let files_before = open_files();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(FOLLOWERS);
+    // History from now on: without the line that made the function exist.
+    let since = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+    let query = format!("name=f0&follow=true&since={since}");
+    let tasks: Vec<_> = (0..FOLLOWERS)
+        .map(|_| runtime.spawn(follower(addr, query.clone(), LINES, ready_tx.clone())))
+        .collect();
+    runtime.block_on(async {
+        for _ in 0..FOLLOWERS {
+            ready_rx.recv().await.unwrap();
+        }
+    });
+    let idle = rss();
+    let start = Instant::now();
+    for i in 0..LINES as u64 {
+        let due = start + Duration::from_millis(i);
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        pusher.push(i);
+    }
+    let (mut all, misses, repeats) = runtime.block_on(gather(tasks, LINES));
+    let after = rss();
+    // One more line makes each response write, find its connection closed and end.
+    pusher.push(u64::MAX);
+    let gone = Instant::now();
+    while open_files() > files_before {
+        assert!(
+            gone.elapsed() < Duration::from_secs(30),
+            "the server kept closed connections"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let left = rss();
+    // Freed pages go back as the allocator's background threads purge them.
+    let settled = loop {
+        let now = rss();
+        if now <= 2 * before || gone.elapsed() > Duration::from_secs(60) {
+            break now;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    all.sort();
+    println!(
+        "follow {LABEL}: {} lines, {misses} missed, {repeats} repeated, p50 {:.3?}, p99 {:.3?}, max {:.3?}; server memory {before} KiB before, {idle} KiB with {FOLLOWERS} idle followers, {after} KiB after, {left} KiB once they left, {settled} KiB {:.1?} after they left",
+        all.len(),
+        percentile(&all, 0.50),
+        percentile(&all, 0.99),
+        all.last().copied().unwrap_or_default(),
+        gone.elapsed(),
+    );
+}
+
+/// A process killed when dropped.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Pushes lines of `f0` to `/system/logs/push` over one kept-alive connection.
+struct Pusher {
+    tcp: BufReader<std::net::TcpStream>,
+}
+
+impl Pusher {
+    fn connect(addr: SocketAddr) -> Pusher {
+        let tcp = std::net::TcpStream::connect(addr).unwrap();
+        tcp.set_nodelay(true).unwrap();
+        Pusher {
+            tcp: BufReader::new(tcp),
+        }
+    }
+
+    /// Pushes line `number` (`u64::MAX`: a line without a number), stamped now, and
+    /// waits for the 200 that says it is stored.
+    fn push(&mut self, number: u64) {
+        use std::io::Read;
+        let text = if number == u64::MAX {
+            "GET /function/f0 200 OK - warming up".to_string()
+        } else {
+            format!("GET /function/f0 200 OK - request {number} served")
+        };
+        let timestamp = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
+        let body = format!(
+            r#"{{"name":"f0","instance":"f0-1","timestamp":"{timestamp}","text":"{text}"}}"#
+        );
+        let tcp = self.tcp.get_mut();
+        write!(
+            tcp,
+            "POST /system/logs/push HTTP/1.1\r\nHost: bench\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut status = String::new();
+        self.tcp.read_line(&mut status).unwrap();
+        assert!(status.contains(" 200 "), "a push was answered {status:?}");
+        let mut length = 0;
+        loop {
+            let mut header = String::new();
+            self.tcp.read_line(&mut header).unwrap();
+            let header = header.trim();
+            if header.is_empty() {
+                break;
+            }
+            if let Some((name, value)) = header.split_once(':') {
+                if name.eq_ignore_ascii_case("content-length") {
+                    length = value.trim().parse().unwrap();
+                }
+            }
+        }
+        let mut answer = vec![0; length];
+        self.tcp.read_exact(&mut answer).unwrap();
+    }
 }
 
 /// Sends `GET path` and reads until the server closes the connection, cleanly or not.

@@ -352,6 +352,15 @@ async fn slow_clients_are_cut_off_at_the_header_and_body_deadlines() {
     let mut answer = Vec::new();
     let _ = within(slow.read_to_end(&mut answer)).await;
     assert!(!String::from_utf8_lossy(&answer).contains("200 OK"));
+    // Nothing at all, or HTTP/2's preface begun and never finished: closed as well.
+    for first in [&b""[..], b"PRI * HTTP/2"] {
+        let mut silent = tokio::net::TcpStream::connect(example.addr).await.unwrap();
+        silent.write_all(first).await.unwrap();
+        // Closed with unread bytes, the connection may end in a reset: either will do.
+        let mut answer = Vec::new();
+        let _ = within(silent.read_to_end(&mut answer)).await;
+        assert!(answer.is_empty(), "{}", String::from_utf8_lossy(&answer));
+    }
 
     // A chunked push whose body never ends: answered 408, nothing stored.
     let mut slow = tokio::net::TcpStream::connect(example.addr).await.unwrap();
@@ -558,4 +567,56 @@ fn a_busy_port_is_named_in_a_sentence_that_says_what_to_do() {
     );
     assert!(said.contains("--listen"), "{said}");
     assert!(!stderr.contains("Os {"), "no debug dump: {stderr}");
+}
+
+#[tokio::test]
+async fn the_provider_serves_http2_with_prior_knowledge_and_http1_whatever_its_first_packet() {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let example = Provider::start("memory", &["--listen", "127.0.0.1:0"]);
+    let addr = example.addr;
+    // Four HTTP/1 pushes at once, each sending its first byte alone: "P" may begin
+    // HTTP/2's preface ("PRI * HTTP/2.0"), so the server must wait for more to choose.
+    let pushes = (0..4).map(|i| async move {
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        tcp.set_nodelay(true).unwrap();
+        let body = format!(r#"{{"name":"split","instance":"c-{i}","text":"line {i}"}}"#);
+        let request = format!(
+            "POST /system/logs/push HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        tcp.write_all(&request.as_bytes()[..1]).await.unwrap();
+        // No event tells when the server has looked at the lone byte: a pause lets it.
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        tcp.write_all(&request.as_bytes()[1..]).await.unwrap();
+        let mut answer = Vec::new();
+        within(tcp.read_to_end(&mut answer)).await.unwrap();
+        String::from_utf8_lossy(&answer).into_owned()
+    });
+    for answer in futures::future::join_all(pushes).await {
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+
+    // An HTTP/2 client that knows the server speaks it reads them back.
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let request = hyper::Request::get(format!("http://{addr}/system/logs?name=split"))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    let response = within(sender.send_request(request)).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body = within(response.into_body().collect())
+        .await
+        .unwrap()
+        .to_bytes();
+    let mut texts: Vec<String> = String::from_utf8_lossy(&body)
+        .lines()
+        .map(|l| serde_json::from_str::<faas_logs::Message>(l).unwrap().text)
+        .collect();
+    texts.sort();
+    assert_eq!(texts, ["line 0", "line 1", "line 2", "line 3"]);
 }

@@ -16,9 +16,9 @@ use bytes::Bytes;
 use faas_logs::server::LogBody;
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
+use hyper::server::conn::{http1, http2};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use subtle::ConstantTimeEq;
 
@@ -366,13 +366,16 @@ pub(crate) async fn serve_until<F, Fut>(
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
-    let mut server = auto::Builder::new(TokioExecutor::new());
-    server
-        .http1()
+    let header_timeout = Duration::from_secs(args.header_timeout);
+    let mut http1 = http1::Builder::new();
+    http1
         .timer(TokioTimer::new())
-        .header_read_timeout(Duration::from_secs(args.header_timeout));
-    server.http2().timer(TokioTimer::new());
+        .header_read_timeout(header_timeout);
+    let mut http2 = http2::Builder::new(TokioExecutor::new());
+    http2.timer(TokioTimer::new());
     let graceful = GracefulShutdown::new();
+    // Ends the connections still deciding their protocol, which no watcher can stop.
+    let stopping = tokio_util::sync::CancellationToken::new();
     let signal = until;
     tokio::pin!(signal);
     let mut failures = 0u32;
@@ -420,21 +423,59 @@ pub(crate) async fn serve_until<F, Fut>(
                 })
             }
         });
-        let io = WriteTimeout::new(TokioIo::new(tcp), Duration::from_secs(args.write_timeout));
-        let connection = graceful.watch(server.serve_connection(io, service).into_owned());
+        let write_timeout = Duration::from_secs(args.write_timeout);
+        let (http1, http2, watcher) = (http1.clone(), http2.clone(), graceful.watcher());
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
+            let http2_preface = match tokio::time::timeout(header_timeout, speaks_http2(&tcp)).await
+            {
+                Ok(Ok(preface)) => preface,
+                Ok(Err(e)) => {
+                    return tracing::debug!(error = %e, "connection failed before a request")
+                }
+                Err(_) => return tracing::debug!("no request within the header timeout"),
+            };
+            let io = WriteTimeout::new(TokioIo::new(tcp), write_timeout);
+            let ended = if http2_preface {
+                watcher.watch(http2.serve_connection(io, service)).await
+            } else {
+                watcher.watch(http1.serve_connection(io, service)).await
+            };
+            if let Err(e) = ended {
                 tracing::debug!(error = %e, "connection ended with an error");
             }
         });
     }
     tracing::info!("shutting down");
+    stopping.cancel();
     stop();
     if tokio::time::timeout(Duration::from_secs(5), graceful.shutdown())
         .await
         .is_err()
     {
         tracing::warn!("some connections did not close within 5 s");
+    }
+}
+
+/// What an HTTP/2 client without TLS sends first (RFC 9113, section 3.4).
+const HTTP2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Whether the client starts with HTTP/2's preface, told from its first bytes without
+/// taking them: the HTTP/1 parser then reads the request whole. (hyper-util's `auto`
+/// server hands the bytes it looked at over in a short first read, which makes hyper
+/// grow each connection's read buffer from 8 to 16 KiB: 8 KiB more per follower.)
+async fn speaks_http2(tcp: &tokio::net::TcpStream) -> std::io::Result<bool> {
+    let mut first = [0; HTTP2_PREFACE.len()];
+    loop {
+        let n = tcp.peek(&mut first).await?;
+        if n == 0 || first[..n] != HTTP2_PREFACE[..n] {
+            return Ok(false);
+        }
+        if n == HTTP2_PREFACE.len() {
+            return Ok(true);
+        }
+        // Part of the preface (or an HTTP/1 "P" alone): a peek answers at once while
+        // those bytes wait, so give the rest a moment to come.
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
 }
 
