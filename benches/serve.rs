@@ -10,7 +10,7 @@
 //!   follower at 10,000 messages/s; 1,000 followers of 1,000 functions at 1,000
 //!   messages/s in all; 1,000 followers of one function at 1 message/s; and the server's
 //!   memory with 1,000 idle followers and once they have left; the same against
-//!   `faas-logs serve` fed by pushes (with `--features serve`; `FAAS_LOGS_BENCH_BINARY`
+//!   `faas-logs serve` fed by pushes (with `--features cli`; `FAAS_LOGS_BENCH_BINARY`
 //!   names another build to measure).
 //!
 //! - against a backend that is always ready and never ends: how far past a 1 s timeout

@@ -27,9 +27,11 @@ use args::{Cli, Command};
 #[cfg(feature = "cli")]
 use logs::Failure;
 
-/// jemalloc, with background threads that give freed pages back to the system: after a
-/// thousand followers leave, `faas-logs serve` comes back near where it started, where
-/// glibc's allocator keeps its peak. (The library chooses no allocator for its users.)
+/// jemalloc (feature `jemalloc`, in `cli`), with background threads that give freed
+/// pages back to the system: after a thousand followers leave, `faas-logs serve` comes
+/// back near where it started, where glibc's allocator keeps its peak. (The library
+/// chooses no allocator for its users.)
+#[cfg(feature = "jemalloc")]
 #[global_allocator]
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
