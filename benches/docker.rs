@@ -1,6 +1,8 @@
 //! The Docker backend: the demultiplexer's throughput on a stream recorded in Docker's
 //! exact format, and, where an engine answers, 200,000 lines of one container read
-//! through the provider against `docker logs` reading the same container, in one run.
+//! through the provider against `docker logs` reading the same container and against the
+//! anchor, the daemon's answer to the provider's request read and dropped, in one run,
+//! with the CPU the daemon spends on each.
 //!
 //! `cargo bench --features docker --bench docker`
 
@@ -156,20 +158,98 @@ fn against_docker_logs() {
         assert!(status.success());
         started.elapsed()
     };
-    let (mut a, mut b, mut c) = (Vec::new(), Vec::new(), Vec::new());
+    // The anchor: the daemon's answer to the provider's own request, read and dropped.
+    let daemon_alone = || {
+        let started = Instant::now();
+        let bytes = raw_logs(&id);
+        assert!(bytes > LINES * 40, "only {bytes} bytes");
+        started.elapsed()
+    };
+    let daemon = dockerd_pid();
+    let mut times: [Vec<Duration>; 4] = Default::default();
+    let mut daemon_cpu: [Vec<Duration>; 4] = Default::default();
     for _ in 0..7 {
-        a.push(ours());
-        b.push(theirs(true));
-        c.push(theirs(false));
+        let readers: [&dyn Fn() -> Duration; 4] =
+            [&ours, &|| theirs(true), &|| theirs(false), &daemon_alone];
+        for (i, read) in readers.iter().enumerate() {
+            let cpu = daemon.map(cpu_time);
+            times[i].push(read());
+            if let (Some(pid), Some(cpu)) = (daemon, cpu) {
+                daemon_cpu[i].push(cpu_time(pid).saturating_sub(cpu));
+            }
+        }
     }
-    let (a, b, c) = (median(a), median(b), median(c));
+    let [a, b, c, d] = times.map(median);
+    let cpu = daemon_cpu.map(|t| {
+        if t.is_empty() {
+            Duration::ZERO
+        } else {
+            median(t)
+        }
+    });
     println!(
-        "docker logs comparison, {LINES} lines, median of 7: provider {a:.3?} ({:.0} lines/s); `docker logs --timestamps` {b:.3?} (ratio {:.2}); `docker logs` {c:.3?} (ratio {:.2})",
+        "docker logs comparison, {LINES} lines, median of 7: provider {a:.3?} ({:.0} lines/s); `docker logs --timestamps` {b:.3?} (ratio {:.2}); `docker logs` {c:.3?} (ratio {:.2}); the daemon's answer alone {d:.3?} (ratio {:.2}); dockerd's CPU during each: {:.3?}, {:.3?}, {:.3?}, {:.3?}",
         LINES as f64 / a.as_secs_f64(),
         a.as_secs_f64() / b.as_secs_f64(),
         a.as_secs_f64() / c.as_secs_f64(),
+        a.as_secs_f64() / d.as_secs_f64(),
+        cpu[0],
+        cpu[1],
+        cpu[2],
+        cpu[3],
     );
     docker(&["rm", "-f", &id]);
+}
+
+/// The bytes of `GET /containers/ID/logs` with the provider's parameters, read from the
+/// daemon's socket to the end and counted.
+fn raw_logs(id: &str) -> usize {
+    use std::io::{Read, Write};
+    let socket = std::env::var("DOCKER_HOST")
+        .ok()
+        .and_then(|h| h.strip_prefix("unix://").map(String::from))
+        .unwrap_or_else(|| "/var/run/docker.sock".into());
+    let mut unix = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    write!(
+        unix,
+        "GET /containers/{id}/logs?stdout=1&stderr=1&timestamps=1 HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0;
+    loop {
+        match unix.read(&mut buf).unwrap() {
+            0 => return total,
+            n => total += n,
+        }
+    }
+}
+
+/// The daemon's process, to read how much CPU it spends.
+fn dockerd_pid() -> Option<u32> {
+    std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .find_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
+            (comm.trim() == "dockerd").then_some(pid)
+        })
+}
+
+/// User and system CPU time of `pid` so far (clock ticks at 100 per second).
+fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command's closing parenthesis: utime and stime are the 12th and
+    // 13th of them.
+    let rest = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let ticks: u64 = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|t| t.parse::<u64>().ok())
+        .sum();
+    Duration::from_millis(ticks * 10)
 }
 
 fn main() {
