@@ -134,15 +134,27 @@ async fn pushed_lines_are_stored_and_bad_ones_refused_with_reasons() {
 
 #[tokio::test]
 async fn ctrl_c_ends_follow_streams_cleanly_and_stops_the_provider() {
-    let example = Provider::start(
+    use tokio::io::AsyncWriteExt;
+    let log = std::env::temp_dir().join(format!("faas-logs-ctrl-c-{}.log", std::process::id()));
+    let example = Provider::start_with(
         "memory",
         &["--listen", "127.0.0.1:0", "--run", "idle=sleep 600"],
+        &[],
+        std::fs::File::create(&log).unwrap().into(),
     );
     let (response, mut lines) = get(example.addr, "/system/logs?name=idle&follow=true").await;
     assert_eq!(response.status(), 200);
+    // Connections that have not said which HTTP they speak do not hold the shutdown up.
+    let _silent = tokio::net::TcpStream::connect(example.addr).await.unwrap();
+    let mut undecided = tokio::net::TcpStream::connect(example.addr).await.unwrap();
+    undecided.write_all(b"PRI * HTTP/2.0").await.unwrap();
     example.interrupt();
     assert_eq!(lines.rest().await.unwrap(), Vec::<String>::new());
     assert!(example.exits_cleanly().await);
+    let said = std::fs::read_to_string(&log).unwrap();
+    std::fs::remove_file(&log).unwrap();
+    assert!(said.contains("shutting down"), "{said}");
+    assert!(!said.contains("did not close"), "{said}");
 }
 
 /// The lines of a response body that is JSON, not NDJSON.

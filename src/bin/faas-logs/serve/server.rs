@@ -425,9 +425,14 @@ pub(crate) async fn serve_until<F, Fut>(
         });
         let write_timeout = Duration::from_secs(args.write_timeout);
         let (http1, http2, watcher) = (http1.clone(), http2.clone(), graceful.watcher());
+        let stopping = stopping.clone();
         tokio::spawn(async move {
-            let http2_preface = match tokio::time::timeout(header_timeout, speaks_http2(&tcp)).await
-            {
+            let first_bytes = tokio::time::timeout(header_timeout, speaks_http2(&tcp));
+            let decided = tokio::select! {
+                decided = first_bytes => decided,
+                () = stopping.cancelled() => return,
+            };
+            let http2_preface = match decided {
                 Ok(Ok(preface)) => preface,
                 Ok(Err(e)) => {
                     return tracing::debug!(error = %e, "connection failed before a request")
