@@ -163,6 +163,25 @@ async fn get_on(mut conn: Connection, path_and_query: &str) -> (hyper::Response<
     )
 }
 
+/// `GET path` over HTTP/2 with prior knowledge, on a new connection that lives as long
+/// as the response's body.
+pub(crate) async fn get_http2(
+    addr: SocketAddr,
+    path_and_query: &str,
+) -> hyper::Response<hyper::body::Incoming> {
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let request = hyper::Request::get(format!("http://{addr}{path_and_query}"))
+        .body(http_body_util::Empty::<bytes::Bytes>::new())
+        .unwrap();
+    within(sender.send_request(request)).await.unwrap()
+}
+
 /// `GET path` on a new connection, read whole: the status and the body as text.
 #[cfg_attr(not(feature = "cli"), allow(dead_code))] // used by the parts that need `cli`
 pub(crate) async fn get_whole(addr: SocketAddr, path: &str) -> (u16, String) {

@@ -335,16 +335,7 @@ async fn the_handler_serves_http2_streams_too() {
             .serve_connection(TokioIo::new(tcp), handler)
             .await;
     });
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
-    let request = hyper::Request::get("http://127.0.0.1/system/logs?name=f&tail=5&follow=true")
-        .body(http_body_util::Empty::<bytes::Bytes>::new())
-        .unwrap();
-    let response = within(sender.send_request(request)).await.unwrap();
+    let response = get_http2(addr, "/system/logs?name=f&tail=5&follow=true").await;
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "application/x-ndjson");
     let mut body = response.into_body();

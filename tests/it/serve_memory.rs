@@ -583,7 +583,6 @@ fn a_busy_port_is_named_in_a_sentence_that_says_what_to_do() {
 
 #[tokio::test]
 async fn the_provider_serves_http2_with_prior_knowledge_and_http1_whatever_its_first_packet() {
-    use hyper_util::rt::{TokioExecutor, TokioIo};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let example = Provider::start("memory", &["--listen", "127.0.0.1:0"]);
     let addr = example.addr;
@@ -610,16 +609,7 @@ async fn the_provider_serves_http2_with_prior_knowledge_and_http1_whatever_its_f
     }
 
     // An HTTP/2 client that knows the server speaks it reads them back.
-    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(tcp))
-            .await
-            .unwrap();
-    tokio::spawn(conn);
-    let request = hyper::Request::get(format!("http://{addr}/system/logs?name=split"))
-        .body(http_body_util::Empty::<bytes::Bytes>::new())
-        .unwrap();
-    let response = within(sender.send_request(request)).await.unwrap();
+    let response = get_http2(addr, "/system/logs?name=split").await;
     assert_eq!(response.status(), 200);
     let body = within(response.into_body().collect())
         .await
