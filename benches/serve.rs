@@ -72,7 +72,8 @@ impl Server {
         Server::spawn(command)
     }
 
-    /// Runs `command`, a server that prints `listening ADDR` first.
+    /// Runs `command`, a server that prints `listening ADDR` first (or, as `faas-logs
+    /// serve` does, `listening on http://ADDR/system/logs`).
     fn spawn(mut command: Command) -> Server {
         let mut child = command
             .stdin(Stdio::piped())
@@ -83,12 +84,11 @@ impl Server {
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         let mut line = String::new();
         stdout.read_line(&mut line).unwrap();
-        let addr = line
-            .trim()
-            .strip_prefix("listening ")
-            .unwrap()
-            .parse()
-            .unwrap();
+        let addr = line.trim().strip_prefix("listening ").unwrap();
+        let addr = addr.strip_prefix("on http://").map_or(addr, |url| {
+            url.split_once('/').map_or(url, |(addr, _)| addr)
+        });
+        let addr = addr.parse().unwrap();
         Server {
             child,
             stdin,
@@ -105,6 +105,19 @@ impl Server {
     /// How many files the server has open (its listener and connections among them).
     fn open_files(&self) -> usize {
         std::fs::read_dir(format!("/proc/{}/fd", self.child.id())).map_or(0, |dir| dir.count())
+    }
+
+    /// Waits until the server has no more open files than `count`: the connections its
+    /// clients closed are closed on its side too.
+    fn wait_for_open_files(&self, count: usize) {
+        let started = Instant::now();
+        while self.open_files() > count {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "the server kept closed connections"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// Resets the peak (VmHWM) to the current size.
@@ -336,6 +349,39 @@ async fn gather(
     (all, misses, repeats)
 }
 
+/// Opens a follow stream for each query, each to read `expect` lines, and returns once
+/// every one has its response's head.
+fn open_followers(
+    runtime: &tokio::runtime::Runtime,
+    addr: SocketAddr,
+    queries: impl ExactSizeIterator<Item = String>,
+    expect: usize,
+) -> Vec<tokio::task::JoinHandle<(Vec<Duration>, Vec<u64>)>> {
+    let followers = queries.len();
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(followers);
+    let tasks = queries
+        .map(|query| runtime.spawn(follower(addr, query, expect, ready_tx.clone())))
+        .collect();
+    runtime.block_on(async {
+        for _ in 0..followers {
+            ready_rx.recv().await.unwrap();
+        }
+    });
+    tasks
+}
+
+/// `N lines, M missed, R repeated, p50 …, p99 …, max …` of a follow case.
+fn follow_summary(latencies: &mut [Duration], misses: usize, repeats: usize) -> String {
+    latencies.sort();
+    format!(
+        "{} lines, {misses} missed, {repeats} repeated, p50 {:.3?}, p99 {:.3?}, max {:.3?}",
+        latencies.len(),
+        percentile(latencies, 0.50),
+        percentile(latencies, 0.99),
+        latencies.last().copied().unwrap_or_default(),
+    )
+}
+
 /// Opens `followers` follow streams (round-robin over `functions` functions), has the
 /// server write `count` lines at `rate` per second, and prints the latencies.
 fn follow_case(label: &str, followers: usize, functions: usize, rate: u64, count: u64) {
@@ -368,22 +414,8 @@ fn follow_case_on(
     } else {
         (count as usize) / functions
     };
-    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(followers);
-    let tasks: Vec<_> = (0..followers)
-        .map(|i| {
-            runtime.spawn(follower(
-                server.addr,
-                format!("name=f{}&follow=true", i % functions),
-                per_follower,
-                ready_tx.clone(),
-            ))
-        })
-        .collect();
-    runtime.block_on(async {
-        for _ in 0..followers {
-            ready_rx.recv().await.unwrap();
-        }
-    });
+    let queries = (0..followers).map(|i| format!("name=f{}&follow=true", i % functions));
+    let tasks = open_followers(&runtime, server.addr, queries, per_follower);
     let idle = server.kib("VmRSS");
     let answer = server.command(&format!("write {functions} {rate} {count}"));
     assert_eq!(answer.trim(), "written");
@@ -393,22 +425,11 @@ fn follow_case_on(
     // find its connection closed and end. Then the memory left is what the server keeps.
     let answer = server.command(&format!("write {functions} 100000 {functions}"));
     assert_eq!(answer.trim(), "written");
-    let gone = Instant::now();
-    while server.open_files() > files_before {
-        assert!(
-            gone.elapsed() < Duration::from_secs(30),
-            "the server kept closed connections"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    server.wait_for_open_files(files_before);
     let left = server.kib("VmRSS");
-    all.sort();
     println!(
-        "follow {label}: {} lines, {misses} missed, {repeats} repeated, p50 {:.3?}, p99 {:.3?}, max {:.3?}; server memory {before} KiB before, {idle} KiB with {followers} idle followers, {after} KiB after, {left} KiB once they left",
-        all.len(),
-        percentile(&all, 0.50),
-        percentile(&all, 0.99),
-        all.last().copied().unwrap_or_default(),
+        "follow {label}: {}; server memory {before} KiB before, {idle} KiB with {followers} idle followers, {after} KiB after, {left} KiB once they left",
+        follow_summary(&mut all, misses, repeats),
     );
 }
 
@@ -461,47 +482,25 @@ fn follow_the_binary() {
         println!("follow {LABEL}: skipped, the binary needs --features serve");
         return;
     };
-    let mut child = Command::new(binary)
+    let mut command = Command::new(binary);
+    command
         .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let child = KillOnDrop(child);
-    let mut line = String::new();
-    let addr: SocketAddr = loop {
-        line.clear();
-        assert!(stdout.read_line(&mut line).unwrap() > 0, "the server ended");
-        if let Some(rest) = line.trim().strip_prefix("listening on http://") {
-            break rest.split('/').next().unwrap().parse().unwrap();
-        }
-    };
-    let pid = child.0.id().to_string();
-    let rss = || common::status_kib(&pid, "VmRSS");
-    let open_files = || std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count());
-    let mut pusher = Pusher::connect(addr);
+        .stderr(Stdio::null());
+    let server = Server::spawn(command);
+    let mut pusher = Pusher::connect(server.addr);
     pusher.push(u64::MAX); // the function exists before anyone follows it
-    let before = rss();
-    let files_before = open_files();
+    let before = server.kib("VmRSS");
+    let files_before = server.open_files();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .enable_all()
         .build()
         .unwrap();
-    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(FOLLOWERS);
     // History from now on: without the line that made the function exist.
     let since = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true);
-    let query = format!("name=f0&follow=true&since={since}");
-    let tasks: Vec<_> = (0..FOLLOWERS)
-        .map(|_| runtime.spawn(follower(addr, query.clone(), LINES, ready_tx.clone())))
-        .collect();
-    runtime.block_on(async {
-        for _ in 0..FOLLOWERS {
-            ready_rx.recv().await.unwrap();
-        }
-    });
-    let idle = rss();
+    let queries = std::iter::repeat_n(format!("name=f0&follow=true&since={since}"), FOLLOWERS);
+    let tasks = open_followers(&runtime, server.addr, queries, LINES);
+    let idle = server.kib("VmRSS");
     let start = Instant::now();
     for i in 0..LINES as u64 {
         let due = start + Duration::from_millis(i);
@@ -511,45 +510,25 @@ fn follow_the_binary() {
         pusher.push(i);
     }
     let (mut all, misses, repeats) = runtime.block_on(gather(tasks, LINES));
-    let after = rss();
+    let after = server.kib("VmRSS");
     // One more line makes each response write, find its connection closed and end.
     pusher.push(u64::MAX);
     let gone = Instant::now();
-    while open_files() > files_before {
-        assert!(
-            gone.elapsed() < Duration::from_secs(30),
-            "the server kept closed connections"
-        );
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    let left = rss();
+    server.wait_for_open_files(files_before);
+    let left = server.kib("VmRSS");
     // Freed pages go back as the allocator's background threads purge them.
     let settled = loop {
-        let now = rss();
+        let now = server.kib("VmRSS");
         if now <= 2 * before || gone.elapsed() > Duration::from_secs(60) {
             break now;
         }
         std::thread::sleep(Duration::from_millis(250));
     };
-    all.sort();
     println!(
-        "follow {LABEL}: {} lines, {misses} missed, {repeats} repeated, p50 {:.3?}, p99 {:.3?}, max {:.3?}; server memory {before} KiB before, {idle} KiB with {FOLLOWERS} idle followers, {after} KiB after, {left} KiB once they left, {settled} KiB {:.1?} after they left",
-        all.len(),
-        percentile(&all, 0.50),
-        percentile(&all, 0.99),
-        all.last().copied().unwrap_or_default(),
+        "follow {LABEL}: {}; server memory {before} KiB before, {idle} KiB with {FOLLOWERS} idle followers, {after} KiB after, {left} KiB once they left, {settled} KiB {:.1?} after they left",
+        follow_summary(&mut all, misses, repeats),
         gone.elapsed(),
     );
-}
-
-/// A process killed when dropped.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 /// Pushes lines of `f0` to `/system/logs/push` over one kept-alive connection.

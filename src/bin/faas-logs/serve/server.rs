@@ -367,6 +367,7 @@ pub(crate) async fn serve_until<F, Fut>(
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
     let header_timeout = Duration::from_secs(args.header_timeout);
+    let write_timeout = Duration::from_secs(args.write_timeout);
     let mut http1 = http1::Builder::new();
     http1
         .timer(TokioTimer::new())
@@ -423,7 +424,6 @@ pub(crate) async fn serve_until<F, Fut>(
                 })
             }
         });
-        let write_timeout = Duration::from_secs(args.write_timeout);
         let (http1, http2, watcher) = (http1.clone(), http2.clone(), graceful.watcher());
         let stopping = stopping.clone();
         tokio::spawn(async move {
