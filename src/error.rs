@@ -18,6 +18,7 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// | [`Error::NotFound`] | 404 Not Found |
 /// | [`Error::BodyTooLarge`] | 413 Payload Too Large |
 /// | [`Error::Unavailable`] | 503 Service Unavailable |
+/// | [`Error::InsufficientStorage`] | 507 Insufficient Storage |
 /// | [`Error::Other`] | 500 Internal Server Error |
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -55,6 +56,16 @@ pub enum Error {
     #[error("{message}")]
     Unavailable {
         /// What a user can act on.
+        message: String,
+        /// The underlying cause, if any.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// The store has no room for what was written (a full disk); nothing of it was
+    /// stored. Writing again once there is room can succeed.
+    #[error("{message}")]
+    InsufficientStorage {
+        /// What is full, and what to do.
         message: String,
         /// The underlying cause, if any.
         #[source]
@@ -106,6 +117,15 @@ impl Error {
         }
     }
 
+    /// No room to store what was written (507). Attach the cause with
+    /// [`Error::with_source`].
+    pub fn insufficient_storage(message: impl Into<String>) -> Self {
+        Error::InsufficientStorage {
+            message: message.into(),
+            source: None,
+        }
+    }
+
     /// Any other failure (500). Attach the cause with [`Error::with_source`].
     pub fn other(message: impl Into<String>) -> Self {
         Error::Other {
@@ -122,6 +142,7 @@ impl Error {
         | Error::NotFound { source, .. }
         | Error::BodyTooLarge { source, .. }
         | Error::Unavailable { source, .. }
+        | Error::InsufficientStorage { source, .. }
         | Error::Other { source, .. }) = &mut self;
         *source = Some(cause.into());
         self
@@ -135,6 +156,7 @@ impl Error {
             Error::NotFound { .. } => StatusCode::NOT_FOUND,
             Error::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Error::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            Error::InsufficientStorage { .. } => StatusCode::INSUFFICIENT_STORAGE,
             Error::Other { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -1,6 +1,8 @@
 //! Two ways into a [`LogStore`]: a process's output captured line by line, and pushed
 //! NDJSON of [`Message`].
 
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use bytes::BytesMut;
 use chrono::{DateTime, Utc};
 use futures_util::StreamExt;
@@ -136,6 +138,9 @@ impl Capture {
     }
 }
 
+/// Captured lines refused by their sinks since the process started, for the warnings.
+static CAPTURE_REFUSED: AtomicU64 = AtomicU64::new(0);
+
 /// Lines of a capture written to a sink at once, at most.
 const CAPTURE_BATCH: usize = 1024;
 
@@ -151,6 +156,7 @@ async fn store_until_settled<S: LogSink + ?Sized>(
     while !messages.is_empty() {
         let outcomes = sink.store(Batch::new(messages.clone())).await;
         let mut again = Vec::new();
+        let mut refused: Option<(usize, Error)> = None;
         for (message, outcome) in messages.into_iter().zip(outcomes) {
             match outcome {
                 Ok(()) => stored += 1,
@@ -160,8 +166,17 @@ async fn store_until_settled<S: LogSink + ?Sized>(
                     }
                     again.push(message);
                 }
-                Err(e) => tracing::warn!(error = %e, %function, "captured line refused"),
+                // Refused for good (a full disk among them): counted, and reported once
+                // for the batch, so that the process is never held up by its logs.
+                Err(e) => match &mut refused {
+                    Some((count, _)) => *count += 1,
+                    None => refused = Some((1, e)),
+                },
             }
+        }
+        if let Some((count, e)) = refused {
+            let total = CAPTURE_REFUSED.fetch_add(count as u64, Ordering::Relaxed) + count as u64;
+            tracing::warn!(error = %e, %function, lines = count, refused_since_start = total, "captured lines could not be stored");
         }
         messages = again;
         if !messages.is_empty() {
@@ -188,9 +203,13 @@ pub struct IngestReport {
     /// How many more lines were refused than `rejected` lists.
     pub more_rejected: usize,
     /// Lines not stored because the store was unavailable (no leader, no answer in
-    /// time, connection lost): send them again later.
+    /// time, connection lost) or full: send them again later.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unavailable: Option<NotStored>,
+    /// Whether a line was not stored because the store was full (a full disk): the
+    /// answer is then 507 rather than 503.
+    #[serde(skip)]
+    pub full: bool,
 }
 
 /// A pushed line that was refused.
@@ -216,12 +235,15 @@ pub struct NotStored {
 }
 
 impl IngestReport {
-    /// The status a push endpoint answers with: `503` when a line was not stored because
-    /// the store was unavailable (answer with `Retry-After` too), else `422` when a line
-    /// was refused, else `200`: every line stored.
+    /// The status a push endpoint answers with: `507` when a line was not stored because
+    /// the store was full, `503` when it was unavailable (answer either with
+    /// `Retry-After` too), else `422` when a line was refused, else `200`: every line
+    /// stored.
     #[must_use]
     pub fn status(&self) -> http::StatusCode {
-        if self.unavailable.is_some() {
+        if self.full {
+            http::StatusCode::INSUFFICIENT_STORAGE
+        } else if self.unavailable.is_some() {
             http::StatusCode::SERVICE_UNAVAILABLE
         } else if self.rejected.is_empty() {
             http::StatusCode::OK
@@ -233,7 +255,9 @@ impl IngestReport {
     fn count(&mut self, line: usize, outcome: Result<(), Error>) {
         match outcome {
             Ok(()) => self.accepted += 1,
-            Err(Error::Unavailable { message, .. }) => {
+            Err(e @ (Error::Unavailable { .. } | Error::InsufficientStorage { .. })) => {
+                self.full |= matches!(e, Error::InsufficientStorage { .. });
+                let message = e.to_string();
                 let not_stored = self.unavailable.get_or_insert_with(|| NotStored {
                     error: message,
                     ..NotStored::default()

@@ -10,11 +10,15 @@ use std::task::Waker;
 use bytes::{Bytes, BytesMut};
 use chrono::{DateTime, Utc};
 
+#[cfg(feature = "disk")]
+mod disk;
 mod ingest;
 mod invocations;
 mod line;
 pub(crate) mod reader;
 
+#[cfg(feature = "disk")]
+pub use disk::{DiskConfig, DiskReader, DiskStore, Fsync};
 pub use ingest::{
     ingest_ndjson, Capture, IngestReport, NotStored, RejectedLine, MAX_LISTED_REJECTIONS,
 };

@@ -48,7 +48,7 @@ pub(crate) enum Command {
     #[cfg(feature = "cli")]
     #[command(visible_aliases = ["activation", "actv"])]
     Activations(crate::activations::ActivationsArgs),
-    /// Run a log provider: the in-memory store (the default), NATS JetStream, Docker,
-    /// OpenWhisk or a telemetry extension, serving `/system/logs` and the viewer.
-    Serve(crate::serve::ServeArgs),
+    /// Run a log provider: the in-memory store (the default), on disk, NATS JetStream,
+    /// Docker, OpenWhisk or a telemetry extension, serving `/system/logs` and the viewer.
+    Serve(Box<crate::serve::ServeArgs>),
 }

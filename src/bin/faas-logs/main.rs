@@ -39,7 +39,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         // A provider runs on every core; the client needs one thread.
-        Some(Command::Serve(args)) => serve::run(args),
+        Some(Command::Serve(args)) => serve::run(*args),
         #[cfg(feature = "cli")]
         Some(Command::Logs(args)) => read(logs::run(args)),
         #[cfg(feature = "cli")]

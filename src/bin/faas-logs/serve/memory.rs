@@ -22,7 +22,9 @@ use super::server;
 use super::server::{error, json, read_body, Body, ServerArgs};
 use chrono::Utc;
 use faas_logs::server::LogHandler;
-use faas_logs::store::{ingest_ndjson, Capture, LogStore, StoreLimits, StoreReader};
+use faas_logs::store::{
+    ingest_ndjson, Capture, DiskConfig, DiskStore, Fsync, LogStore, StoreLimits, StoreReader,
+};
 use faas_logs::{
     async_trait, Batch, Capabilities, Error, FunctionName, LogSink, LogStream, Message,
     OutputStream, Requester,
@@ -62,11 +64,33 @@ pub(crate) struct Args {
     /// Longest captured line kept whole; longer ones are cut with a visible marker.
     #[arg(long, default_value_t = faas_logs::codec::DEFAULT_MAX_LINE)]
     max_line_bytes: usize,
+    /// Keep the logs on disk in this folder instead of memory: they survive restarts and
+    /// crashes, and memory stays bounded however much history it holds. Created if
+    /// missing; one provider at a time.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<std::path::PathBuf>,
+    /// When lines on disk are flushed: `always` (each push), `batch` (one flush for the
+    /// pushes that arrive together; a push is answered once its lines are flushed) or
+    /// `never` (the system's own delay; a power loss can lose the last seconds).
+    #[arg(long, default_value_t = Fsync::Batch, requires = "data_dir")]
+    fsync: Fsync,
+    /// Most bytes kept on disk; past it the oldest segments of any function go.
+    #[arg(long, default_value_t = DiskConfig::default().max_total_bytes, requires = "data_dir")]
+    disk_max_bytes: u64,
+    /// Most bytes kept on disk per function; past it its oldest segments go.
+    #[arg(long, requires = "data_dir")]
+    disk_max_function_bytes: Option<u64>,
+    /// Lines older than this leave the disk, a segment at a time (`12h`, `7d`).
+    #[arg(long, value_parser = server::parse_duration, requires = "data_dir")]
+    max_age: Option<Duration>,
+    /// Size at which a function's segment file is sealed and a new one begun.
+    #[arg(long, default_value_t = DiskConfig::default().segment_bytes, requires = "data_dir")]
+    segment_bytes: u64,
     /// Keep the logs in NATS JetStream instead of memory: the servers' URLs,
     /// comma-separated. Providers pointed at one cluster serve the same logs. (Built
     /// with `--features nats`.)
     #[cfg(feature = "nats")]
-    #[arg(long, value_name = "URL[,URL...]")]
+    #[arg(long, value_name = "URL[,URL...]", conflicts_with = "data_dir")]
     nats: Option<String>,
     /// Copies of the JetStream stream when it is created (3 on a three-server cluster).
     #[cfg(feature = "nats")]
@@ -126,10 +150,12 @@ fn parse_run(value: &str) -> Result<(String, String), String> {
     Ok((name.to_owned(), command.to_owned()))
 }
 
-/// Where the logs are kept: the in-memory store, or (`--nats`) a JetStream stream.
+/// Where the logs are kept: the in-memory store, on disk (`--data-dir`), or (`--nats`)
+/// a JetStream stream.
 #[derive(Clone)]
 enum Backend {
     Memory(LogStore),
+    Disk(DiskStore),
     #[cfg(feature = "nats")]
     Nats(faas_logs::nats::JetStreamLogs),
 }
@@ -155,7 +181,24 @@ impl Backend {
             tracing::info!(%urls, "logs kept in NATS JetStream");
             return Ok(Backend::Nats(logs));
         }
-        let _ = args;
+        if let Some(dir) = &args.data_dir {
+            let config = DiskConfig::default()
+                .with_fsync(args.fsync)
+                .with_max_total_bytes(args.disk_max_bytes)
+                .with_max_function_bytes(args.disk_max_function_bytes)
+                .with_max_age(args.max_age)
+                .with_segment_bytes(args.segment_bytes)
+                .with_max_functions(args.max_functions)
+                .with_default_namespace(args.namespace.clone());
+            // Opening reads indexes and checks the newest segments: file work, off the
+            // runtime's workers.
+            let dir = dir.clone();
+            let store = tokio::task::spawn_blocking(move || DiskStore::open(dir, config))
+                .await
+                .map_err(|e| Error::other(format!("the log store could not be opened: {e}")))??;
+            tracing::info!(path = %store.path().display(), fsync = %args.fsync, "logs kept on disk");
+            return Ok(Backend::Disk(store));
+        }
         Ok(Backend::Memory(store))
     }
 
@@ -163,6 +206,11 @@ impl Backend {
     fn register(&self, namespace: &str, name: &str) {
         match self {
             Backend::Memory(store) => {
+                if let Err(e) = store.register(namespace, name) {
+                    tracing::warn!(error = %e, "function not registered");
+                }
+            }
+            Backend::Disk(store) => {
                 if let Err(e) = store.register(namespace, name) {
                     tracing::warn!(error = %e, "function not registered");
                 }
@@ -178,6 +226,7 @@ impl Requester for Backend {
     async fn query(&self, request: faas_logs::Request) -> Result<LogStream, Error> {
         match self {
             Backend::Memory(store) => store.query(request).await,
+            Backend::Disk(store) => store.query(request).await,
             #[cfg(feature = "nats")]
             Backend::Nats(logs) => logs.query(request).await,
         }
@@ -186,6 +235,7 @@ impl Requester for Backend {
     fn capabilities(&self) -> Capabilities {
         match self {
             Backend::Memory(store) => store.capabilities(),
+            Backend::Disk(store) => store.capabilities(),
             #[cfg(feature = "nats")]
             Backend::Nats(logs) => logs.capabilities(),
         }
@@ -194,6 +244,7 @@ impl Requester for Backend {
     async fn functions(&self) -> Result<Option<Vec<FunctionName>>, Error> {
         match self {
             Backend::Memory(store) => store.functions().await,
+            Backend::Disk(store) => store.functions().await,
             #[cfg(feature = "nats")]
             Backend::Nats(logs) => logs.functions().await,
         }
@@ -201,6 +252,7 @@ impl Requester for Backend {
     fn default_namespace(&self) -> Option<String> {
         match self {
             Backend::Memory(store) => Requester::default_namespace(store),
+            Backend::Disk(store) => Requester::default_namespace(store),
             #[cfg(feature = "nats")]
             Backend::Nats(logs) => logs.default_namespace(),
         }
@@ -209,6 +261,7 @@ impl Requester for Backend {
     fn store_reader(&self, request: &faas_logs::Request) -> Option<Result<StoreReader, Error>> {
         match self {
             Backend::Memory(store) => store.store_reader(request),
+            Backend::Disk(_) => None,
             #[cfg(feature = "nats")]
             Backend::Nats(_) => None,
         }
@@ -220,6 +273,7 @@ impl LogSink for Backend {
     async fn store(&self, batch: Batch) -> Vec<Result<(), Error>> {
         match self {
             Backend::Memory(store) => store.store(batch).await,
+            Backend::Disk(store) => store.store(batch).await,
             #[cfg(feature = "nats")]
             Backend::Nats(logs) => logs.store(batch).await,
         }
@@ -359,7 +413,7 @@ async fn run_demo(backend: &Backend, namespace: &str) {
     // Stored before the server answers, so that the first request finds the function.
     let first = [
         "demo function started",
-        "this line and one a second are kept in the in-memory store",
+        "this line and one a second are kept in the store",
         "try: /system/logs?name=demo&follow=true",
     ]
     .map(|text| line(text.into()));
