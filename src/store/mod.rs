@@ -18,7 +18,7 @@ mod line;
 pub(crate) mod reader;
 
 #[cfg(feature = "disk")]
-pub use disk::{DiskConfig, DiskReader, DiskStore, Fsync};
+pub use disk::{Damage, DiskConfig, DiskReader, DiskStore, Fsync, Recovery};
 pub use ingest::{
     ingest_ndjson, Capture, IngestReport, NotStored, RejectedLine, MAX_LISTED_REJECTIONS,
 };

@@ -9,6 +9,8 @@ mod common;
 mod cli;
 #[cfg(feature = "client")]
 mod client;
+#[cfg(feature = "disk")]
+mod disk_store;
 #[cfg(feature = "docker")]
 mod docker;
 mod examples;

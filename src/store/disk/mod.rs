@@ -211,6 +211,7 @@ struct Inner {
     next_reader: AtomicU64,
     /// Bytes of every segment together.
     total_bytes: AtomicU64,
+    recovery: Recovery,
     /// Held (flock) while the store is open, so that two processes never write one store.
     _lock: File,
     /// Ends the retention thread when the store goes.
@@ -260,6 +261,36 @@ impl FunctionState {
     }
 }
 
+/// What [`DiskStore::open`] found wrong on disk and repaired or stepped around; also
+/// logged as warnings.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Recovery {
+    /// Torn last records (a crash mid-write) cut off: where each file now ends, and how
+    /// many bytes were cut.
+    pub cut: Vec<Damage>,
+    /// Damaged records found in the segments that were read through, each skipped (its
+    /// readers get a gap line): where each is, and the bytes skipped. Damage in a segment
+    /// that was not read through (one with an index) is found, and skipped the same way,
+    /// when it is read.
+    pub damaged: Vec<Damage>,
+    /// Segments read through because they had no index that matched them (the newest of
+    /// each function, usually).
+    pub scanned: usize,
+}
+
+/// A place in a segment file, and a length in bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Damage {
+    /// The segment file.
+    pub path: PathBuf,
+    /// Where in it.
+    pub offset: u64,
+    /// How many bytes.
+    pub bytes: u64,
+}
+
 /// The marker file at the store's root, and what it holds.
 const MARKER: &str = "faas-logs-store";
 
@@ -285,7 +316,8 @@ impl DiskStore {
             .map_err(|e| fs_error("could not create the log store's folder", &root, e))?;
         check_marker(&root)?;
         let folder_lock = lock_folder(&root)?;
-        let functions = load_functions(&root)?;
+        let mut recovery = Recovery::default();
+        let functions = load_functions(&root, &mut recovery)?;
         let total: u64 = functions
             .values()
             .flat_map(HashMap::values)
@@ -301,6 +333,7 @@ impl DiskStore {
             next_reader: AtomicU64::new(0),
             total_bytes: AtomicU64::new(total),
             _lock: folder_lock,
+            recovery,
             retention: retention::Handle::start(weak.clone()),
         });
         let store = DiskStore { inner };
@@ -317,6 +350,12 @@ impl DiskStore {
     #[must_use]
     pub fn path(&self) -> &Path {
         &self.inner.root
+    }
+
+    /// What opening it found wrong on disk and repaired or stepped around.
+    #[must_use]
+    pub fn recovery(&self) -> &Recovery {
+        &self.inner.recovery
     }
 
     /// Its settings.
@@ -634,26 +673,29 @@ fn lock_folder(root: &Path) -> Result<File, Error> {
         .write(true)
         .open(&path)
         .map_err(|e| fs_error("could not open", &path, e))?;
-    rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).map_err(
-        |_| {
-            Error::other(format!(
-                "{} is in use by another faas-logs: stop it, or give this one another --data-dir",
-                root.display()
-            ))
-        },
-    )?;
-    Ok(file)
+    // A store closing (its last threads ending) or a process exiting lets go within
+    // moments: worth waiting that long before refusing.
+    for _ in 0..40 {
+        if rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok() {
+            return Ok(file);
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Err(Error::other(format!(
+        "{} is in use by another faas-logs: stop it, or give this one another --data-dir",
+        root.display()
+    )))
 }
 
 type Functions = HashMap<String, HashMap<String, Arc<Function>>>;
 
-fn load_functions(root: &Path) -> Result<Functions, Error> {
+fn load_functions(root: &Path, report: &mut Recovery) -> Result<Functions, Error> {
     let mut functions: Functions = HashMap::new();
     let base = root.join("functions");
     for namespace in subfolders(&base)? {
         for name in subfolders(&base.join(&namespace))? {
             let dir = base.join(&namespace).join(&name);
-            let segments = load_segments(&dir)?;
+            let segments = load_segments(&dir, report)?;
             let function = Function::new(&namespace, &name, dir, segments);
             functions
                 .entry(namespace.clone())
@@ -677,7 +719,7 @@ fn subfolders(dir: &Path) -> Result<Vec<String>, Error> {
     Ok(names)
 }
 
-fn load_segments(dir: &Path) -> Result<VecDeque<Segment>, Error> {
+fn load_segments(dir: &Path, report: &mut Recovery) -> Result<VecDeque<Segment>, Error> {
     let mut firsts = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(|e| fs_error("could not read", dir, e))? {
         let entry = entry.map_err(|e| fs_error("could not read", dir, e))?;
@@ -694,7 +736,7 @@ fn load_segments(dir: &Path) -> Result<VecDeque<Segment>, Error> {
     for (i, &first) in firsts.iter().enumerate() {
         let last = i + 1 == firsts.len();
         let path = dir.join(segment::file_name(first));
-        segments.push_back(Segment::load(path, first, last)?);
+        segments.push_back(Segment::load(path, first, last, report)?);
     }
     Ok(segments)
 }

@@ -15,6 +15,7 @@ use super::format::{
     self, claimed_seq, decode, Decoded, Entry, Header, IndexFile, Record, HEADER_LEN, RECORD_HEAD,
     SEGMENT_MAGIC,
 };
+use super::{Damage, Recovery};
 use crate::Error;
 
 /// A sparse index entry is taken every this many bytes of a segment: `tail` and `since`
@@ -152,7 +153,12 @@ impl Segment {
     /// it is, else by reading it through. A torn last record (a crash mid-write) is cut
     /// off when `last` (the segment appends go to); damage elsewhere is logged and left
     /// for readers to skip with a gap.
-    pub(super) fn load(path: PathBuf, first_seq: u64, last: bool) -> Result<Segment, Error> {
+    pub(super) fn load(
+        path: PathBuf,
+        first_seq: u64,
+        last: bool,
+        report: &mut Recovery,
+    ) -> Result<Segment, Error> {
         let opened = if last {
             std::fs::OpenOptions::new()
                 .read(true)
@@ -216,8 +222,14 @@ impl Segment {
             segment.sorted = index.sorted;
             segment.entries = index.entries;
         } else {
-            segment.scan(&file, file_len)?;
+            report.scanned += 1;
+            segment.scan(&file, file_len, report)?;
             if last && segment.len < file_len {
+                report.cut.push(Damage {
+                    path: segment.path.clone(),
+                    offset: segment.len,
+                    bytes: file_len - segment.len,
+                });
                 tracing::warn!(
                     path = %segment.path.display(),
                     offset = segment.len,
@@ -236,7 +248,7 @@ impl Segment {
 
     /// Reads the whole file, noting each record; damage in the middle is logged (readers
     /// skip it with a gap), and `len` ends after the last good record.
-    fn scan(&mut self, file: &File, file_len: u64) -> Result<(), Error> {
+    fn scan(&mut self, file: &File, file_len: u64, report: &mut Recovery) -> Result<(), Error> {
         let mut window = Window::default();
         let mut offset = HEADER_LEN as u64;
         let mut expected = self.first_seq;
@@ -255,6 +267,11 @@ impl Segment {
                 }
                 Step::Damaged { at, resume } => {
                     let Some(resume) = resume else { break };
+                    report.damaged.push(Damage {
+                        path: self.path.clone(),
+                        offset: at,
+                        bytes: resume - at,
+                    });
                     tracing::warn!(
                         path = %self.path.display(),
                         offset = at,
