@@ -315,7 +315,8 @@ async fn a_damaged_byte_anywhere_costs_its_line_alone_with_a_gap_line_where_it_w
     assert_eq!(
         store.recovery().damaged.len(),
         1,
-        "the active segment is read through at start: its damage is reported"
+        "the active segment is read through at start: its damage is reported: {:?}",
+        store.recovery()
     );
     let addr = serve_disk(&store).await;
     let answer = all_lines(addr, "").await;

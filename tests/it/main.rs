@@ -21,6 +21,8 @@ mod nats;
 mod openwhisk;
 mod requests;
 mod semantics;
+#[cfg(all(feature = "cli", feature = "disk"))]
+mod serve_disk;
 #[cfg(feature = "cli")]
 mod serve_memory;
 #[cfg(feature = "cli")]

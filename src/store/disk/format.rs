@@ -35,6 +35,8 @@ pub(crate) const HEADER_LEN: usize = 16;
 pub(crate) const RECORD_HEAD: usize = 8;
 /// A payload's fixed part: sequence, seconds, nanoseconds, stream, instance length.
 const PAYLOAD_FIXED: usize = 8 + 8 + 4 + 1 + 2;
+/// The smallest record: no instance, no text.
+pub(crate) const MIN_RECORD: u64 = (RECORD_HEAD + PAYLOAD_FIXED) as u64;
 /// The largest payload accepted: a line longer than this is refused, and a length
 /// field above it is taken for damage.
 pub(crate) const MAX_PAYLOAD: usize = 16 << 20;
@@ -198,6 +200,28 @@ pub(crate) struct IndexFile {
     /// Whether the segment's timestamps never go backwards.
     pub(crate) sorted: bool,
     pub(crate) entries: Vec<Entry>,
+}
+
+impl IndexFile {
+    /// Whether it can describe a segment whose first line is `first_seq`: as many lines
+    /// as its length can hold, and entries in order within it. Anything else is damage
+    /// that happens to check out, and the segment is scanned instead.
+    pub(crate) fn plausible(&self, first_seq: u64) -> bool {
+        let most = self.segment_len.saturating_sub(HEADER_LEN as u64) / MIN_RECORD;
+        let lines_fit = self
+            .end_seq
+            .checked_sub(first_seq)
+            .is_some_and(|lines| lines <= most);
+        let ordered = self
+            .entries
+            .windows(2)
+            .all(|w| w[0].seq < w[1].seq && w[0].offset < w[1].offset);
+        let within = self.entries.iter().all(|e| {
+            (first_seq..self.end_seq).contains(&e.seq)
+                && (HEADER_LEN as u64..self.segment_len).contains(&e.offset)
+        });
+        lines_fit && ordered && within
+    }
 }
 
 const ENTRY_LEN: usize = 8 + 8 + 8 + 4;

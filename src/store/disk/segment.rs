@@ -33,7 +33,11 @@ pub(super) fn file_name(first_seq: u64) -> String {
 /// The first sequence number a segment file's name gives, or `None` for another file.
 pub(super) fn parse_file_name(name: &str) -> Option<u64> {
     let digits = name.strip_suffix(".seg")?;
-    (digits.len() == 20).then(|| digits.parse().ok()).flatten()
+    let first: u64 = (digits.len() == 20)
+        .then(|| digits.parse().ok())
+        .flatten()?;
+    // Far beyond what any store writes, and room left to count on from it.
+    (first < 1 << 62).then_some(first)
 }
 
 /// What the store knows of one segment.
@@ -213,7 +217,7 @@ impl Segment {
         let index = std::fs::read(segment.path.with_extension("idx"))
             .ok()
             .and_then(|bytes| format::decode_index(&bytes))
-            .filter(|index| index.segment_len == file_len && index.end_seq >= first_seq);
+            .filter(|index| index.segment_len == file_len && index.plausible(first_seq));
         if let Some(index) = index {
             segment.end_seq = index.end_seq;
             segment.len = index.segment_len;
@@ -252,18 +256,36 @@ impl Segment {
         let mut window = Window::default();
         let mut offset = HEADER_LEN as u64;
         let mut expected = self.first_seq;
+        // Whether the record at `offset` is where good records resumed after damage.
+        let mut resumed = false;
         loop {
             let step = window
                 .step(file, offset, file_len, expected)
                 .map_err(|e| io_error("could not read", &self.path, e))?;
             match step {
                 Step::Record(record, size) => {
-                    // An older line again can only be damage that checks out: skipped.
-                    if record.seq >= expected {
-                        self.note(offset, record.seq, record.timestamp);
-                        expected = record.seq + 1;
+                    let (seq, timestamp) = (record.seq, record.timestamp);
+                    // Records follow each other by one, or jump the lines lost to damage
+                    // just skipped: any other number is damage that happens to check
+                    // out, skipped like any other.
+                    if seq == expected || (resumed && seq > expected) {
+                        self.note(offset, seq, timestamp);
+                        expected = seq + 1;
+                        offset += size as u64;
+                        resumed = false;
+                        continue;
                     }
-                    offset += size as u64;
+                    let resume = window
+                        .resync(file, offset, file_len, expected)
+                        .map_err(|e| io_error("could not read", &self.path, e))?;
+                    let Some(resume) = resume else { break };
+                    report.damaged.push(Damage {
+                        path: self.path.clone(),
+                        offset,
+                        bytes: resume - offset,
+                    });
+                    offset = resume;
+                    resumed = true;
                 }
                 Step::Damaged { at, resume } => {
                     let Some(resume) = resume else { break };
@@ -279,6 +301,7 @@ impl Segment {
                         "a damaged record in a log segment is skipped; its readers are told of the gap"
                     );
                     offset = resume;
+                    resumed = true;
                 }
                 Step::End => break,
             }
@@ -370,21 +393,21 @@ impl Window {
 
     /// The offset of the first good record after the damage at `at`, of the line
     /// `expected` or later.
-    fn resync(
+    pub(super) fn resync(
         &mut self,
         file: &File,
         at: u64,
         limit: u64,
         expected: u64,
     ) -> io::Result<Option<u64>> {
-        // Records are at least this long, so a sequence number further ahead than the
-        // bytes left could hold is not one.
-        let most_ahead = (limit - at) / (RECORD_HEAD as u64 + 23);
         let mut offset = at + 1;
         while offset + RECORD_HEAD as u64 + 8 <= limit {
             let bytes = self.at(file, offset, RECORD_HEAD + 8, limit)?;
+            // The lines lost in between took at least a record's smallest size each, so
+            // a number further ahead than the damaged bytes could hold is not one.
+            let most_ahead = (offset - at) / format::MIN_RECORD;
             let plausible = claimed_seq(bytes)
-                .is_some_and(|seq| seq >= expected && seq <= expected + most_ahead);
+                .is_some_and(|seq| seq >= expected && seq - expected <= most_ahead);
             if plausible {
                 let mut need = RECORD_HEAD;
                 loop {
