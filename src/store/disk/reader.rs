@@ -35,6 +35,9 @@ pub struct DiskReader {
     /// The segment being read and the offset of the record of `next` (or before it).
     at: Option<Position>,
     window: Window,
+    /// Whether the record at the position is where good records resumed after damage
+    /// (its number may jump the lines lost).
+    resumed: bool,
     ready: VecDeque<Event>,
     /// The last instance name read, shared by the lines that repeat it.
     instance: SharedStr,
@@ -92,6 +95,7 @@ impl DiskReader {
             history_end: Some(end),
             at: None,
             window: Window::default(),
+            resumed: false,
             ready: VecDeque::new(),
             instance: SharedStr::default(),
         };
@@ -135,10 +139,12 @@ impl DiskReader {
             let (file, mut offset, end_offset, first, path) = block;
             matches.clear();
             self.window.clear();
+            let (mut expected, mut resumed) = (first, false);
             loop {
                 match self.window.step(&file, offset, end_offset, first) {
-                    Ok(Step::Record(r, size)) => {
+                    Ok(Step::Record(r, size)) if follows(r.seq, expected, resumed) => {
                         offset += size as u64;
+                        (expected, resumed) = (r.seq + 1, false);
                         if r.seq >= floor
                             && r.seq < before
                             && self.filter.wants(&r.timestamp, r.instance)
@@ -146,10 +152,18 @@ impl DiskReader {
                             matches.push(r.seq);
                         }
                     }
+                    Ok(Step::Record(r, size)) if r.seq < expected => offset += size as u64,
+                    Ok(Step::Record(..)) => {
+                        match self.window.resync(&file, offset, end_offset, expected) {
+                            Ok(Some(resume)) => (offset, resumed) = (resume, true),
+                            Ok(None) => break,
+                            Err(e) => return Err(read_error(&path, &e)),
+                        }
+                    }
                     Ok(Step::Damaged {
                         resume: Some(resume),
                         ..
-                    }) => offset = resume,
+                    }) => (offset, resumed) = (resume, true),
                     Ok(Step::Damaged { resume: None, .. } | Step::End) => break,
                     Err(e) => return Err(read_error(&path, &e)),
                 }
@@ -204,6 +218,7 @@ impl DiskReader {
             None => {
                 let file = segment.file().map_err(|e| read_error(&segment.path, &e))?;
                 self.window.clear();
+                self.resumed = false;
                 (file, segment.offset_for_seq(self.next))
             }
         };
@@ -263,13 +278,30 @@ impl DiskReader {
                         scanned += 1;
                         continue;
                     }
-                    if r.seq > self.next {
+                    if r.seq > self.next && self.resumed {
                         // Lines lost to damage; the record is read again after the gap.
                         let lost = r.seq.min(limit_seq) - self.next;
                         let timestamp = r.timestamp;
                         self.gap(lost, Some(timestamp));
                         break;
                     }
+                    if r.seq > self.next {
+                        // Not the next line, and not where lines resumed after damage:
+                        // damage that happens to check out.
+                        let resume = self
+                            .window
+                            .resync(&file, offset, limit_len, self.next)
+                            .map_err(|e| read_error(&path, &e))?;
+                        match resume {
+                            Some(resume) => (offset, self.resumed) = (resume, true),
+                            None => {
+                                segment_done = true;
+                                break;
+                            }
+                        }
+                        continue;
+                    }
+                    self.resumed = false;
                     offset += size as u64;
                     scanned += 1;
                     self.next = r.seq + 1;
@@ -297,7 +329,7 @@ impl DiskReader {
                     );
                     match resume {
                         // The next record's number tells how many lines were lost.
-                        Some(resume) => offset = resume,
+                        Some(resume) => (offset, self.resumed) = (resume, true),
                         None => {
                             segment_done = true;
                             break;
@@ -337,6 +369,12 @@ impl DiskReader {
         }
         Ok(true)
     }
+}
+
+/// Whether a record numbered `seq` can follow where `expected` is next: it is that line,
+/// or the first good one after damage (which may jump the lines lost).
+fn follows(seq: u64, expected: u64, resumed: bool) -> bool {
+    seq == expected || (resumed && seq > expected)
 }
 
 fn read_error(path: &std::path::Path, e: &std::io::Error) -> Error {
