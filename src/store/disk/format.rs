@@ -128,26 +128,52 @@ pub(crate) enum Decoded<'a> {
 
 /// Decodes the record at the start of `bytes`. Never panics, whatever the bytes.
 pub(crate) fn decode(bytes: &[u8]) -> Decoded<'_> {
+    match check(bytes) {
+        Checked::Whole(size) => match parse_payload(&bytes[RECORD_HEAD..size]) {
+            Some(record) => Decoded::Record(record, size),
+            None => Decoded::Corrupt,
+        },
+        Checked::Incomplete(size) => Decoded::Incomplete(size),
+        Checked::Corrupt => Decoded::Corrupt,
+    }
+}
+
+/// What [`check`] found: [`Decoded`] without the record, so that it borrows nothing.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Checked {
+    /// A record of this size whose checksum matches.
+    Whole(usize),
+    /// As [`Decoded::Incomplete`].
+    Incomplete(usize),
+    /// As [`Decoded::Corrupt`], but for a payload that does not parse.
+    Corrupt,
+}
+
+/// Checks the length and checksum of the record at the start of `bytes`; its payload is
+/// then read with [`decode_checked`].
+pub(crate) fn check(bytes: &[u8]) -> Checked {
     if bytes.len() < RECORD_HEAD {
-        return Decoded::Incomplete(RECORD_HEAD);
+        return Checked::Incomplete(RECORD_HEAD);
     }
     let len = u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes")) as usize;
     if !(PAYLOAD_FIXED..=MAX_PAYLOAD).contains(&len) {
-        return Decoded::Corrupt;
+        return Checked::Corrupt;
     }
     let size = RECORD_HEAD + len;
     if bytes.len() < size {
-        return Decoded::Incomplete(size);
+        return Checked::Incomplete(size);
     }
     let crc = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
-    let payload = &bytes[RECORD_HEAD..size];
-    if checksum(&bytes[..4], payload) != crc {
-        return Decoded::Corrupt;
+    if checksum(&bytes[..4], &bytes[RECORD_HEAD..size]) != crc {
+        return Checked::Corrupt;
     }
-    match parse_payload(payload) {
-        Some(record) => Decoded::Record(record, size),
-        None => Decoded::Corrupt,
-    }
+    Checked::Whole(size)
+}
+
+/// The record of `size` bytes at the start of `bytes`, whose checksum [`check`] found
+/// good; `None` when its payload does not parse.
+pub(crate) fn decode_checked(bytes: &[u8], size: usize) -> Option<Record<'_>> {
+    parse_payload(bytes.get(RECORD_HEAD..size)?)
 }
 
 fn parse_payload(p: &[u8]) -> Option<Record<'_>> {
@@ -180,12 +206,16 @@ pub(crate) fn claimed_seq(bytes: &[u8]) -> Option<u64> {
     ))
 }
 
-/// A sparse index entry: where the record of `seq` starts, and its timestamp.
+/// A sparse index entry: where the record of `seq` starts, its timestamp, and the
+/// newest timestamp of the segment's records before it (so that `tail` knows when the
+/// lines before cannot be among the newest, even out of time order).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Entry {
     pub(crate) seq: u64,
     pub(crate) offset: u64,
     pub(crate) timestamp: DateTime<Utc>,
+    /// `None` for the segment's first record.
+    pub(crate) newest_before: Option<DateTime<Utc>>,
 }
 
 /// What a sealed segment's index file holds (see [`encode_index`]).
@@ -224,7 +254,7 @@ impl IndexFile {
     }
 }
 
-const ENTRY_LEN: usize = 8 + 8 + 8 + 4;
+const ENTRY_LEN: usize = 8 + 8 + 12 + 12;
 
 fn put_ts(out: &mut Vec<u8>, ts: Option<DateTime<Utc>>) {
     // i64::MIN seconds stands for none: no line is stamped that long ago.
@@ -247,8 +277,8 @@ pub(crate) fn encode_index(index: &IndexFile) -> Vec<u8> {
     for e in &index.entries {
         out.extend_from_slice(&e.seq.to_le_bytes());
         out.extend_from_slice(&e.offset.to_le_bytes());
-        out.extend_from_slice(&e.timestamp.timestamp().to_le_bytes());
-        out.extend_from_slice(&e.timestamp.timestamp_subsec_nanos().to_le_bytes());
+        put_ts(&mut out, Some(e.timestamp));
+        put_ts(&mut out, e.newest_before);
     }
     let crc = crc32c::crc32c(&out);
     out.extend_from_slice(&crc.to_le_bytes());
@@ -284,10 +314,12 @@ pub(crate) fn decode_index(bytes: &[u8]) -> Option<IndexFile> {
         let seq = r.u64()?;
         let offset = r.u64()?;
         let timestamp = r.ts()??;
+        let newest_before = r.ts()?;
         entries.push(Entry {
             seq,
             offset,
             timestamp,
+            newest_before,
         });
     }
     Some(IndexFile {
@@ -378,6 +410,7 @@ mod tests {
                 seq: 3,
                 offset: 16,
                 timestamp: ts,
+                newest_before: Some(ts),
             }],
         };
         let bytes = encode_index(&index);

@@ -441,6 +441,17 @@ impl DiskStore {
         }
         let dir = self.inner.root.join("functions").join(namespace).join(name);
         std::fs::create_dir_all(&dir).map_err(|e| write_error(&dir, e, 0))?;
+        if self.inner.config.fsync != Fsync::Never {
+            // The new folders' names are on disk before a line of theirs is acknowledged.
+            for folder in [dir.parent(), dir.parent().and_then(Path::parent)]
+                .into_iter()
+                .flatten()
+            {
+                File::open(folder)
+                    .and_then(|f| f.sync_all())
+                    .map_err(|e| write_error(folder, e, 0))?;
+            }
+        }
         let function = Arc::new(Function::new(namespace, name, dir, VecDeque::new()));
         functions
             .entry(namespace.to_owned())
@@ -472,8 +483,8 @@ impl DiskStore {
                 .is_none_or(|s| s.len >= config.segment_bytes);
             if roll {
                 let first = state.end_seq;
-                if let Some(sealed) = state.segments.back() {
-                    sealed.write_index();
+                if let Some(sealed) = state.segments.back_mut() {
+                    sealed.seal();
                 }
                 let segment = Segment::create(&function.dir, first, config.fsync != Fsync::Never)
                     .map_err(|e| write_error(&function.dir, e, messages.len()))?;
@@ -815,10 +826,14 @@ impl Requester for DiskStore {
         Ok(Box::pin(self.read(&request)?))
     }
 
-    /// History ends with the mark; `since` and `instance` are applied by the reader, and
-    /// `tail` is found by seeking, with the handler keeping the newest `tail`.
+    /// History ends with the mark; the reader gives the function's lines alone, applies
+    /// `since` and `instance`, and finds where `tail` starts by seeking, with the handler
+    /// keeping the newest `tail`.
     fn capabilities(&self) -> Capabilities {
-        Capabilities::NONE.with_marks_history_end()
+        Capabilities::NONE
+            .with_marks_history_end()
+            .with_selects_function()
+            .with_selects_instance()
     }
 
     async fn functions(&self) -> Result<Option<Vec<FunctionName>>, Error> {

@@ -1,6 +1,7 @@
 //! [`DiskReader`]: one query's position in a function's segments.
 
-use std::collections::VecDeque;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::fs::File;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -77,14 +78,10 @@ impl DiskReader {
         filter: Filter,
         request: &Request,
     ) -> Result<DiskReader, Error> {
-        let (since_start, end, sorted) = {
+        let (since_start, end) = {
             let state = lock(&function.state);
             let sorted = state.sorted();
-            (
-                since_start(&state, request.since, sorted),
-                state.end_seq,
-                sorted,
-            )
+            (since_start(&state, request.since, sorted), state.end_seq)
         };
         let mut reader = DiskReader {
             function,
@@ -99,45 +96,60 @@ impl DiskReader {
             ready: VecDeque::new(),
             instance: SharedStr::default(),
         };
-        // Out of time order, the newest `tail` by time can be anywhere: the handler
-        // keeps them from the whole (since-bounded) history instead.
-        if let (Some(tail), true) = (request.tail, sorted) {
+        if let Some(tail) = request.tail {
             reader.next = reader.tail_start(tail, since_start, end)?;
         }
         Ok(reader)
     }
 
-    /// The sequence number of the `tail`-th newest wanted line before `end`, found by
-    /// reading blocks of the index backwards; `floor` when history holds fewer.
+    /// Where history must start for the handler to find the newest `tail` wanted lines
+    /// by time, which it keeps from what it is given: blocks of the index are read
+    /// backwards, keeping the newest `tail` lines seen, until every line before the
+    /// block is older than all of them (each index entry knows the newest time before
+    /// it). In time order that is the block holding the `tail`-th newest line; lines
+    /// written out of order only make it read further back. `floor` when history holds
+    /// fewer.
     fn tail_start(&mut self, tail: usize, floor: u64, end: u64) -> Result<u64, Error> {
-        let mut needed = tail;
-        let mut before = end; // lines from here on are counted already
-        let mut matches = Vec::new();
+        // The newest `tail` wanted lines seen so far, oldest on top.
+        let mut newest: BinaryHeap<Reverse<(DateTime<Utc>, u64)>> = BinaryHeap::new();
+        let mut before = end; // lines from here on have been looked at
         while before > floor {
-            // The block holding the line before `before`: its bounds and file.
+            // The block holding the line before `before`: its bounds, its file, and the
+            // newest time of every line before it.
             let block = {
-                let mut state = lock(&self.function.state);
+                let state = lock(&self.function.state);
                 let i = state.segments.partition_point(|s| s.end_seq < before);
-                let Some(segment) = state.segments.get_mut(i) else {
+                let Some(segment) = state.segments.get(i) else {
                     break;
                 };
                 if segment.first_seq >= before {
                     break; // lines before it were deleted
                 }
                 let e = segment.entries.partition_point(|e| e.seq < before);
-                let (start, first) = match e.checked_sub(1) {
-                    Some(e) => (segment.entries[e].offset, segment.entries[e].seq),
-                    None => (super::format::HEADER_LEN as u64, segment.first_seq),
+                let (start, first, newest_in_segment) = match e.checked_sub(1) {
+                    Some(e) => {
+                        let entry = &segment.entries[e];
+                        (entry.offset, entry.seq, entry.newest_before)
+                    }
+                    None => (super::format::HEADER_LEN as u64, segment.first_seq, None),
                 };
+                let newest_before = state.segments.iter().take(i).filter_map(|s| s.max_ts).max();
                 let end_offset = segment
                     .entries
                     .get(e)
                     .map_or(segment.len, |next| next.offset);
                 let file = segment.file().map_err(|e| read_error(&segment.path, &e))?;
-                (file, start, end_offset, first, segment.path.clone())
+                let newest_before = newest_before.max(newest_in_segment);
+                (
+                    file,
+                    start,
+                    end_offset,
+                    first,
+                    newest_before,
+                    segment.path.clone(),
+                )
             };
-            let (file, mut offset, end_offset, first, path) = block;
-            matches.clear();
+            let (file, mut offset, end_offset, first, newest_before, path) = block;
             self.window.clear();
             let (mut expected, mut resumed) = (first, false);
             loop {
@@ -149,7 +161,10 @@ impl DiskReader {
                             && r.seq < before
                             && self.filter.wants(&r.timestamp, r.instance)
                         {
-                            matches.push(r.seq);
+                            newest.push(Reverse((r.timestamp, r.seq)));
+                            if newest.len() > tail {
+                                newest.pop();
+                            }
                         }
                     }
                     Ok(Step::Record(r, size)) if r.seq < expected => offset += size as u64,
@@ -169,13 +184,25 @@ impl DiskReader {
                 }
             }
             self.window.clear();
-            if matches.len() >= needed {
-                return Ok(matches[matches.len() - needed]);
-            }
-            needed -= matches.len();
             before = first;
+            let full = newest.len() == tail;
+            let older_before = match (newest.peek(), newest_before) {
+                (Some(Reverse((oldest_kept, _))), Some(newest_before)) => {
+                    newest_before < *oldest_kept
+                }
+                (_, None) => true, // nothing before
+                (None, Some(_)) => false,
+            };
+            if full && older_before {
+                break;
+            }
         }
-        Ok(floor)
+        // No wanted line at all: history has nothing to give.
+        Ok(newest
+            .iter()
+            .map(|Reverse((_, seq))| *seq)
+            .min()
+            .map_or(end, |seq| seq.max(floor)))
     }
 
     /// Decides where to read next, or answers for this poll: the history mark, a gap, or

@@ -12,8 +12,8 @@ use std::time::SystemTime;
 use chrono::{DateTime, Utc};
 
 use super::format::{
-    self, claimed_seq, decode, Decoded, Entry, Header, IndexFile, Record, HEADER_LEN, RECORD_HEAD,
-    SEGMENT_MAGIC,
+    self, claimed_seq, decode, Checked, Decoded, Entry, Header, IndexFile, Record, HEADER_LEN,
+    RECORD_HEAD, SEGMENT_MAGIC,
 };
 use super::{Damage, Recovery};
 use crate::Error;
@@ -94,14 +94,19 @@ impl Segment {
         })
     }
 
-    /// The segment's file, opened for reading if it was not yet.
-    pub(super) fn file(&mut self) -> io::Result<Arc<File>> {
-        if let Some(file) = &self.file {
-            return Ok(Arc::clone(file));
+    /// The segment's file: the one appends write to, or (a sealed segment) opened for
+    /// the reader that asks, so that only readers keep sealed segments open.
+    pub(super) fn file(&self) -> io::Result<Arc<File>> {
+        match &self.file {
+            Some(file) => Ok(Arc::clone(file)),
+            None => File::open(&self.path).map(Arc::new),
         }
-        let file = Arc::new(File::open(&self.path)?);
-        self.file = Some(Arc::clone(&file));
-        Ok(file)
+    }
+
+    /// Seals it: writes its index and lets go of its file.
+    pub(super) fn seal(&mut self) {
+        self.write_index();
+        self.file = None;
     }
 
     /// Notes a record written (or found) at `offset`.
@@ -115,6 +120,7 @@ impl Segment {
                 seq,
                 offset,
                 timestamp,
+                newest_before: self.max_ts,
             });
         }
         if self.max_ts.is_some_and(|max| timestamp < max) {
@@ -373,22 +379,27 @@ impl Window {
             return Ok(Step::End);
         }
         let mut need = RECORD_HEAD;
-        loop {
+        let whole = loop {
             let bytes = self.at(file, offset, need, limit)?;
-            match decode(bytes) {
-                Decoded::Incomplete(size) if offset + size as u64 <= limit => need = size,
-                Decoded::Record(..) => break,
-                Decoded::Incomplete(_) | Decoded::Corrupt => {
-                    let resume = self.resync(file, offset, limit, expected)?;
-                    return Ok(Step::Damaged { at: offset, resume });
-                }
+            match format::check(bytes) {
+                Checked::Incomplete(size) if offset + size as u64 <= limit => need = size,
+                Checked::Whole(size) => break Some(size),
+                Checked::Incomplete(_) | Checked::Corrupt => break None,
             }
-        }
-        // Decoded again to hand out a borrow of the window.
-        match decode(self.at(file, offset, need, limit)?) {
-            Decoded::Record(record, size) => Ok(Step::Record(record, size)),
-            _ => unreachable!("decoded the same bytes a moment ago"),
-        }
+        };
+        let Some(size) = whole else {
+            let resume = self.resync(file, offset, limit, expected)?;
+            return Ok(Step::Damaged { at: offset, resume });
+        };
+        let bytes = self.at(file, offset, size, limit)?;
+        Ok(match format::decode_checked(bytes, size) {
+            Some(record) => Step::Record(record, size),
+            // Its checksum holds, so its length does: the damage is this record alone.
+            None => Step::Damaged {
+                at: offset,
+                resume: Some(offset + size as u64),
+            },
+        })
     }
 
     /// The offset of the first good record after the damage at `at`, of the line
@@ -431,7 +442,12 @@ mod tests {
     #[test]
     fn segment_names_sort_as_their_numbers() {
         assert_eq!(file_name(42), "00000000000000000042.seg");
-        assert_eq!(parse_file_name(&file_name(u64::MAX)), Some(u64::MAX));
+        assert_eq!(parse_file_name(&file_name(1 << 40)), Some(1 << 40));
+        assert_eq!(
+            parse_file_name(&file_name(u64::MAX)),
+            None,
+            "no room to count on"
+        );
         assert_eq!(parse_file_name("42.seg"), None);
         assert_eq!(parse_file_name("00000000000000000042.idx"), None);
     }
