@@ -5,6 +5,8 @@
 //!   with `--fsync batch` and `never`;
 //! - `tail=100` and `since` (the last 100 lines) over 10,000, 1,000,000 and 10,000,000
 //!   stored lines of one function;
+//! - pushes over HTTP to `faas-logs serve` in memory and with `--data-dir`, the same four
+//!   cases, three runs of each in turn (needs the binary: `--features cli`);
 //! - a dump of 1,000,000 lines through `LogHandler` over loopback, from each store;
 //! - start-up with 1,000,000 and 10,000,000 lines on disk, to the first answered query;
 //! - `faas-logs serve --data-dir` memory with 200 MB and 2 GB on disk (needs the binary:
@@ -59,7 +61,8 @@ fn prepared(lines: u64, runtime: &tokio::runtime::Runtime) -> PathBuf {
         .with_fsync(Fsync::Never)
         .with_max_total_bytes(u64::MAX);
     if let Ok(store) = DiskStore::open(&dir, config.clone()) {
-        if store.lines("", "f") == Some(lines) {
+        // Kept when whole, and read from its indexes (not those of an older build).
+        if store.lines("", "f") == Some(lines) && store.recovery().scanned <= 1 {
             return dir;
         }
     }
@@ -266,44 +269,142 @@ fn restart(runtime: &tokio::runtime::Runtime, dirs: &[(u64, PathBuf)]) {
 }
 
 /// The provider's memory with a store on disk, after a tail, a since and a whole dump.
-fn provider_memory(dirs: &[(u64, PathBuf)]) {
-    let binary = std::env::var("FAAS_LOGS_BENCH_BINARY")
+/// The `faas-logs` binary: `FAAS_LOGS_BENCH_BINARY`, or the one cargo built.
+fn binary() -> Option<String> {
+    std::env::var("FAAS_LOGS_BENCH_BINARY")
         .ok()
-        .or(option_env!("CARGO_BIN_EXE_faas-logs").map(String::from));
-    let Some(binary) = binary else {
+        .or(option_env!("CARGO_BIN_EXE_faas-logs").map(String::from))
+}
+
+/// `faas-logs serve` on a free port with `args`, and its address.
+fn provider(binary: &str, args: &[&str]) -> (std::process::Child, std::net::SocketAddr) {
+    let mut child = Command::new(binary)
+        .args(["serve", "--listen", "127.0.0.1:0", "--run", "idle=true"])
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut first,
+    )
+    .unwrap();
+    let addr = first
+        .trim()
+        .strip_prefix("listening on http://")
+        .and_then(|rest| rest.split('/').next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    (child, addr)
+}
+
+/// Lines per second that `clients` connections push to `addr` in 100- or 1,000-line
+/// bodies, each waiting for its answer, for `time`.
+fn push_rate(addr: std::net::SocketAddr, clients: usize, lines: u64, time: Duration) -> f64 {
+    use std::io::{BufRead, Read, Write};
+    let body = std::sync::Arc::new(push_body(lines));
+    let started = Instant::now();
+    let threads: Vec<_> = (0..clients)
+        .map(|_| {
+            let body = body.clone();
+            std::thread::spawn(move || {
+                let tcp = std::net::TcpStream::connect(addr).unwrap();
+                tcp.set_nodelay(true).unwrap();
+                let mut reader = std::io::BufReader::new(tcp.try_clone().unwrap());
+                let mut writer = tcp;
+                let mut pushed = 0u64;
+                while started.elapsed() < time {
+                    let head = format!(
+                        "POST /system/logs/push HTTP/1.1\r\nHost: bench\r\nContent-Length: {}\r\n\r\n",
+                        body.len()
+                    );
+                    writer.write_all(head.as_bytes()).unwrap();
+                    writer.write_all(&body).unwrap();
+                    let mut status = String::new();
+                    reader.read_line(&mut status).unwrap();
+                    assert!(status.contains(" 200 "), "{status}");
+                    let mut length = 0;
+                    loop {
+                        let mut header = String::new();
+                        reader.read_line(&mut header).unwrap();
+                        if header == "\r\n" {
+                            break;
+                        }
+                        if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+                            length = v.trim().parse().unwrap();
+                        }
+                    }
+                    let mut answer = vec![0; length];
+                    reader.read_exact(&mut answer).unwrap();
+                    pushed += lines;
+                }
+                pushed
+            })
+        })
+        .collect();
+    let pushed: u64 = threads.into_iter().map(|t| t.join().unwrap()).sum();
+    pushed as f64 / started.elapsed().as_secs_f64()
+}
+
+/// Pushes over HTTP to `faas-logs serve` in memory and with `--data-dir` (fsync batch),
+/// three runs of each in turn; prints the medians.
+fn http_pushes() {
+    let Some(binary) = binary() else {
+        println!("disk http push: skipped, the binary needs --features serve");
+        return;
+    };
+    let dir = root().join("http-pushes");
+    for (lines, clients) in [(100, 1usize), (100, 4), (1_000, 1), (1_000, 4)] {
+        let mut rates = [Vec::new(), Vec::new()];
+        for _ in 0..3 {
+            for (disk, rates) in rates.iter_mut().enumerate() {
+                let _ = std::fs::remove_dir_all(&dir);
+                let data_dir = dir.to_str().unwrap();
+                let args: &[&str] = if disk == 1 {
+                    &["--data-dir", data_dir, "--max-push-bytes", "8388608"]
+                } else {
+                    &["--max-push-bytes", "8388608"]
+                };
+                let (mut child, addr) = provider(&binary, args);
+                rates.push(push_rate(addr, clients, lines, Duration::from_secs(3)));
+                let _ = child.kill();
+                let _ = child.wait();
+            }
+        }
+        for rates in &mut rates {
+            rates.sort_by(f64::total_cmp);
+        }
+        let (memory, disk) = (rates[0][1], rates[1][1]);
+        println!(
+            "disk http push: {clients} clients, {lines}-line pushes to faas-logs serve: memory {:.0} lines/s, --data-dir (fsync batch) {:.0} lines/s: {:.2} of memory (medians of 3 in turn)",
+            memory,
+            disk,
+            disk / memory
+        );
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn provider_memory(dirs: &[(u64, PathBuf)]) {
+    let Some(binary) = binary() else {
         println!("disk memory: skipped, the binary needs --features serve");
         return;
     };
     for (lines, dir) in dirs.iter().filter(|(lines, _)| *lines >= 1_000_000) {
         let bytes: u64 = du(dir);
-        let mut child = Command::new(&binary)
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--run",
-                "idle=true",
+        let max = u64::MAX.to_string();
+        let (mut child, addr) = provider(
+            &binary,
+            &[
                 "--data-dir",
-            ])
-            .arg(dir)
-            .args(["--disk-max-bytes", &u64::MAX.to_string()])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut first = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-            &mut first,
-        )
-        .unwrap();
-        let addr: std::net::SocketAddr = first
-            .trim()
-            .strip_prefix("listening on http://")
-            .and_then(|rest| rest.split('/').next())
-            .unwrap()
-            .parse()
-            .unwrap();
+                dir.to_str().unwrap(),
+                "--disk-max-bytes",
+                &max,
+            ],
+        );
         let pid = child.id().to_string();
         let started = common::status_kib(&pid, "VmRSS");
         let since = line(lines - 100)
@@ -340,13 +441,16 @@ fn du(dir: &Path) -> u64 {
 fn main() {
     let mut c = Criterion::default().configure_from_args();
     let runtime = common::server_runtime();
-    // FAAS_LOGS_BENCH_ONLY=push|query|dump|restart|memory runs one part.
+    // FAAS_LOGS_BENCH_ONLY=push|http|query|dump|restart|memory runs one part.
     let only = std::env::var("FAAS_LOGS_BENCH_ONLY").unwrap_or_default();
     let run = |part: &str| only.is_empty() || only == part;
     if run("push") {
         pushes(&mut c, &runtime);
     }
-    let dirs: Vec<(u64, PathBuf)> = if only == "push" {
+    if run("http") {
+        http_pushes();
+    }
+    let dirs: Vec<(u64, PathBuf)> = if only == "push" || only == "http" {
         Vec::new()
     } else {
         SIZES.iter().map(|&n| (n, prepared(n, &runtime))).collect()

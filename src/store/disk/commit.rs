@@ -2,7 +2,7 @@
 
 use std::fs::File;
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::sync::oneshot;
 
@@ -18,9 +18,8 @@ pub enum Fsync {
     /// nothing acknowledged. The slowest.
     Always,
     /// Group commit (the default): one flush covers every write made while the previous
-    /// flush ran (and, while writers come together, those that come within half a
-    /// millisecond), and a write is acknowledged once its flush is done. A power loss
-    /// loses nothing acknowledged.
+    /// flush ran, and a write is acknowledged once its flush is done. A power loss loses
+    /// nothing acknowledged.
     #[default]
     Batch,
     /// Never flushed by the store: the system writes the lines out within its own delay
@@ -113,14 +112,7 @@ impl Drop for Committer {
     }
 }
 
-/// The longest a round waits for more writers, when the last round had several.
-const GATHER: Duration = Duration::from_micros(500);
-
 fn run(shared: &Shared) {
-    // How many writers the last round answered: while writers come together, a round
-    // waits a moment for as many as last time, so that one flush serves them all; a
-    // lone writer is never kept waiting.
-    let mut last_round = 0;
     loop {
         let round = {
             let mut pending = lock(&shared.pending);
@@ -130,24 +122,13 @@ fn run(shared: &Shared) {
             if pending.waiting.is_empty() {
                 return; // stopped, and no writer is waiting
             }
-            let deadline = Instant::now() + GATHER;
-            while last_round > 1 && pending.waiting.len() < last_round && !pending.stopped {
-                let Some(left) = deadline.checked_duration_since(Instant::now()) else {
-                    break;
-                };
-                pending = shared
-                    .wake
-                    .wait_timeout(pending, left)
-                    .unwrap_or_else(|e| e.into_inner())
-                    .0;
-            }
             Pending {
                 files: std::mem::take(&mut pending.files),
                 waiting: std::mem::take(&mut pending.waiting),
                 stopped: false,
             }
         };
-        last_round = round.waiting.len();
+        let started = Instant::now();
         let mut outcome = Ok(());
         for file in &round.files {
             if let Err(e) = file.sync_data() {
@@ -156,6 +137,7 @@ fn run(shared: &Shared) {
                 break;
             }
         }
+        tracing::trace!(writers = round.waiting.len(), files = round.files.len(), took = ?started.elapsed(), "flushed");
         for waiting in round.waiting {
             let _ = waiting.send(outcome.clone());
         }
