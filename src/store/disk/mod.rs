@@ -33,8 +33,8 @@
 //!
 //! # Memory
 //!
-//! Per segment the store keeps its range, times and a sparse index (one entry per 16 KiB),
-//! about 2 KiB per MiB of history; lines are read from the files (the system's cache)
+//! Per segment the store keeps its range, times and a sparse index (one entry per 64 KiB),
+//! under 1 KiB per MiB of history; lines are read from the files (the system's cache)
 //! when asked for. Start-up reads each sealed segment's index and reads through only the
 //! segments without one (the newest), so it does not grow with the history.
 

@@ -20,7 +20,7 @@ use crate::Error;
 
 /// A sparse index entry is taken every this many bytes of a segment: `tail` and `since`
 /// read at most about this much before the first line they answer with.
-const INDEX_EVERY: u64 = 16 * 1024;
+const INDEX_EVERY: u64 = 64 * 1024;
 
 /// How much a reader reads from a file at once.
 pub(super) const CHUNK: usize = 64 * 1024;
