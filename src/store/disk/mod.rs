@@ -1,42 +1,6 @@
-//! [`DiskStore`]: the embedded default on local disk. Lines survive restarts, crashes and
-//! (with [`Fsync::Always`] or [`Fsync::Batch`]) power losses, and memory stays bounded
-//! however much history the disk holds.
-//!
-//! # On disk
-//!
-//! ```text
-//! DIR/faas-logs-store          "faas-logs store format 1": refused if it names another
-//! DIR/lock                     held (flock) by the process that has the store open
-//! DIR/functions/NS/NAME/
-//!     00000000000000000000.seg segment files, named by their first line's number
-//!     00000000000000000000.idx the sparse index of a sealed segment (rebuilt if lost)
-//! ```
-//!
-//! Each function (namespace and name) has its own segments; appends go to its newest one,
-//! which is sealed and followed by a new one once it reaches
-//! [`DiskConfig::segment_bytes`]. A segment is a header (`FAASLOGS`, the format number)
-//! and records, each a length, a CRC32C of the length and payload, and the payload: the
-//! line's sequence number, timestamp, stream, instance and text (see the module
-//! `format` in the source for the exact bytes). A file of another format is refused with
-//! a message saying so, never misread.
-//!
-//! # What survives what
-//!
-//! - **The process killed** (`kill -9`, a panic, out of memory): nothing written is lost,
-//!   whatever [`Fsync`]; a record cut short by the crash is cut off at the next start.
-//! - **Power loss or a kernel crash:** nothing acknowledged under [`Fsync::Always`] and
-//!   [`Fsync::Batch`]; under [`Fsync::Never`] what the system had not yet written out.
-//! - **A damaged byte** in a segment: the record holding it is skipped, with a warning
-//!   naming the file and offset, and readers get a gap line counting what it held.
-//! - **A full disk:** writes are refused ([`Error::InsufficientStorage`], 507) and nothing
-//!   is half-written; reads go on; writes are accepted again once there is room.
-//!
-//! # Memory
-//!
-//! Per segment the store keeps its range, times and a sparse index (one entry per 64 KiB),
-//! under 1 KiB per MiB of history; lines are read from the files (the system's cache)
-//! when asked for. Start-up reads each sealed segment's index and reads through only the
-//! segments without one (the newest), so it does not grow with the history.
+//! [`DiskStore`]: the embedded default on local disk, whose lines survive restarts,
+//! crashes and full disks. The files, what survives what and memory are told on
+//! [`DiskStore`].
 
 use std::collections::{HashMap, VecDeque};
 use std::fs::File;
@@ -175,8 +139,43 @@ impl DiskConfig {
 /// retention or damage removed lines under a reader) and a [`LogSink`] whose `Ok` means
 /// written and, unless [`Fsync::Never`], flushed to disk.
 ///
-/// See the [module documentation](self) for the files, what survives what, and memory.
 /// Clones share the store; the folder is locked while any clone is alive.
+///
+/// # On disk
+///
+/// ```text
+/// DIR/faas-logs-store          "faas-logs store format 1": refused if it names another
+/// DIR/lock                     held (flock) by the process that has the store open
+/// DIR/functions/NS/NAME/
+///     00000000000000000000.seg segment files, named by their first line's number
+///     00000000000000000000.idx the sparse index of a sealed segment (rebuilt if lost)
+/// ```
+///
+/// Each function (namespace and name) has its own segments; appends go to its newest one,
+/// which is sealed and followed by a new one once it reaches
+/// [`DiskConfig::segment_bytes`]. A segment is a header (`FAASLOGS`, the format number)
+/// and records, each a length, a CRC32C of the length and payload, and the payload: the
+/// line's sequence number, timestamp, stream, instance and text (the README's section
+/// on the store on disk gives the exact bytes). A file of another format is refused
+/// with a message saying so, never misread.
+///
+/// # What survives what
+///
+/// - **The process killed** (`kill -9`, a panic, out of memory): nothing written is lost,
+///   whatever [`Fsync`]; a record cut short by the crash is cut off at the next start.
+/// - **Power loss or a kernel crash:** nothing acknowledged under [`Fsync::Always`] and
+///   [`Fsync::Batch`]; under [`Fsync::Never`] what the system had not yet written out.
+/// - **A damaged byte** in a segment: the record holding it is skipped, with a warning
+///   naming the file and offset, and readers get a gap line counting what it held.
+/// - **A full disk:** writes are refused ([`Error::InsufficientStorage`], 507) and nothing
+///   is half-written; reads go on; writes are accepted again once there is room.
+///
+/// # Memory
+///
+/// Per segment the store keeps its range, times and a sparse index (one entry per 64 KiB),
+/// under 1 KiB per MiB of history; lines are read from the files (the system's cache)
+/// when asked for. Start-up reads each sealed segment's index and reads through only the
+/// segments without one (the newest), so it does not grow with the history.
 ///
 /// ```
 /// # #[tokio::main(flavor = "current_thread")]
