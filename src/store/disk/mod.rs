@@ -25,7 +25,7 @@ pub use reader::DiskReader;
 use self::commit::Committer;
 use self::format::{Record, MAX_PAYLOAD};
 use self::segment::Segment;
-use super::lock;
+use super::{lock, read, write};
 use crate::request::Filter;
 use crate::{
     async_trait, Batch, Capabilities, Error, FunctionName, LogSink, LogStream, Message, Request,
@@ -842,12 +842,4 @@ impl Requester for DiskStore {
     fn default_namespace(&self) -> Option<String> {
         Some(self.inner.config.default_namespace.clone())
     }
-}
-
-fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    l.read().unwrap_or_else(|e| e.into_inner())
-}
-
-fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    l.write().unwrap_or_else(|e| e.into_inner())
 }

@@ -5,8 +5,9 @@
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, SystemTime};
 
-use super::{read, Function, Inner};
+use super::{Function, Inner};
 use crate::store::lock;
+use crate::store::read;
 
 /// How often the bounds are checked without a write asking for it (age needs a clock).
 const EVERY: Duration = Duration::from_secs(1);

@@ -80,7 +80,12 @@ impl Segment {
             file.sync_data().map_err(cleanup)?;
             File::open(dir)?.sync_all()?;
         }
-        Ok(Segment {
+        Ok(Segment::empty(first_seq, path, SystemTime::now()).with_file(file))
+    }
+
+    /// A segment of no lines yet: its header alone.
+    fn empty(first_seq: u64, path: PathBuf, modified: SystemTime) -> Segment {
+        Segment {
             first_seq,
             end_seq: first_seq,
             len: HEADER_LEN as u64,
@@ -89,9 +94,15 @@ impl Segment {
             sorted: true,
             entries: Vec::new(),
             path,
-            file: Some(Arc::new(file)),
-            modified: SystemTime::now(),
-        })
+            file: None,
+            modified,
+        }
+    }
+
+    /// With the file that appends go to.
+    fn with_file(mut self, file: File) -> Segment {
+        self.file = Some(Arc::new(file));
+        self
     }
 
     /// The segment's file: the one appends write to, or (a sealed segment) opened for
@@ -207,18 +218,8 @@ impl Segment {
                 )))
             }
         }
-        let mut segment = Segment {
-            first_seq,
-            end_seq: first_seq,
-            len: HEADER_LEN as u64,
-            min_ts: None,
-            max_ts: None,
-            sorted: true,
-            entries: Vec::new(),
-            path,
-            file: None,
-            modified: meta.modified().unwrap_or_else(|_| SystemTime::now()),
-        };
+        let modified = meta.modified().unwrap_or_else(|_| SystemTime::now());
+        let mut segment = Segment::empty(first_seq, path, modified);
         let file_len = meta.len().max(HEADER_LEN as u64);
         let index = std::fs::read(segment.path.with_extension("idx"))
             .ok()
@@ -250,10 +251,11 @@ impl Segment {
                     .map_err(|e| io_error("could not cut the torn record off", &segment.path, e))?;
             }
         }
-        if last {
-            segment.file = Some(Arc::new(file));
-        }
-        Ok(segment)
+        Ok(if last {
+            segment.with_file(file)
+        } else {
+            segment
+        })
     }
 
     /// Reads the whole file, noting each record; damage in the middle is logged (readers
