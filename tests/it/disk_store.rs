@@ -511,3 +511,51 @@ async fn age_and_per_function_bounds_delete_the_oldest_segments() {
     let events: Vec<_> = reader.collect().await;
     assert_eq!(events.len(), 1, "only the history mark: {events:?}");
 }
+
+#[tokio::test]
+async fn one_batch_of_several_functions_and_namespaces_is_stored_each_in_its_own() {
+    let scratch = Scratch::new("disk-mixed");
+    let store = DiskStore::open(&scratch.0, small()).unwrap();
+    let at = |ms| base() + chrono::Duration::milliseconds(ms);
+    let batch = vec![
+        Message::new("f", at(0), "f default 1"),
+        Message::new("f", at(1), "f in team-b").with_namespace("team-b"),
+        Message::new("g", at(2), "g default"),
+        Message::new("..", at(3), "not a function"),
+        Message::new("f", at(4), "f default 2").with_namespace("openfaas-fn"),
+        Message::new("f", at(5), "f default 3"),
+    ];
+    let outcomes = store.store(Batch::new(batch)).await;
+    let refused: Vec<bool> = outcomes.iter().map(Result::is_err).collect();
+    assert_eq!(refused, [false, false, false, true, false, false]);
+    assert_eq!(
+        texts_of(&store, "", "f").await,
+        ["f default 1", "f default 2", "f default 3"]
+    );
+    assert_eq!(texts_of(&store, "team-b", "f").await, ["f in team-b"]);
+    assert_eq!(texts_of(&store, "", "g").await, ["g default"]);
+    assert_eq!(store.function_names().len(), 3);
+}
+
+/// The texts of function `name` in `namespace` (empty: the default), checking that each
+/// line says which namespace it is of.
+async fn texts_of(store: &DiskStore, namespace: &str, name: &str) -> Vec<String> {
+    let request = Request {
+        namespace: namespace.into(),
+        ..Request::new(name)
+    };
+    let mut reader = store.read(&request).unwrap();
+    let expected = if namespace.is_empty() {
+        "openfaas-fn"
+    } else {
+        namespace
+    };
+    let mut texts = Vec::new();
+    while let Some(event) = reader.next().await {
+        if let Event::Message(m) = event.unwrap() {
+            assert_eq!(&*m.namespace, expected);
+            texts.push(m.text);
+        }
+    }
+    texts
+}

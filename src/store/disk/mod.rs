@@ -761,25 +761,27 @@ impl LogSink for DiskStore {
         // Each function's lines, in the batch's order, with their places in it.
         let mut groups: Vec<(Arc<Function>, Vec<usize>, Vec<Message>)> = Vec::new();
         for (i, mut m) in batch.messages.into_iter().enumerate() {
-            let function = match self.function_or_create(&m.namespace, &m.name) {
-                Ok(f) => f,
-                Err(e) => {
-                    outcomes[i] = Some(Err(e));
-                    continue;
-                }
-            };
-            if m.namespace.is_empty() {
-                m.namespace = function.namespace.clone();
-            }
-            match groups
+            // A batch is mostly of one function: found among the groups first.
+            let namespace = self.namespace(&m.namespace);
+            let known = groups
                 .iter_mut()
-                .find(|(f, _, _)| Arc::ptr_eq(f, &function))
-            {
-                Some((_, places, messages)) => {
-                    places.push(i);
-                    messages.push(m);
+                .find(|(f, _, _)| *f.name == *m.name && *f.namespace == *namespace);
+            if let Some((function, places, messages)) = known {
+                if m.namespace.is_empty() {
+                    m.namespace = function.namespace.clone();
                 }
-                None => groups.push((function, vec![i], vec![m])),
+                places.push(i);
+                messages.push(m);
+                continue;
+            }
+            match self.function_or_create(&m.namespace, &m.name) {
+                Ok(function) => {
+                    if m.namespace.is_empty() {
+                        m.namespace = function.namespace.clone();
+                    }
+                    groups.push((function, vec![i], vec![m]));
+                }
+                Err(e) => outcomes[i] = Some(Err(e)),
             }
         }
         let mut flushes = Vec::new();
