@@ -20,13 +20,23 @@ pub struct Batch {
     /// without one it recognises a line by its content (name, instance, timestamp,
     /// text).
     pub id: Option<String>,
+    /// The messages (their places in `messages`) that named no time and were stamped
+    /// when they arrived. A sink that orders lines as it writes them
+    /// ([`DiskStore`](crate::store::DiskStore)) stamps these as it writes them instead,
+    /// so that a function's server-stamped lines are in time order as stored, and a
+    /// follower resumed from its last time misses none.
+    pub stamped_on_arrival: Vec<usize>,
 }
 
 impl Batch {
     /// A batch of `messages` without an id.
     #[must_use]
     pub fn new(messages: Vec<Message>) -> Self {
-        Batch { messages, id: None }
+        Batch {
+            messages,
+            id: None,
+            stamped_on_arrival: Vec::new(),
+        }
     }
 
     /// With the id that names it across retries.

@@ -309,7 +309,7 @@ impl LogStore {
     pub fn ingest_ndjson(&self, body: &[u8]) -> IngestReport {
         let mut report = IngestReport::default();
         for (line, pushed) in pushed_lines(body) {
-            match pushed.map(|m| self.append(m)) {
+            match pushed.map(|(m, _)| self.append(m)) {
                 Ok(stored) => report.count(line, stored),
                 Err(e) => report.refuse(line, e),
             }
@@ -330,9 +330,13 @@ pub async fn ingest_ndjson<S: LogSink + ?Sized>(
     let mut report = IngestReport::default();
     let mut numbers = Vec::new();
     let mut messages = Vec::new();
+    let mut stamped_on_arrival = Vec::new();
     for (line, pushed) in pushed_lines(body) {
         match pushed {
-            Ok(message) => {
+            Ok((message, stamped)) => {
+                if stamped {
+                    stamped_on_arrival.push(messages.len());
+                }
                 numbers.push(line);
                 messages.push(message);
             }
@@ -341,6 +345,7 @@ pub async fn ingest_ndjson<S: LogSink + ?Sized>(
     }
     let mut batch = Batch::new(messages);
     batch.id = batch_id.map(str::to_owned);
+    batch.stamped_on_arrival = stamped_on_arrival;
     let outcomes = sink.store(batch).await;
     let mut outcomes = outcomes.into_iter();
     for line in numbers {
@@ -354,8 +359,9 @@ pub async fn ingest_ndjson<S: LogSink + ?Sized>(
     report
 }
 
-/// Each non-blank line of a pushed body, numbered from 1, as a message or why not.
-fn pushed_lines(body: &[u8]) -> impl Iterator<Item = (usize, Result<Message, String>)> {
+/// Each non-blank line of a pushed body, numbered from 1, as a message (and whether it
+/// was stamped on arrival, naming no time) or why not.
+fn pushed_lines(body: &[u8]) -> impl Iterator<Item = (usize, Result<(Message, bool), String>)> {
     let now = Utc::now();
     // The whole body is at hand: any line fits, and the last needs no newline.
     let mut decoder = NdjsonDecoder::<Pushed>::new(body.len());
@@ -376,7 +382,7 @@ fn pushed_lines(body: &[u8]) -> impl Iterator<Item = (usize, Result<Message, Str
 }
 
 impl Pushed {
-    fn into_message(self, now: DateTime<Utc>) -> Result<Message, String> {
+    fn into_message(self, now: DateTime<Utc>) -> Result<(Message, bool), String> {
         if self.name.is_empty() {
             return Err("invalid name: the function name is required".into());
         }
@@ -386,6 +392,7 @@ impl Pushed {
             }
             valid_name(param, value.into(), "").map_err(|e| e.to_string())
         };
+        let stamped = self.timestamp.is_none();
         let timestamp = match self.timestamp {
             None => now,
             Some(t) => DateTime::parse_from_rfc3339(&t)
@@ -398,6 +405,6 @@ impl Pushed {
             .with_namespace(check("namespace", self.namespace)?)
             .with_instance(check("instance", self.instance)?);
         message.stream = self.stream;
-        Ok(message)
+        Ok((message, stamped))
     }
 }

@@ -559,3 +559,65 @@ async fn texts_of(store: &DiskStore, namespace: &str, name: &str) -> Vec<String>
     }
     texts
 }
+
+#[tokio::test]
+async fn lines_stamped_on_arrival_are_stamped_again_as_written_so_since_misses_none() {
+    let scratch = Scratch::new("disk-stamp");
+    let store = DiskStore::open(&scratch.0, small()).unwrap();
+    // Two pushes without times: the one stamped first on arrival is written second, as
+    // concurrent pushes can be. A line with a time of its own keeps it.
+    let arrived = Utc::now();
+    let push = |stamp: chrono::DateTime<Utc>, text: &str| {
+        let mut batch = Batch::new(vec![Message::new("f", stamp, text)]);
+        batch.stamped_on_arrival = vec![0];
+        batch
+    };
+    let own = base();
+    let outcomes = store
+        .store(push(
+            arrived + chrono::Duration::milliseconds(5),
+            "second to arrive",
+        ))
+        .await;
+    assert!(outcomes.iter().all(Result::is_ok));
+    let outcomes = store.store(push(arrived, "first to arrive")).await;
+    assert!(outcomes.iter().all(Result::is_ok));
+    store
+        .write(Message::new("f", own, "its own time"))
+        .await
+        .unwrap();
+    let mut reader = store.read(&Request::new("f")).unwrap();
+    let mut lines = Vec::new();
+    while let Some(event) = reader.next().await {
+        if let Event::Message(m) = event.unwrap() {
+            lines.push(m);
+        }
+    }
+    let texts: Vec<&str> = lines.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(
+        texts,
+        ["second to arrive", "first to arrive", "its own time"]
+    );
+    assert!(
+        lines[0].timestamp <= lines[1].timestamp,
+        "stamped in the order written"
+    );
+    assert_eq!(lines[2].timestamp, own, "a line's own time is kept");
+    // A follower that saw the first line written resumes from its time and gets the
+    // second.
+    let since = Request {
+        since: Some(lines[0].timestamp),
+        ..Request::new("f")
+    };
+    let mut reader = store.read(&since).unwrap();
+    let mut resumed = Vec::new();
+    while let Some(event) = reader.next().await {
+        if let Event::Message(m) = event.unwrap() {
+            resumed.push(m.text);
+        }
+    }
+    assert!(
+        resumed.contains(&"first to arrive".to_owned()),
+        "{resumed:?}"
+    );
+}

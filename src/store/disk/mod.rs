@@ -243,6 +243,8 @@ struct FunctionState {
     bytes: u64,
     /// Readers waiting for the next line, by reader id.
     waiting: HashMap<u64, Waker>,
+    /// The time the store last gave lines that came without one.
+    stamped: Option<DateTime<Utc>>,
 }
 
 impl FunctionState {
@@ -459,11 +461,17 @@ impl DiskStore {
         Ok(function)
     }
 
-    /// Writes `messages`, all of one function, as one write: all of them or none.
-    /// Returns the file to flush.
-    fn append(&self, function: &Function, messages: &[Message]) -> Result<Arc<File>, Error> {
+    /// Writes `messages`, all of one function, as one write: all of them or none; those
+    /// `stamp` marks are stamped now, in the function's order of writes. Returns the file
+    /// to flush.
+    fn append(
+        &self,
+        function: &Function,
+        messages: &mut [Message],
+        stamp: &[bool],
+    ) -> Result<Arc<File>, Error> {
         let config = &self.inner.config;
-        for m in messages {
+        for m in messages.iter() {
             if format::record_len(&m.instance, &m.text) > MAX_PAYLOAD {
                 return Err(Error::invalid(
                     "text",
@@ -493,6 +501,16 @@ impl DiskStore {
                     .fetch_add(segment.len, Ordering::Relaxed);
                 state.segments.push_back(segment);
             }
+            if stamp.contains(&true) {
+                // Never before the last line stamped here, whatever the clock does.
+                let now = state
+                    .stamped
+                    .map_or_else(Utc::now, |last| last.max(Utc::now()));
+                state.stamped = Some(now);
+                for (m, _) in messages.iter_mut().zip(stamp).filter(|(_, s)| **s) {
+                    m.timestamp = now;
+                }
+            }
             let mut bytes = Vec::with_capacity(
                 messages
                     .iter()
@@ -500,7 +518,7 @@ impl DiskStore {
                     .sum(),
             );
             let first_seq = state.end_seq;
-            for (seq, m) in (first_seq..).zip(messages) {
+            for (seq, m) in (first_seq..).zip(messages.iter()) {
                 format::encode(
                     &Record {
                         seq,
@@ -525,7 +543,7 @@ impl DiskStore {
                 return Err(write_error(&segment.path, e, messages.len()));
             }
             let mut offset = start;
-            for (seq, m) in (first_seq..).zip(messages) {
+            for (seq, m) in (first_seq..).zip(messages.iter()) {
                 segment.note(offset, seq, m.timestamp);
                 offset += format::record_len(&m.instance, &m.text) as u64;
             }
@@ -595,6 +613,7 @@ impl Function {
                 end_seq,
                 bytes,
                 waiting: HashMap::new(),
+                stamped: None,
             }),
         }
     }
@@ -760,6 +779,12 @@ impl LogSink for DiskStore {
         outcomes.resize_with(batch.messages.len(), || None);
         // Each function's lines, in the batch's order, with their places in it.
         let mut groups: Vec<(Arc<Function>, Vec<usize>, Vec<Message>)> = Vec::new();
+        let mut stamp = vec![false; batch.messages.len()];
+        for &i in &batch.stamped_on_arrival {
+            if let Some(stamp) = stamp.get_mut(i) {
+                *stamp = true;
+            }
+        }
         for (i, mut m) in batch.messages.into_iter().enumerate() {
             // A batch is mostly of one function: found among the groups first.
             let namespace = self.namespace(&m.namespace);
@@ -785,8 +810,9 @@ impl LogSink for DiskStore {
             }
         }
         let mut flushes = Vec::new();
-        for (function, places, messages) in groups {
-            match self.append(&function, &messages) {
+        for (function, places, mut messages) in groups {
+            let stamp: Vec<bool> = places.iter().map(|&i| stamp[i]).collect();
+            match self.append(&function, &mut messages, &stamp) {
                 Ok(file) => flushes.push((file, function, places)),
                 Err(e) => {
                     let message = e.to_string();
