@@ -16,6 +16,7 @@ mod ingest;
 mod invocations;
 mod line;
 pub(crate) mod reader;
+mod table;
 
 #[cfg(feature = "disk")]
 pub use disk::{Damage, DiskConfig, DiskReader, DiskStore, Fsync, Recovery};
@@ -27,6 +28,7 @@ pub use reader::StoreReader;
 
 use self::invocations::Invocations;
 use self::line::{RecentInstances, StoredLine};
+use self::table::Table;
 
 use crate::codec::{encode_message, trim_line_end};
 use crate::request::Filter;
@@ -160,10 +162,9 @@ pub struct LogStore {
 }
 
 struct Inner {
-    /// namespace -> name -> ring; nested so that appends look up without allocating.
-    functions: RwLock<HashMap<String, HashMap<String, Arc<Ring>>>>,
+    /// Each function's ring.
+    functions: Table<Ring>,
     limits: StoreLimits,
-    default_namespace: String,
     next_reader: AtomicU64,
     /// Bytes held by every ring together, against [`StoreLimits::max_total_bytes`].
     total_bytes: AtomicUsize,
@@ -177,7 +178,10 @@ impl std::fmt::Debug for LogStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LogStore")
             .field("limits", &self.inner.limits)
-            .field("default_namespace", &self.inner.default_namespace)
+            .field(
+                "default_namespace",
+                &self.inner.functions.default_namespace(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -369,23 +373,13 @@ impl LogStore {
     /// ```
     #[must_use]
     pub fn function_names(&self) -> Vec<FunctionName> {
-        let functions = read(&self.inner.functions);
-        let mut names: Vec<FunctionName> = functions
-            .iter()
-            .flat_map(|(namespace, rings)| {
-                rings
-                    .keys()
-                    .map(move |name| FunctionName::new(namespace.as_str(), name.as_str()))
-            })
-            .collect();
-        names.sort();
-        names
+        self.inner.functions.names()
     }
 
     /// The namespace that messages and requests with an empty namespace belong to.
     #[must_use]
     pub fn default_namespace(&self) -> &str {
-        &self.inner.default_namespace
+        self.inner.functions.default_namespace()
     }
 
     fn build(limits: StoreLimits, default_namespace: String) -> Self {
@@ -398,9 +392,8 @@ impl LogStore {
         };
         LogStore {
             inner: Arc::new(Inner {
-                functions: RwLock::new(HashMap::new()),
+                functions: Table::new(default_namespace, limits.max_functions, HashMap::new()),
                 limits,
-                default_namespace,
                 next_reader: AtomicU64::new(0),
                 total_bytes: AtomicUsize::new(0),
                 next_stamp: AtomicU64::new(0),
@@ -415,17 +408,8 @@ impl LogStore {
         self.inner.limits
     }
 
-    fn namespace<'a>(&'a self, namespace: &'a str) -> &'a str {
-        if namespace.is_empty() {
-            &self.inner.default_namespace
-        } else {
-            namespace
-        }
-    }
-
     fn ring(&self, namespace: &str, name: &str) -> Option<Arc<Ring>> {
-        let functions = read(&self.inner.functions);
-        functions.get(self.namespace(namespace))?.get(name).cloned()
+        self.inner.functions.get(namespace, name)
     }
 
     /// Makes a function known, with an empty ring, so that a query for it follows its
@@ -435,42 +419,26 @@ impl LogStore {
     }
 
     fn ring_or_create(&self, namespace: &str, name: &str) -> Result<Arc<Ring>, Error> {
-        if let Some(ring) = self.ring(namespace, name) {
-            return Ok(ring);
-        }
-        let namespace = self.namespace(namespace).to_owned();
-        let mut functions = write(&self.inner.functions);
-        if let Some(ring) = functions.get(&namespace).and_then(|n| n.get(name)) {
-            return Ok(Arc::clone(ring));
-        }
-        let count: usize = functions.values().map(HashMap::len).sum();
-        if count >= self.inner.limits.max_functions {
-            return Err(Error::other(format!(
-                "the log store already holds its limit of {} functions; {namespace}/{name} was refused",
-                self.inner.limits.max_functions
-            )));
-        }
-        let ring = Arc::new(Ring {
-            state: Mutex::new(RingState {
-                messages: VecDeque::new(),
-                stamps: VecDeque::new(),
-                first: 0,
-                bytes: 0,
-                disorder: None,
-                waiting: HashMap::new(),
-                instances: RecentInstances::default(),
-                encoded: VecDeque::new(),
-            }),
-            namespace: namespace.as_str().into(),
-            name: name.into(),
-            followers: AtomicUsize::new(0),
-            invocations: Mutex::default(),
-        });
-        functions
-            .entry(namespace)
-            .or_default()
-            .insert(name.to_owned(), Arc::clone(&ring));
-        Ok(ring)
+        self.inner
+            .functions
+            .get_or_make(namespace, name, |namespace, name| {
+                Ok(Ring {
+                    state: Mutex::new(RingState {
+                        messages: VecDeque::new(),
+                        stamps: VecDeque::new(),
+                        first: 0,
+                        bytes: 0,
+                        disorder: None,
+                        waiting: HashMap::new(),
+                        instances: RecentInstances::default(),
+                        encoded: VecDeque::new(),
+                    }),
+                    namespace: namespace.into(),
+                    name: name.into(),
+                    followers: AtomicUsize::new(0),
+                    invocations: Mutex::default(),
+                })
+            })
     }
 
     /// Appends one message to its function's ring (an empty namespace is the store's
@@ -547,10 +515,7 @@ impl LogStore {
         };
         let limit = self.inner.limits.max_total_bytes;
         let target = limit - limit / 64;
-        let rings: Vec<Arc<Ring>> = read(&self.inner.functions)
-            .values()
-            .flat_map(|names| names.values().cloned())
-            .collect();
+        let rings = self.inner.functions.all();
         let mut oldest: BinaryHeap<Reverse<(u64, usize)>> = rings
             .iter()
             .enumerate()
@@ -603,7 +568,7 @@ impl LogStore {
             return Err(Error::not_found(format!(
                 "no logs for function {:?} in namespace {:?}",
                 request.name,
-                self.namespace(&request.namespace)
+                self.inner.functions.namespace(&request.namespace)
             )));
         };
         let filter = Filter::new(request);
@@ -679,10 +644,10 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-pub(crate) fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+fn read<T>(l: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
     l.read().unwrap_or_else(|e| e.into_inner())
 }
 
-pub(crate) fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
     l.write().unwrap_or_else(|e| e.into_inner())
 }

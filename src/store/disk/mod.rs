@@ -7,7 +7,7 @@ use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::task::Waker;
 use std::time::{Duration, SystemTime};
 
@@ -25,7 +25,8 @@ pub use reader::DiskReader;
 use self::commit::Committer;
 use self::format::{Record, MAX_PAYLOAD};
 use self::segment::Segment;
-use super::{lock, read, write};
+use super::lock;
+use super::table::Table;
 use crate::request::Filter;
 use crate::{
     async_trait, Batch, Capabilities, Error, FunctionName, LogSink, LogStream, Message, Request,
@@ -204,8 +205,7 @@ pub struct DiskStore {
 struct Inner {
     root: PathBuf,
     config: DiskConfig,
-    /// namespace -> name -> function.
-    functions: RwLock<HashMap<String, HashMap<String, Arc<Function>>>>,
+    functions: Table<Function>,
     committer: Committer,
     next_reader: AtomicU64,
     /// Bytes of every segment together.
@@ -319,17 +319,18 @@ impl DiskStore {
         let folder_lock = lock_folder(&root)?;
         let mut recovery = Recovery::default();
         let functions = load_functions(&root, &mut recovery)?;
-        let total: u64 = functions
-            .values()
-            .flat_map(HashMap::values)
-            .map(|f| lock(&f.state).bytes)
-            .sum();
+        let functions = Table::new(
+            config.default_namespace.clone(),
+            config.max_functions,
+            functions,
+        );
+        let total: u64 = functions.all().iter().map(|f| lock(&f.state).bytes).sum();
         let committer = Committer::start()
             .map_err(|e| Error::other("could not start the log store's flusher").with_source(e))?;
         let inner = Arc::new_cyclic(|weak| Inner {
             root,
             config,
-            functions: RwLock::new(functions),
+            functions,
             committer,
             next_reader: AtomicU64::new(0),
             total_bytes: AtomicU64::new(total),
@@ -387,33 +388,21 @@ impl DiskStore {
     /// Every function the store holds, sorted by namespace and name.
     #[must_use]
     pub fn function_names(&self) -> Vec<FunctionName> {
-        let functions = read(&self.inner.functions);
-        let mut names: Vec<FunctionName> = functions
-            .values()
-            .flat_map(|names| names.values())
-            .map(|f| FunctionName::new(&*f.namespace, &*f.name))
-            .collect();
-        names.sort();
-        names
+        self.inner.functions.names()
     }
 
     /// The namespace of messages and requests without one.
     #[must_use]
     pub fn default_namespace(&self) -> &str {
-        &self.inner.config.default_namespace
+        self.inner.functions.default_namespace()
     }
 
     fn namespace<'a>(&'a self, namespace: &'a str) -> &'a str {
-        if namespace.is_empty() {
-            &self.inner.config.default_namespace
-        } else {
-            namespace
-        }
+        self.inner.functions.namespace(namespace)
     }
 
     fn function(&self, namespace: &str, name: &str) -> Option<Arc<Function>> {
-        let functions = read(&self.inner.functions);
-        functions.get(self.namespace(namespace))?.get(name).cloned()
+        self.inner.functions.get(namespace, name)
     }
 
     /// Makes a function known before its first line, so that a query for it follows
@@ -426,39 +415,27 @@ impl DiskStore {
         if let Some(function) = self.function(namespace, name) {
             return Ok(function);
         }
-        let namespace = self.namespace(namespace).to_owned();
-        let namespace = folder_name("namespace", &namespace)?;
-        let name = folder_name("name", name)?;
-        let mut functions = write(&self.inner.functions);
-        if let Some(function) = functions.get(namespace).and_then(|n| n.get(name)) {
-            return Ok(Arc::clone(function));
-        }
-        let count: usize = functions.values().map(HashMap::len).sum();
-        if count >= self.inner.config.max_functions {
-            return Err(Error::other(format!(
-                "the log store already holds its limit of {} functions; {namespace}/{name} was refused",
-                self.inner.config.max_functions
-            )));
-        }
-        let dir = self.inner.root.join("functions").join(namespace).join(name);
-        std::fs::create_dir_all(&dir).map_err(|e| write_error(&dir, e, 0))?;
-        if self.inner.config.fsync != Fsync::Never {
-            // The new folders' names are on disk before a line of theirs is acknowledged.
-            for folder in [dir.parent(), dir.parent().and_then(Path::parent)]
-                .into_iter()
-                .flatten()
-            {
-                File::open(folder)
-                    .and_then(|f| f.sync_all())
-                    .map_err(|e| write_error(folder, e, 0))?;
-            }
-        }
-        let function = Arc::new(Function::new(namespace, name, dir, VecDeque::new()));
-        functions
-            .entry(namespace.to_owned())
-            .or_default()
-            .insert(name.to_owned(), Arc::clone(&function));
-        Ok(function)
+        folder_name("namespace", self.namespace(namespace))?;
+        folder_name("name", name)?;
+        self.inner
+            .functions
+            .get_or_make(namespace, name, |namespace, name| {
+                let dir = self.inner.root.join("functions").join(namespace).join(name);
+                std::fs::create_dir_all(&dir).map_err(|e| write_error(&dir, e, 0))?;
+                if self.inner.config.fsync != Fsync::Never {
+                    // The new folders' names are on disk before a line of theirs is
+                    // acknowledged.
+                    for folder in [dir.parent(), dir.parent().and_then(Path::parent)]
+                        .into_iter()
+                        .flatten()
+                    {
+                        File::open(folder)
+                            .and_then(|f| f.sync_all())
+                            .map_err(|e| write_error(folder, e, 0))?;
+                    }
+                }
+                Ok(Function::new(namespace, name, dir, VecDeque::new()))
+            })
     }
 
     /// Writes `messages`, all of one function, as one write: all of them or none; those

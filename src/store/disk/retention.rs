@@ -7,7 +7,6 @@ use std::time::{Duration, SystemTime};
 
 use super::{Function, Inner};
 use crate::store::lock;
-use crate::store::read;
 
 /// How often the bounds are checked without a write asking for it (age needs a clock).
 const EVERY: Duration = Duration::from_secs(1);
@@ -75,10 +74,7 @@ fn run(store: &Weak<Inner>, signal: &(Mutex<Signal>, Condvar)) {
 
 /// Deletes segments until every bound holds.
 pub(super) fn enforce(inner: &Inner) {
-    let functions: Vec<Arc<Function>> = read(&inner.functions)
-        .values()
-        .flat_map(|names| names.values().cloned())
-        .collect();
+    let functions = inner.functions.all();
     let config = &inner.config;
     if let Some(age) = config.max_age {
         let cutoff = SystemTime::now().checked_sub(age);
