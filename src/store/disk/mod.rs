@@ -459,7 +459,7 @@ impl DiskStore {
                 ));
             }
         }
-        let (file, waiting, written) = {
+        let (file, waiting, written, function_bytes) = {
             let mut state = lock(&function.state);
             let roll = state
                 .segments
@@ -529,7 +529,7 @@ impl DiskStore {
             state.end_seq = first_seq + messages.len() as u64;
             state.bytes += bytes.len() as u64;
             let waiting = std::mem::take(&mut state.waiting);
-            (file, waiting, bytes.len() as u64)
+            (file, waiting, bytes.len() as u64, state.bytes)
         };
         let total = self.inner.total_bytes.fetch_add(written, Ordering::Relaxed) + written;
         for waker in waiting.into_values() {
@@ -538,7 +538,7 @@ impl DiskStore {
         if total > config.max_total_bytes
             || config
                 .max_function_bytes
-                .is_some_and(|max| lock(&function.state).bytes > max)
+                .is_some_and(|max| function_bytes > max)
         {
             self.inner.retention.poke();
         }
