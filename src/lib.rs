@@ -46,6 +46,7 @@
 //! | [`client`] (feature `client`) | [`LogClient`]: reads any provider's `/system/logs` as a stream of messages, over http or https, and follows across the provider's timeouts |
 //! | [`codec`] | the bytes: Go's exact NDJSON encoder and a decoder, line framing, timestamps |
 //! | [`docker`] (feature `docker`) | [`DockerRequester`], for functions that run as Docker containers, and decoders of Docker's log streams |
+//! | [`journald`] (feature `journald`) | [`JournaldRequester`](journald::JournaldRequester), for functions whose logs are in the systemd journal (faasd, `faas-logs collect`, Docker's `journald` driver); journald's native protocol |
 //! | [`openwhisk`] (feature `openwhisk`) | [`OpenWhiskRequester`]: logs from the activation records of OpenWhisk, OpenServerless and DigitalOcean Functions, polled for follow; the activations API's client and types |
 //! | [`nats`] (feature `nats`) | [`JetStreamLogs`]: one log store in a NATS JetStream stream that many providers share |
 //!
@@ -167,6 +168,9 @@ pub mod codec;
 #[cfg_attr(docsrs, doc(cfg(feature = "docker")))]
 pub mod docker;
 mod error;
+#[cfg(feature = "journald")]
+#[cfg_attr(docsrs, doc(cfg(feature = "journald")))]
+pub mod journald;
 mod message;
 #[cfg(feature = "nats")]
 #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]

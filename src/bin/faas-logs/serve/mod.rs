@@ -1,9 +1,10 @@
 //! `faas-logs serve`: the log providers an operator runs. Without a subcommand, the
 //! embedded default (the in-memory store, or NATS JetStream with `--nats`); `docker`,
-//! `openwhisk` and `telemetry` serve the logs of those platforms. All share the server
+//! `journald`, `openwhisk` and `telemetry` serve the logs of those platforms. All share the server
 //! flags of [`server::ServerArgs`].
 
 mod docker;
+mod journald;
 mod memory;
 #[cfg(feature = "openwhisk")]
 mod openwhisk;
@@ -28,6 +29,7 @@ Examples:
   faas-logs serve --run hello='while true; do date; sleep 1; done'
   faas-logs serve --nats nats://127.0.0.1:4222 the logs kept in NATS JetStream
   faas-logs serve docker                       functions that run as Docker containers
+  faas-logs serve journald                     functions whose logs are in the systemd journal (faasd)
   faas-logs serve openwhisk --apihost HOST --auth UUID:KEY
   faas-logs serve telemetry                    a Lambda or FunctionGraph telemetry extension";
 
@@ -35,6 +37,9 @@ Examples:
 enum Provider {
     /// Logs of functions that run as Docker containers labelled `com.openfaas.function`.
     Docker(docker::Args),
+    /// Logs of functions kept in the systemd journal, as faasd and `faas-logs collect`
+    /// write them.
+    Journald(journald::Args),
     /// Logs from an OpenWhisk deployment's activation records.
     #[cfg(feature = "openwhisk")]
     Openwhisk(openwhisk::Args),
@@ -57,6 +62,7 @@ pub(crate) fn run(args: ServeArgs) -> std::process::ExitCode {
         match args.provider {
             None => memory::run(args.memory).await,
             Some(Provider::Docker(args)) => docker::run(args).await,
+            Some(Provider::Journald(args)) => journald::run(args).await,
             #[cfg(feature = "openwhisk")]
             Some(Provider::Openwhisk(args)) => openwhisk::run(args).await,
             Some(Provider::Telemetry(args)) => telemetry::run(args).await,
