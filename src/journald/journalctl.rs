@@ -83,12 +83,12 @@ impl Journalctl {
         Error::unavailable(message)
     }
 
-    /// The cursor of the newest entry in the whole journal, `None` when it is empty.
-    pub(crate) async fn newest_cursor(&self) -> Result<Option<String>, Error> {
-        let mut run = self.start(
-            &["--lines=0".into(), "--show-cursor".into()],
-            "the journal's end",
-        )?;
+    /// The cursor `--show-cursor` prints after `args` (`--lines=0` alone: the journal's
+    /// newest entry), `None` when nothing matched.
+    pub(crate) async fn newest_cursor(&self, args: &[OsString]) -> Result<Option<String>, Error> {
+        let mut args = args.to_vec();
+        args.push("--show-cursor".into());
+        let mut run = self.start(&args, "the journal's end")?;
         let mut cursor = None;
         loop {
             match run.next_line().await? {

@@ -270,7 +270,7 @@ impl Read {
         // Where live lines start when history has none: after the journal's newest entry
         // now, taken before history is read so that nothing falls between the two.
         let journal_end = if self.follow {
-            self.journalctl.newest_cursor().await?
+            self.journalctl.newest_cursor(&["--lines=0".into()]).await?
         } else {
             None
         };
@@ -282,9 +282,15 @@ impl Read {
         }
         let mut args = self.common.clone();
         args.extend(["--follow".into(), "--no-tail".into()]);
-        match history_cursor.or(journal_end) {
-            Some(cursor) => args.push(format!("--after-cursor={cursor}").into()),
-            None => args.extend(self.since_arg()),
+        match (history_cursor, journal_end) {
+            // The last line read: live lines are those after it.
+            (Some(cursor), _) => args.push(format!("--after-cursor={cursor}").into()),
+            // Another function's entry (history had none of this one's): live lines
+            // start there. `--after-cursor` would be wrong: journalctl skips one entry
+            // past the cursor's, and when that entry does not match, it skips the
+            // function's first line instead.
+            (None, Some(end)) => args.push(format!("--cursor={end}").into()),
+            (None, None) => args.extend(self.since_arg()),
         }
         let mut run = self.journalctl.start(&args, "follow")?;
         match self.pump(&mut run, None).await {

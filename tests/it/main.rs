@@ -16,6 +16,8 @@ mod docker;
 mod examples;
 mod hostile;
 #[cfg(feature = "cli")]
+mod journald;
+#[cfg(feature = "cli")]
 mod nats;
 #[cfg(feature = "cli")]
 mod openwhisk;

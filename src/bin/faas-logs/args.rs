@@ -51,4 +51,7 @@ pub(crate) enum Command {
     /// Run a log provider: the in-memory store (the default), on disk, NATS JetStream,
     /// Docker, OpenWhisk or a telemetry extension, serving `/system/logs` and the viewer.
     Serve(Box<crate::serve::ServeArgs>),
+    /// A containerd log driver (as faasd's `collect`): writes a container's output to
+    /// the journal, or to a provider's push endpoint.
+    Collect(Box<crate::collect::Args>),
 }

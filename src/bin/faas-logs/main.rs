@@ -7,6 +7,7 @@
 #[cfg(feature = "cli")]
 mod activations;
 mod args;
+mod collect;
 #[cfg(feature = "cli")]
 mod gateway;
 #[cfg(feature = "cli")]
@@ -36,10 +37,11 @@ use logs::Failure;
 static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(collect::containerd_args(std::env::args_os().collect()));
     match cli.command {
         // A provider runs on every core; the client needs one thread.
         Some(Command::Serve(args)) => serve::run(*args),
+        Some(Command::Collect(args)) => collect::run(*args),
         #[cfg(feature = "cli")]
         Some(Command::Logs(args)) => read(logs::run(args)),
         #[cfg(feature = "cli")]
