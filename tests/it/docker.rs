@@ -34,7 +34,7 @@ fn engine(test: &str) -> bool {
     true
 }
 
-fn ensure_image() {
+pub(crate) fn ensure_image() {
     let present = Command::new("docker")
         .args(["image", "inspect", IMAGE])
         .output()

@@ -638,3 +638,267 @@ async fn the_provider_binary_serves_a_journal_and_lists_its_functions() {
     );
     assert!(!body.contains("not a function"), "{body}");
 }
+
+const CONTAINERD: &str = "/run/docker/containerd/containerd.sock";
+const CTR_IMAGE: &str = "docker.io/library/faas-logs-busybox:1";
+
+/// Whether Docker's containerd answers `ctr`; imports the busybox image into its
+/// `openfaas-fn` namespace once.
+fn containerd(test: &str) -> bool {
+    let up = Command::new("ctr")
+        .args(["--address", CONTAINERD, "version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !common::needs(test, up, "Docker's containerd does not answer ctr") {
+        return false;
+    }
+    static IMPORTED: std::sync::Once = std::sync::Once::new();
+    IMPORTED.call_once(|| {
+        crate::docker::ensure_image();
+        let status = Command::new("sh")
+            .args(["-c", &format!("docker save faas-logs-busybox:1 | ctr --address {CONTAINERD} -n openfaas-fn images import -")])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success(), "the image imports into containerd");
+    });
+    true
+}
+
+/// Runs `script` in a busybox container named `id`, its output through `faas-logs
+/// collect` with the log URI's query `query`; waits for the container and its driver.
+fn ctr_run(id: &str, query: &str, script: &str) {
+    let driver = env!("CARGO_BIN_EXE_faas-logs");
+    let output = Command::new("ctr")
+        .args([
+            "--address",
+            CONTAINERD,
+            "-n",
+            "openfaas-fn",
+            "run",
+            "--rm",
+            "--snapshotter",
+            "native",
+        ])
+        .arg(format!("--log-uri=binary://{driver}?collect{query}"))
+        .args([CTR_IMAGE, id, "/bin/sh", "-c", script])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "ctr run: {output:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collect_run_by_containerd_keeps_streams_partial_and_long_lines() {
+    if !journal_tools("faas-logs collect") || !containerd("faas-logs collect") {
+        return;
+    }
+    let journal = Journal::start();
+    let id = unique("ctr");
+    let query = format!("&--journal-socket={}", journal.socket().display());
+    // A line of 2.5 MiB, cut at 1 MiB; stderr; a last line without a newline.
+    let script = "echo out; echo err >&2; head -c 2621440 /dev/zero | tr '\\0' x; echo; echo 'é' >&2; printf partial";
+    tokio::task::block_in_place(|| ctr_run(&id, &query, script));
+    let addr = serve(journal.requester()).await;
+    let got = fetch(addr, &format!("name={id}")).await;
+    assert!(
+        got.iter().all(|m| m.instance == *id),
+        "the container id is the instance"
+    );
+    let of = |stream| -> Vec<&str> {
+        got.iter()
+            .filter(|m| m.stream == Some(stream))
+            .map(|m| m.text.as_str())
+            .collect()
+    };
+    assert_eq!(of(OutputStream::Stderr), ["err", "é"]);
+    let out = of(OutputStream::Stdout);
+    assert_eq!(out.len(), 5, "out, three pieces, partial");
+    assert_eq!((out[0], out[4]), ("out", "partial"));
+    assert_eq!(
+        out[1..4].iter().map(|p| p.len()).collect::<Vec<_>>(),
+        [1 << 20, 1 << 20, 1 << 19]
+    );
+    assert!(out[1..4].iter().all(|p| p.bytes().all(|b| b == b'x')));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collect_accounts_for_every_line_of_a_container_writing_100_mb_at_full_speed() {
+    if !journal_tools("faas-logs collect 100 MB") || !containerd("faas-logs collect 100 MB") {
+        return;
+    }
+    let journal = Journal::start();
+    let id = unique("flood");
+    let query = format!("&--journal-socket={}", journal.socket().display());
+    // 63 characters and a newline: 1,562,500 lines.
+    let line = "x".repeat(63);
+    let script = format!("yes {line} | head -c 100000000");
+    tokio::task::block_in_place(|| ctr_run(&id, &query, &script));
+    let output = Command::new("journalctl")
+        .args([&journal.arg(), "--no-pager", "-o", "cat"])
+        .arg(format!("--identifier=openfaas-fn:{id}"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    let (mut kept, mut lost) = (0u64, 0u64);
+    for l in text.lines() {
+        if l == line {
+            kept += 1;
+        } else {
+            let n = l
+                .strip_prefix("faas-logs collect: ")
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("an unexpected line {l:?}"));
+            lost += n;
+        }
+    }
+    assert_eq!(
+        kept + lost,
+        1_562_500,
+        "every line written or counted as lost ({kept} kept)"
+    );
+    assert!(kept > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collect_holds_lines_while_journald_is_down_and_writes_them_when_it_is_back() {
+    if !journal_tools("faas-logs collect and a journald restart") {
+        return;
+    }
+    let mut journal = Journal::start();
+    let id = unique("down");
+    let dir = std::env::temp_dir().join(unique("collect-fifos"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (out, err) = (dir.join("out"), dir.join("err"));
+    for fifo in [&out, &err] {
+        assert!(Command::new("mkfifo").arg(fifo).status().unwrap().success());
+    }
+    let mut collect = Command::new(env!("CARGO_BIN_EXE_faas-logs"))
+        .args([
+            "collect",
+            "--id",
+            &id,
+            "--namespace",
+            "openfaas-fn",
+            "--ready",
+            "/nonexistent",
+        ])
+        .arg(format!("--journal-socket={}", journal.socket().display()))
+        .arg(format!("--stdout={}", out.display()))
+        .arg(format!("--stderr={}", err.display()))
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let identifier = format!("openfaas-fn:{id}");
+    let mut stdout = std::fs::OpenOptions::new().write(true).open(&out).unwrap();
+    let stderr = std::fs::OpenOptions::new().write(true).open(&err).unwrap();
+    let write_lines = |file: &mut std::fs::File, from: usize| {
+        let lines: String = (from..from + 100).map(|n| format!("{n}\n")).collect();
+        std::io::Write::write_all(file, lines.as_bytes()).unwrap();
+    };
+    write_lines(&mut stdout, 0);
+    journal.wait_for_last(&identifier, "99");
+    journal.kill();
+    write_lines(&mut stdout, 100);
+    journal.restart();
+    write_lines(&mut stdout, 200);
+    drop(stdout);
+    drop(stderr);
+    let status = collect.wait().unwrap();
+    let mut said = String::new();
+    std::io::Read::read_to_string(collect.stderr.as_mut().unwrap(), &mut said).unwrap();
+    assert!(status.success(), "{said}");
+    assert!(said.contains("is not taking lines"), "{said}");
+    let addr = serve(journal.requester()).await;
+    let got = fetch(addr, &format!("name={id}")).await;
+    let expected: Vec<String> = (0..300).map(|n| n.to_string()).collect();
+    assert_eq!(texts_of(&got), expected);
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn collect_pushes_to_a_provider_when_asked() {
+    if !containerd("faas-logs collect --push") {
+        return;
+    }
+    let provider = Provider::start("memory", &["--listen", "127.0.0.1:0"]);
+    let id = unique("push");
+    let query = format!("&--push=http://{}/system/logs/push", provider.addr);
+    tokio::task::block_in_place(|| ctr_run(&id, &query, "echo one; echo two >&2; printf three"));
+    let got = fetch(provider.addr, &format!("name={id}")).await;
+    let mut lines: Vec<(&str, Option<OutputStream>)> =
+        got.iter().map(|m| (m.text.as_str(), m.stream)).collect();
+    lines.sort();
+    assert_eq!(
+        lines,
+        [
+            ("one", Some(OutputStream::Stdout)),
+            ("three", Some(OutputStream::Stdout)),
+            ("two", Some(OutputStream::Stderr)),
+        ]
+    );
+    assert!(got
+        .iter()
+        .all(|m| m.instance == *id && m.namespace == "openfaas-fn"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_containers_logging_to_journald_are_read_by_name_and_instance() {
+    if !system_journal("Docker's journald driver") {
+        return;
+    }
+    let up = Command::new("docker")
+        .args(["version", "--format", "{{.Server.Version}}"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !common::needs("Docker's journald driver", up, "no Docker engine answers") {
+        return;
+    }
+    crate::docker::ensure_image();
+    let name = unique("dj");
+    for replica in ["a", "b"] {
+        let status = Command::new("docker")
+            .args(["run", "--rm", "--network", "none", "--log-driver=journald"])
+            .arg(format!("--log-opt=tag=openfaas-fn:{name}"))
+            .arg(format!("--name={name}-{replica}"))
+            .args(["faas-logs-busybox:1", "sh", "-c"])
+            .arg(format!("echo out {replica}; echo err {replica} >&2"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+    let addr = serve(JournaldRequester::new()).await;
+    let start = Instant::now();
+    let got = loop {
+        let got = fetch(addr, &format!("name={name}")).await;
+        if got.len() >= 4 {
+            break got;
+        }
+        assert!(
+            start.elapsed() < BUDGET,
+            "Docker's lines did not come through: {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let mut seen: Vec<(String, String, Option<OutputStream>)> = got
+        .iter()
+        .map(|m| (m.instance.to_string(), m.text.clone(), m.stream))
+        .collect();
+    seen.sort();
+    let a = format!("{name}-a");
+    let b = format!("{name}-b");
+    assert_eq!(
+        seen,
+        [
+            (a.clone(), "err a".to_owned(), Some(OutputStream::Stderr)),
+            (a.clone(), "out a".to_owned(), Some(OutputStream::Stdout)),
+            (b.clone(), "err b".to_owned(), Some(OutputStream::Stderr)),
+            (b.clone(), "out b".to_owned(), Some(OutputStream::Stdout)),
+        ]
+    );
+    let only_b = fetch(addr, &format!("name={name}&instance={b}")).await;
+    assert_eq!(only_b.len(), 2);
+    assert!(only_b.iter().all(|m| m.instance == *b));
+}

@@ -49,12 +49,14 @@ pub(crate) struct Args {
     /// Longer lines are cut into pieces of this many bytes.
     #[arg(long, default_value_t = 1 << 20)]
     max_line: usize,
-    /// The most bytes of lines held while the journal or provider is slow or gone;
-    /// lines beyond are counted and reported.
-    #[arg(long, default_value_t = 64 << 20)]
+    /// The most bytes of lines held while the journal or provider is slow or gone
+    /// (each line counts 64 bytes more than its text); lines beyond are counted and
+    /// reported.
+    #[arg(long, default_value_t = 16 << 20)]
     buffer: usize,
-    /// After the container ends, how long to keep trying to write what is held.
-    #[arg(long, value_parser = humantime_secs, default_value = "10")]
+    /// After the container ends, how long to go on writing what is held; what is left
+    /// then is counted as lost (containerd kills the driver 12 s after the container).
+    #[arg(long, value_parser = humantime_secs, default_value = "9")]
     drain_timeout: Duration,
     /// Where the container's stdout is read (containerd's fd 3).
     #[arg(long, default_value = "/proc/self/fd/3", hide = true)]
@@ -199,10 +201,17 @@ struct Queue {
 #[derive(Default)]
 struct QueueState {
     lines: VecDeque<Line>,
+    /// What the lines take in memory, by [`cost`].
     bytes: usize,
     dropped: u64,
     /// Readers whose pipe has ended (two when the container is done).
     ended: usize,
+    ended_at: Option<Instant>,
+}
+
+/// What a line takes in the queue: its text and its bookkeeping.
+fn cost(line: &Line) -> usize {
+    line.text.len() + 64
 }
 
 impl Queue {
@@ -222,24 +231,29 @@ impl Queue {
 
     fn push(&self, line: Line) {
         let mut state = self.lock();
-        if state.bytes + line.text.len() > self.capacity && !state.lines.is_empty() {
+        if state.bytes + cost(&line) > self.capacity && !state.lines.is_empty() {
             state.dropped += 1;
             return;
         }
-        state.bytes += line.text.len();
+        state.bytes += cost(&line);
         state.lines.push_back(line);
         drop(state);
         self.ready.notify_one();
     }
 
     fn end(&self) {
-        self.lock().ended += 1;
+        let mut state = self.lock();
+        state.ended += 1;
+        if state.ended >= 2 {
+            state.ended_at = Some(Instant::now());
+        }
+        drop(state);
         self.ready.notify_one();
     }
 
-    /// Up to `max` lines and about `max_bytes` (at least one line), waiting for one;
-    /// `None` once both pipes ended and all is taken. Also the count of lines dropped
-    /// since the last call.
+    /// Up to `max` lines and about `max_bytes` of text (at least one line), waiting for
+    /// one; `None` once both pipes ended and all is taken. Also the count of lines
+    /// dropped since the last call.
     fn take(&self, max: usize, max_bytes: usize) -> Option<(Vec<Line>, u64)> {
         let mut state = self.lock();
         while state.lines.is_empty() && state.ended < 2 {
@@ -261,7 +275,7 @@ impl Queue {
             bytes += line.text.len();
         }
         let lines: Vec<Line> = state.lines.drain(..n).collect();
-        state.bytes -= lines.iter().map(|l| l.text.len()).sum::<usize>();
+        state.bytes -= lines.iter().map(cost).sum::<usize>();
         Some((lines, std::mem::take(&mut state.dropped)))
     }
 
@@ -270,13 +284,23 @@ impl Queue {
         let mut state = self.lock();
         state.dropped += dropped;
         for line in lines.into_iter().rev() {
-            state.bytes += line.text.len();
+            state.bytes += cost(&line);
             state.lines.push_front(line);
         }
     }
 
-    fn pipes_ended(&self) -> bool {
-        self.lock().ended >= 2
+    /// Whether the container ended more than `drain` ago.
+    fn past(&self, drain: Duration) -> bool {
+        self.lock().ended_at.is_some_and(|at| at.elapsed() > drain)
+    }
+
+    /// Empties the queue; how many lines (and dropped lines) it held.
+    fn take_all(&self) -> u64 {
+        let mut state = self.lock();
+        let n = state.lines.len() as u64 + std::mem::take(&mut state.dropped);
+        state.lines.clear();
+        state.bytes = 0;
+        n
     }
 }
 
@@ -340,88 +364,179 @@ fn dropped_notice(dropped: u64) -> String {
     format!("faas-logs collect: {dropped} lines of this container were lost: they came faster than they could be written, or while the log store was unreachable")
 }
 
-/// Writes the queue to journald until the pipes end and the queue is empty.
-fn write_journal(args: &Args, name: &str, queue: &Queue) -> Result<(), String> {
-    let mut journal = JournalWriter::new(&args.journal_socket);
-    let identifier = format!("{}:{name}", args.namespace);
-    let fields: [(&str, &[u8]); 2] = [
-        ("SYSLOG_IDENTIFIER", identifier.as_bytes()),
-        ("CONTAINER_ID", args.id.as_bytes()),
-    ];
+/// Where the lines go: the journal, or a provider's push endpoint.
+trait Sink {
+    /// Writes a batch (after a notice of `dropped` lines lost before it, when there
+    /// were); on an error, how many of the lines were written before it, and whether
+    /// the notice was.
+    fn write(&mut self, lines: &[Line], dropped: u64) -> Result<(), Unwritten>;
+    /// What the sink is, for messages.
+    fn describe(&self) -> String;
+}
+
+struct Unwritten {
+    written: usize,
+    noticed: bool,
+    error: String,
+}
+
+/// Writes the queue to `sink` until the pipes end and the queue is empty. A failed
+/// write is tried again, the lines waiting in the queue meanwhile; once the container
+/// has ended, what is not written within the drain timeout is counted as lost.
+fn drain(
+    args: &Args,
+    queue: &Queue,
+    sink: &mut dyn Sink,
+    batch: (usize, usize),
+) -> Result<(), String> {
     let mut failures = 0;
-    let mut failing_since: Option<Instant> = None;
-    while let Some((lines, dropped)) = queue.take(256, usize::MAX) {
-        let mut sent = 0;
-        let mut error = None;
-        let mut noticed = dropped == 0;
-        if !noticed {
-            match journal.send(
-                dropped_notice(dropped).as_bytes(),
-                Priority::Warning,
-                &fields,
-            ) {
-                Ok(()) => noticed = true,
-                Err(e) => error = Some(e),
+    loop {
+        if queue.past(args.drain_timeout) {
+            let lost = queue.take_all();
+            if lost == 0 {
+                return Ok(());
             }
-        }
-        if error.is_none() {
-            for line in &lines {
-                let priority = match line.stream {
-                    OutputStream::Stderr => Priority::Err,
-                    _ => Priority::Info,
-                };
-                if let Err(e) = journal.send(&line.text, priority, &fields) {
-                    error = Some(e);
-                    break;
-                }
-                sent += 1;
-            }
-        }
-        let Some(e) = error else {
-            failures = 0;
-            failing_since = None;
-            continue;
-        };
-        let unsent: Vec<Line> = lines.into_iter().skip(sent).collect();
-        let dropped = if noticed { 0 } else { dropped };
-        if failures == 0 {
-            eprintln!(
-                "faas-logs collect: journald at {} is not taking lines ({e}); holding them and trying again",
-                journal.path().display()
-            );
-        }
-        let since = *failing_since.get_or_insert_with(Instant::now);
-        if queue.pipes_ended() && since.elapsed() > args.drain_timeout {
-            let lost = unsent.len() as u64 + dropped + queue.take_all();
+            // One last try to say so; containerd kills the driver soon after.
+            let _ = sink.write(&[], lost);
             return Err(format!(
-                "the container ended and journald at {} did not take its last {lost} lines in {:?}: {e}",
-                journal.path().display(),
+                "the container ended and {} did not take its last {lost} lines within {:?}",
+                sink.describe(),
                 args.drain_timeout
             ));
         }
-        queue.put_back(unsent, dropped);
+        let Some((lines, dropped)) = queue.take(batch.0, batch.1) else {
+            return Ok(());
+        };
+        let Err(unwritten) = sink.write(&lines, dropped) else {
+            failures = 0;
+            continue;
+        };
+        if failures == 0 {
+            eprintln!(
+                "faas-logs collect: {} is not taking lines ({}); holding them and trying again",
+                sink.describe(),
+                unwritten.error
+            );
+        }
+        let dropped = if unwritten.noticed { 0 } else { dropped };
+        queue.put_back(lines.into_iter().skip(unwritten.written).collect(), dropped);
         std::thread::sleep(backoff(failures));
         failures += 1;
     }
-    Ok(())
 }
 
-impl Queue {
-    /// Empties the queue; how many lines (and dropped lines) it held.
-    fn take_all(&self) -> u64 {
-        let mut state = self.lock();
-        let n = state.lines.len() as u64 + std::mem::take(&mut state.dropped);
-        state.lines.clear();
-        state.bytes = 0;
-        n
+/// journald over its native protocol.
+struct Journal {
+    writer: JournalWriter,
+    identifier: String,
+    id: String,
+}
+
+impl Sink for Journal {
+    fn write(&mut self, lines: &[Line], dropped: u64) -> Result<(), Unwritten> {
+        let fields: [(&str, &[u8]); 2] = [
+            ("SYSLOG_IDENTIFIER", self.identifier.as_bytes()),
+            ("CONTAINER_ID", self.id.as_bytes()),
+        ];
+        let failed = |written, noticed, e: io::Error| Unwritten {
+            written,
+            noticed,
+            error: e.to_string(),
+        };
+        if dropped > 0 {
+            let notice = dropped_notice(dropped);
+            self.writer
+                .send(notice.as_bytes(), Priority::Warning, &fields)
+                .map_err(|e| failed(0, false, e))?;
+        }
+        for (written, line) in lines.iter().enumerate() {
+            let priority = match line.stream {
+                OutputStream::Stderr => Priority::Err,
+                _ => Priority::Info,
+            };
+            self.writer
+                .send(&line.text, priority, &fields)
+                .map_err(|e| failed(written, true, e))?;
+        }
+        Ok(())
     }
+
+    fn describe(&self) -> String {
+        format!("journald at {}", self.writer.path().display())
+    }
+}
+
+fn write_journal(args: &Args, name: &str, queue: &Queue) -> Result<(), String> {
+    let mut journal = Journal {
+        writer: JournalWriter::new(&args.journal_socket),
+        identifier: format!("{}:{name}", args.namespace),
+        id: args.id.clone(),
+    };
+    drain(args, queue, &mut journal, (256, usize::MAX))
 }
 
 /// The text of one push, at most (a single longer line goes alone).
 const PUSH_BYTES: usize = 4 << 20;
 
-/// Writes the queue to a provider's push endpoint in batches, each sent again with the
-/// same `Idempotency-Key` until the provider takes it.
+type HttpClient = hyper_util::client::legacy::Client<
+    hyper_util::client::legacy::connect::HttpConnector,
+    http_body_util::Full<bytes::Bytes>,
+>;
+
+/// A provider's push endpoint: each batch is sent with an `Idempotency-Key`, and sent
+/// again with the same key until the provider takes it, so it is stored once.
+struct Pusher<'a> {
+    args: &'a Args,
+    name: &'a str,
+    url: &'a str,
+    uri: hyper::Uri,
+    runtime: tokio::runtime::Runtime,
+    client: HttpClient,
+    started: i64,
+    batches: u64,
+    /// The key of the batch being sent, kept while it fails.
+    pending: Option<String>,
+}
+
+impl Sink for Pusher<'_> {
+    fn write(&mut self, lines: &[Line], dropped: u64) -> Result<(), Unwritten> {
+        let key = self.pending.take().unwrap_or_else(|| {
+            self.batches += 1;
+            let args = self.args;
+            format!(
+                "collect-{}-{}-{}-{}",
+                args.namespace, args.id, self.started, self.batches
+            )
+        });
+        let body = push_body(self.args, self.name, lines, dropped);
+        match self
+            .runtime
+            .block_on(push(&self.client, &self.uri, &key, body))
+        {
+            Ok(()) => Ok(()),
+            Err(Push::Refused(e)) => {
+                eprintln!(
+                    "faas-logs collect: the provider refused {} lines: {e}",
+                    lines.len()
+                );
+                Ok(())
+            }
+            Err(Push::Retry(error)) => {
+                self.pending = Some(key);
+                Err(Unwritten {
+                    written: 0,
+                    noticed: false,
+                    error,
+                })
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("the provider at {}", self.url)
+    }
+}
+
 fn write_pushes(args: &Args, name: &str, url: &str, queue: &Queue) -> Result<(), String> {
     let uri: hyper::Uri = url
         .parse()
@@ -432,46 +547,18 @@ fn write_pushes(args: &Args, name: &str, url: &str, queue: &Queue) -> Result<(),
         .map_err(|e| format!("cannot start: {e}"))?;
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build_http::<http_body_util::Full<bytes::Bytes>>();
-    let started = Utc::now().timestamp_nanos_opt().unwrap_or_default();
-    let mut batch_number = 0u64;
-    while let Some((lines, dropped)) = queue.take(1000, PUSH_BYTES) {
-        batch_number += 1;
-        let key = format!(
-            "collect-{}-{}-{started}-{batch_number}",
-            args.namespace, args.id
-        );
-        let body = push_body(args, name, &lines, dropped);
-        let mut failures = 0;
-        let mut failing_since: Option<Instant> = None;
-        loop {
-            let answer = runtime.block_on(push(&client, &uri, &key, body.clone()));
-            let e = match answer {
-                Ok(()) => break,
-                Err(Push::Refused(e)) => {
-                    eprintln!(
-                        "faas-logs collect: the provider refused {} lines: {e}",
-                        lines.len()
-                    );
-                    break;
-                }
-                Err(Push::Retry(e)) => e,
-            };
-            if failures == 0 {
-                eprintln!("faas-logs collect: the provider at {url} is not taking lines ({e}); holding them and trying again");
-            }
-            let since = *failing_since.get_or_insert_with(Instant::now);
-            if queue.pipes_ended() && since.elapsed() > args.drain_timeout {
-                let lost = lines.len() as u64 + dropped + queue.take_all();
-                return Err(format!(
-                    "the container ended and the provider at {url} did not take its last {lost} lines in {:?}: {e}",
-                    args.drain_timeout
-                ));
-            }
-            std::thread::sleep(backoff(failures));
-            failures += 1;
-        }
-    }
-    Ok(())
+    let mut pusher = Pusher {
+        args,
+        name,
+        url,
+        uri,
+        runtime,
+        client,
+        started: Utc::now().timestamp_nanos_opt().unwrap_or_default(),
+        batches: 0,
+        pending: None,
+    };
+    drain(args, queue, &mut pusher, (1000, PUSH_BYTES))
 }
 
 /// The batch as NDJSON messages, the notice of dropped lines first.
@@ -507,10 +594,7 @@ enum Push {
 }
 
 async fn push(
-    client: &hyper_util::client::legacy::Client<
-        hyper_util::client::legacy::connect::HttpConnector,
-        http_body_util::Full<bytes::Bytes>,
-    >,
+    client: &HttpClient,
     uri: &hyper::Uri,
     key: &str,
     body: bytes::Bytes,
@@ -521,9 +605,9 @@ async fn push(
         .header("idempotency-key", key)
         .body(http_body_util::Full::new(body))
         .map_err(|e| Push::Refused(e.to_string()))?;
-    let response = tokio::time::timeout(Duration::from_secs(30), client.request(request))
+    let response = tokio::time::timeout(Duration::from_secs(5), client.request(request))
         .await
-        .map_err(|_| Push::Retry("no answer in 30 s".into()))?
+        .map_err(|_| Push::Retry("no answer in 5 s".into()))?
         .map_err(|e| Push::Retry(faas_logs::Error::describe(&e)))?;
     let status = response.status();
     let text = response
