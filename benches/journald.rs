@@ -179,9 +179,15 @@ fn reading(journal: &Journal) {
     let addr = runtime.block_on(common::serve(handler));
     let ours = |query: &str, expected: usize| {
         let started = Instant::now();
-        let mut lines = 0;
+        // Messages end in `}\n`, which neither the headers nor the chunks' framing hold.
+        let (mut lines, mut last) = (0, 0u8);
         common::read_all(addr, &format!("/system/logs?{query}"), |bytes| {
-            lines += bytes.iter().filter(|&&b| b == b'\n').count();
+            let mut previous = last;
+            for &b in bytes {
+                lines += usize::from(previous == b'}' && b == b'\n');
+                previous = b;
+            }
+            last = previous;
         });
         assert_eq!(lines, expected);
         started.elapsed()
@@ -221,7 +227,7 @@ fn reading(journal: &Journal) {
         alone_flags.as_secs_f64() / ours_dump.as_secs_f64(),
     );
     println!(
-        "journald tail=100 of {FUNCTION_LINES} in {JOURNAL_LINES}, median of {ROUNDS}: LogHandler {ours_tail:.3?}; journalctl --lines=100 alone {tail_alone:.3?} (three journalctl runs for ours: none here, history with --lines=100; 100 entries read)",
+        "journald tail=100 of {FUNCTION_LINES} in {JOURNAL_LINES}, median of {ROUNDS}: LogHandler {ours_tail:.3?} (one journalctl run, history with --lines=100, which reads the newest 100 entries of the function's field index, not its 100,000); journalctl --lines=100 alone {tail_alone:.3?}",
     );
 }
 
