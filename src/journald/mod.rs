@@ -9,7 +9,7 @@
 //! |---|---|---|
 //! | no `since` | the last five minutes | the whole history |
 //! | `tail=N` | `--lines=N` | the newest N across every instance, after `since` |
-//! | history to live | one `--follow` | history, then `--follow --after-cursor` the last entry read: none lost or repeated |
+//! | history to live | one `--follow` | history, then the function's shared `--follow` from after the last entry read: none lost or repeated |
 //! | `MESSAGE` that is not UTF-8 | dropped (journald prints it as bytes) | decoded, invalid bytes replaced |
 //! | priority 0 to 3 | not shown | `stream: stderr` |
 //! | lines over 4 KiB | `null` (no `--all`) | whole |
@@ -17,7 +17,10 @@
 //! | the follow's `journalctl` dies | the stream ends as if finished | the stream is aborted, so the client sees it broken |
 //!
 //! Every `journalctl` it starts is killed and waited for when the response ends, however
-//! it ends: none outlives a request and none is left a zombie.
+//! it ends: none outlives a request and none is left a zombie. The followers of one
+//! function share one `journalctl --follow` (each would take one of the 128 inotify
+//! instances Linux allows a user by default); a follower that falls 16,384 lines behind
+//! the others follows on its own from its last line, so it loses nothing either.
 //!
 //! ```no_run
 //! use std::time::Duration;
@@ -29,11 +32,14 @@
 //! ```
 
 mod entry;
+mod hub;
 mod journalctl;
 mod native;
 
+use std::cmp::Ordering;
 use std::ffi::OsString;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use futures_util::FutureExt;
@@ -42,6 +48,7 @@ use tokio::sync::mpsc;
 pub use entry::{EntryError, JournalEntry, JournalFields};
 pub use native::{JournalWriter, Priority, JOURNAL_SOCKET};
 
+use hub::{cursor_order, Hubs, Item, Subscription};
 use journalctl::{Journalctl, Line, Run};
 
 use crate::requester::{Capabilities, FunctionName};
@@ -52,11 +59,22 @@ use crate::{Error, Event, LogStream, Request, Requester, SharedStr};
 /// A function's lines are the entries whose [`JournalFields::function`] field
 /// (`SYSLOG_IDENTIFIER` by default) is `<namespace>:<name>`, as faasd writes them. See
 /// the [module](self) for what it guarantees beyond faasd's endpoint.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct JournaldRequester {
     journalctl: Journalctl,
     fields: JournalFields,
     default_namespace: String,
+    hubs: Arc<Hubs>,
+}
+
+impl std::fmt::Debug for JournaldRequester {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JournaldRequester")
+            .field("journalctl", &self.journalctl)
+            .field("fields", &self.fields)
+            .field("default_namespace", &self.default_namespace)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for JournaldRequester {
@@ -77,6 +95,7 @@ impl JournaldRequester {
             },
             fields: JournalFields::default(),
             default_namespace: "openfaas-fn".to_owned(),
+            hubs: Arc::default(),
         }
     }
 
@@ -154,6 +173,8 @@ impl Requester for JournaldRequester {
             "--all".into(),
             format!("--output-fields={}", self.fields.output_fields()).into(),
         ];
+        let mut function_only = common.clone();
+        function_only.extend(self.matches(&identifier, None));
         common.extend(self.matches(&identifier, instance.as_deref()));
         let (tx, mut rx) = mpsc::channel(1024);
         let read = Read {
@@ -168,6 +189,9 @@ impl Requester for JournaldRequester {
             follow: request.follow,
             last_time: None,
             others: 0,
+            hubs: Arc::clone(&self.hubs),
+            identifier,
+            function_only,
             tx,
         };
         tokio::spawn(read.run());
@@ -238,7 +262,22 @@ struct Read {
     last_time: Option<DateTime<Utc>>,
     /// Entries of other instances the matches gave, left out.
     others: usize,
+    /// Where followers share one `journalctl --follow` per function.
+    hubs: Arc<Hubs>,
+    identifier: String,
+    /// The output format and the function's match, without the instance's.
+    function_only: Vec<OsString>,
     tx: mpsc::Sender<Result<Event, Error>>,
+}
+
+/// Where a follow of its own starts.
+enum Start {
+    /// After this entry, one of the function's.
+    After(String),
+    /// At this entry, which is not one of the function's (or is older than `since`).
+    From(String),
+    /// At the journal's beginning (it was empty).
+    Beginning,
 }
 
 /// How one run's output ended.
@@ -267,30 +306,115 @@ impl Read {
     }
 
     async fn read(&mut self) -> Result<(), Error> {
-        // Where live lines start when history has none: after the journal's newest entry
-        // now, taken before history is read so that nothing falls between the two.
-        let journal_end = if self.follow {
-            self.journalctl.newest_cursor(&["--lines=0".into()]).await?
+        // A follower joins the function's hub before history is read, so that what the
+        // hub hands out from then on and what history holds overlap: nothing falls
+        // between the two, and the overlap is skipped by cursor.
+        let subscription = if self.follow {
+            let hubs = Arc::clone(&self.hubs);
+            Some(
+                hubs.join(
+                    &self.journalctl,
+                    &self.fields,
+                    &self.identifier,
+                    &self.function_only,
+                )
+                .await?,
+            )
         } else {
             None
         };
         let Some(history_cursor) = self.history().await? else {
             return Ok(());
         };
-        if self.tx.send(Ok(Event::HistoryEnd)).await.is_err() || !self.follow {
+        if self.tx.send(Ok(Event::HistoryEnd)).await.is_err() {
             return Ok(());
         }
+        match subscription {
+            Some(subscription) => self.follow_shared(subscription, history_cursor).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Live lines from the hub: those after history's last line.
+    async fn follow_shared(
+        &mut self,
+        mut subscription: Subscription,
+        history_cursor: Option<String>,
+    ) -> Result<(), Error> {
+        // The hub hands out what comes after its position when this follower joined.
+        // History ended at `history_cursor`: when that is past the position, the hub
+        // hands out the lines between again, and they are skipped.
+        let mut skip_until = match (&history_cursor, &subscription.position) {
+            (None, _) => None,
+            (Some(last), Some(position)) => match cursor_order(last, position) {
+                Some(Ordering::Less | Ordering::Equal) => None,
+                Some(Ordering::Greater) => Some(last.clone()),
+                // Another journal's cursor: follow alone, exactly after history.
+                None => return self.follow_alone(Start::After(last.clone())).await,
+            },
+            (Some(last), None) => Some(last.clone()),
+        };
+        let mut last = history_cursor;
+        loop {
+            let item = tokio::select! {
+                biased;
+                () = self.tx.closed() => return Ok(()),
+                item = subscription.items.recv() => item,
+            };
+            let event = match item {
+                Ok(Item::Entry(entry)) => {
+                    if let Some(until) = &skip_until {
+                        match cursor_order(&entry.cursor, until) {
+                            Some(Ordering::Less) => continue,
+                            Some(Ordering::Equal) => {
+                                skip_until = None;
+                                continue;
+                            }
+                            _ => skip_until = None,
+                        }
+                    }
+                    last = Some(entry.cursor.clone());
+                    match self.event(JournalEntry::clone(&entry)) {
+                        Some(event) => event,
+                        None => continue,
+                    }
+                }
+                Ok(Item::Unreadable) => self.gap(),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                    // Too far behind the others: on its own from its last line.
+                    let start = match last {
+                        Some(cursor) => Start::After(cursor),
+                        None => subscription
+                            .position
+                            .clone()
+                            .map_or(Start::Beginning, Start::From),
+                    };
+                    drop(subscription);
+                    return self.follow_alone(start).await;
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                    return Err(subscription.hub.failure());
+                }
+            };
+            if self.tx.send(Ok(event)).await.is_err() {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Live lines from a `journalctl --follow` of this follower's own.
+    async fn follow_alone(&mut self, start: Start) -> Result<(), Error> {
         let mut args = self.common.clone();
         args.extend(["--follow".into(), "--no-tail".into()]);
-        match (history_cursor, journal_end) {
-            // The last line read: live lines are those after it.
-            (Some(cursor), _) => args.push(format!("--after-cursor={cursor}").into()),
-            // Another function's entry (history had none of this one's): live lines
-            // start there. `--after-cursor` would be wrong: journalctl skips one entry
-            // past the cursor's, and when that entry does not match, it skips the
-            // function's first line instead.
-            (None, Some(end)) => args.push(format!("--cursor={end}").into()),
-            (None, None) => args.extend(self.since_arg()),
+        match start {
+            // The last line read (one of this function's): live lines are after it.
+            Start::After(cursor) => args.push(format!("--after-cursor={cursor}").into()),
+            // Possibly another function's entry: live lines start there.
+            // `--after-cursor` would be wrong: journalctl skips one entry past the
+            // cursor's, and when that entry does not match, it skips the function's
+            // first line instead.
+            Start::From(cursor) => args.push(format!("--cursor={cursor}").into()),
+            Start::Beginning => args.extend(self.since_arg()),
         }
         let mut run = self.journalctl.start(&args, "follow")?;
         match self.pump(&mut run, None).await {

@@ -902,3 +902,105 @@ async fn docker_containers_logging_to_journald_are_read_by_name_and_instance() {
     assert_eq!(only_b.len(), 2);
     assert!(only_b.iter().all(|m| m.instance == *b));
 }
+
+/// The `journalctl --follow` processes reading namespace `namespace`.
+fn followers(namespace: &str) -> usize {
+    journalctls(namespace)
+        .into_iter()
+        .filter(|pid| {
+            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            String::from_utf8_lossy(&cmdline).contains("--follow")
+        })
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_followers_share_one_journalctl_and_each_gets_every_line_once() {
+    if !journal_tools("journald many followers") {
+        return;
+    }
+    let journal = Journal::start();
+    let name = unique("many");
+    let identifier = format!("openfaas-fn:{name}");
+    let mut writer = journal.writer();
+    write(&mut writer, &identifier, "a", "history");
+    journal.wait_for_last(&identifier, "history");
+    let addr = serve(journal.requester()).await;
+    // More followers than Linux's default 128 inotify instances a user may hold: one
+    // journalctl each would refuse some.
+    let mut streams = Vec::new();
+    for _ in 0..200 {
+        let (response, mut lines) =
+            get(addr, &format!("/system/logs?name={name}&follow=true")).await;
+        assert_eq!(response.status(), 200);
+        assert_eq!(lines.next_message().await.text, "history");
+        streams.push(lines);
+    }
+    assert_eq!(
+        followers(&journal.namespace),
+        1,
+        "one journalctl follows for all"
+    );
+    let writers: Vec<_> = (0..2)
+        .map(|w| {
+            let mut writer = journal.writer();
+            let identifier = identifier.clone();
+            std::thread::spawn(move || {
+                for n in 0..150 {
+                    write(&mut writer, &identifier, "a", &format!("w{w} {n}"));
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    let expected = |w: usize| -> Vec<String> { (0..150).map(|n| format!("w{w} {n}")).collect() };
+    for lines in &mut streams {
+        let mut got: [Vec<String>; 2] = Default::default();
+        for _ in 0..300 {
+            let text = lines.next_message().await.text;
+            let w = usize::from(text.starts_with("w1"));
+            got[w].push(text);
+        }
+        assert_eq!(got, [expected(0), expected(1)]);
+    }
+    drop(streams);
+    wait_until("the shared journalctl to end with its followers", || {
+        journalctls(&journal.namespace).is_empty() && zombie_journalctls() == 0
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_follower_left_behind_by_the_others_still_gets_every_line_once() {
+    if !journal_tools("journald stalled follower") {
+        return;
+    }
+    let journal = Journal::start();
+    let name = unique("stall");
+    let identifier = format!("openfaas-fn:{name}");
+    let addr = serve(journal.requester()).await;
+    let (response, mut stalled) = get(addr, &format!("/system/logs?name={name}&follow=true")).await;
+    assert_eq!(response.status(), 200);
+    let (_, mut reading) = get(addr, &format!("/system/logs?name={name}&follow=true")).await;
+    // Far more than the hub keeps for a follower that does not read.
+    let total = 60_000;
+    let mut writer = journal.writer();
+    for n in 0..total {
+        write(&mut writer, &identifier, "a", &format!("{n}"));
+    }
+    for n in 0..total {
+        assert_eq!(reading.next_message().await.text, n.to_string());
+    }
+    for n in 0..total {
+        assert_eq!(stalled.next_message().await.text, n.to_string());
+    }
+    assert_eq!(
+        followers(&journal.namespace),
+        2,
+        "the stalled follower was left behind and follows on its own"
+    );
+    write(&mut writer, &identifier, "a", "after");
+    assert_eq!(stalled.next_message().await.text, "after");
+    assert_eq!(reading.next_message().await.text, "after");
+}
