@@ -280,6 +280,12 @@ async fn a_follow_opened_while_three_writers_write_gets_each_line_once() {
     let journal = Journal::start();
     let name = unique("follow");
     let identifier = format!("openfaas-fn:{name}");
+    // A history of 100,000 lines under the tail the follow asks for.
+    let mut filler = journal.writer();
+    for n in 0..100_000 {
+        write(&mut filler, &identifier, "old", &format!("old {n}"));
+    }
+    journal.wait_for_last(&identifier, "old 99999");
     let stop = Arc::new(AtomicBool::new(false));
     let written = Arc::new(AtomicUsize::new(0));
     let writers: Vec<_> = (0..3)
@@ -329,6 +335,15 @@ async fn a_follow_opened_while_three_writers_write_gets_each_line_once() {
             stop.store(true, Ordering::SeqCst);
         }
         let (writer, rest) = m.text.split_once(' ').unwrap();
+        if writer == "old" {
+            // Only the tail's five can be history's, and only before any writer's line.
+            assert!(
+                seen.is_empty() && rest.parse::<usize>().unwrap() >= 99_995,
+                "{}",
+                m.text
+            );
+            continue;
+        }
         match rest.strip_prefix("last ") {
             Some(n) => {
                 lasts.insert(writer.to_owned(), n.parse::<usize>().unwrap());
