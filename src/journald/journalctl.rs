@@ -91,10 +91,14 @@ impl Journalctl {
         let mut run = self.start(&args, "the journal's end")?;
         let mut cursor = None;
         loop {
-            match run.next_line().await? {
-                Line::Cursor(c) => cursor = Some(c.to_owned()),
-                Line::End => break,
-                Line::Entry(_) | Line::TooLong => {}
+            match run.next_line().await {
+                Ok(Line::Cursor(c)) => cursor = Some(c.to_owned()),
+                Ok(Line::End) => break,
+                Ok(Line::Entry(_) | Line::TooLong) => {}
+                Err(e) => {
+                    run.kill().await;
+                    return Err(e);
+                }
             }
         }
         run.finish().await?;

@@ -310,16 +310,13 @@ impl Read {
         // hub hands out from then on and what history holds overlap: nothing falls
         // between the two, and the overlap is skipped by cursor.
         let subscription = if self.follow {
-            let hubs = Arc::clone(&self.hubs);
-            Some(
-                hubs.join(
-                    &self.journalctl,
-                    &self.fields,
-                    &self.identifier,
-                    &self.function_only,
-                )
-                .await?,
-            )
+            let join = self.hubs.join(
+                &self.journalctl,
+                &self.fields,
+                &self.identifier,
+                &self.function_only,
+            );
+            Some(join.await?)
         } else {
             None
         };
