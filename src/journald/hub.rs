@@ -30,7 +30,7 @@ pub(crate) enum Item {
 /// The hubs of one requester, by function identifier.
 #[derive(Default)]
 pub(crate) struct Hubs {
-    hubs: tokio::sync::Mutex<HashMap<String, Weak<Hub>>>,
+    hubs: Mutex<HashMap<String, Weak<Hub>>>,
 }
 
 /// A running `journalctl --follow` of one function.
@@ -88,9 +88,7 @@ impl Hub {
 }
 
 impl Hubs {
-    /// Joins the hub of `identifier`, starting one when there is none: `journalctl` with
-    /// `args` (the output format and the function's match) and `--follow`, from the
-    /// journal's newest entry.
+    /// Joins the hub of `identifier`, starting one ([`Hub::start`]) when there is none.
     pub(crate) async fn join(
         &self,
         journalctl: &Journalctl,
@@ -98,15 +96,40 @@ impl Hubs {
         identifier: &str,
         args: &[OsString],
     ) -> Result<Subscription, Error> {
-        let mut hubs = self.hubs.lock().await;
-        if let Some(subscription) = hubs
-            .get(identifier)
-            .and_then(Weak::upgrade)
-            .and_then(|hub| hub.subscribe())
-        {
+        if let Some(subscription) = self.running(identifier) {
+            return Ok(subscription);
+        }
+        // Started without the map locked, so that first followers of other functions
+        // do not wait for this one's `journalctl`.
+        let hub = Hub::start(journalctl, fields, args).await?;
+        let mut hubs = self.hubs.lock().unwrap_or_else(PoisonError::into_inner);
+        let running = hubs.get(identifier).and_then(Weak::upgrade);
+        if let Some(subscription) = running.and_then(|hub| hub.subscribe()) {
+            // Another follower started one meanwhile; this one stops as it is dropped.
             return Ok(subscription);
         }
         hubs.retain(|_, hub| hub.strong_count() > 0);
+        hubs.insert(identifier.to_owned(), Arc::downgrade(&hub));
+        Ok(hub.subscribe().expect("a new hub is running"))
+    }
+
+    /// A place at the running hub of `identifier`, if there is one.
+    fn running(&self, identifier: &str) -> Option<Subscription> {
+        let hubs = self.hubs.lock().unwrap_or_else(PoisonError::into_inner);
+        hubs.get(identifier)
+            .and_then(Weak::upgrade)
+            .and_then(|hub| hub.subscribe())
+    }
+}
+
+impl Hub {
+    /// `journalctl` with `args` (the output format and the function's match) and
+    /// `--follow`, from the journal's newest entry, read by a task of its own.
+    async fn start(
+        journalctl: &Journalctl,
+        fields: &JournalFields,
+        args: &[OsString],
+    ) -> Result<Arc<Hub>, Error> {
         let start = journalctl.newest_cursor(&["--lines=0".into()]).await?;
         let mut args = args.to_vec();
         args.extend(["--follow".into(), "--no-tail".into()]);
@@ -135,9 +158,7 @@ impl Hubs {
             skip: start,
         };
         tokio::spawn(reader.run());
-        let subscription = hub.subscribe().expect("a new hub is running");
-        hubs.insert(identifier.to_owned(), Arc::downgrade(&hub));
-        Ok(subscription)
+        Ok(hub)
     }
 }
 

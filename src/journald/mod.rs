@@ -433,55 +433,42 @@ impl Read {
         // journalctl's `--since` with `--lines` gives the oldest N after `since`: with a
         // tail, the newest N are asked for and `since` is applied here.
         let limited = self.tail.filter(|&n| n > 0);
-        if let Some(tail) = limited {
-            if self.exact_instance.is_some() {
-                // The matches may give lines of other instances, which would leave fewer
-                // than N: read the newest N, and everything if some were not its own.
-                self.others = 0;
-                let mut kept = Vec::new();
-                let (ended, run) = self.history_run(Some(tail), Some(&mut kept)).await?;
-                match ended {
-                    Ended::Closed => {
-                        run.kill().await;
+        if let (Some(tail), Some(_)) = (limited, &self.exact_instance) {
+            // The matches may give lines of other instances, which would leave fewer
+            // than N: read the newest N, and everything if some were not its own.
+            self.others = 0;
+            let mut kept = Vec::new();
+            let Some((cursor, entries)) = self.history_run(Some(tail), Some(&mut kept)).await?
+            else {
+                return Ok(None);
+            };
+            if entries < tail || self.others == 0 {
+                for event in kept {
+                    if self.tx.send(Ok(event)).await.is_err() {
                         return Ok(None);
                     }
-                    Ended::Output { cursor, entries } => {
-                        run.finish().await?;
-                        if entries < tail || self.others == 0 {
-                            for event in kept {
-                                if self.tx.send(Ok(event)).await.is_err() {
-                                    return Ok(None);
-                                }
-                            }
-                            return Ok(Some(cursor));
-                        }
-                    }
                 }
-                return self.history_all(None).await;
+                return Ok(Some(cursor));
             }
+            return Ok(self
+                .history_run(None, None)
+                .await?
+                .map(|(cursor, _)| cursor));
         }
-        self.history_all(limited).await
+        Ok(self
+            .history_run(limited, None)
+            .await?
+            .map(|(cursor, _)| cursor))
     }
 
-    async fn history_all(&mut self, lines: Option<usize>) -> Result<Option<Option<String>>, Error> {
-        let (ended, run) = self.history_run(lines, None).await?;
-        match ended {
-            Ended::Closed => {
-                run.kill().await;
-                Ok(None)
-            }
-            Ended::Output { cursor, .. } => {
-                run.finish().await?;
-                Ok(Some(cursor))
-            }
-        }
-    }
-
+    /// One history run of `journalctl`, the newest `lines` or everything since `since`,
+    /// sent (or kept in `keep`); `None` when the response went away, else the last
+    /// entry's cursor and how many entries it printed.
     async fn history_run(
         &mut self,
         lines: Option<usize>,
         keep: Option<&mut Vec<Event>>,
-    ) -> Result<(Ended, Run), Error> {
+    ) -> Result<Option<(Option<String>, usize)>, Error> {
         let mut args = self.common.clone();
         args.push("--show-cursor".into());
         match lines {
@@ -490,7 +477,14 @@ impl Read {
         }
         let mut run = self.journalctl.start(&args, "history")?;
         match self.pump(&mut run, keep).await {
-            Ok(ended) => Ok((ended, run)),
+            Ok(Ended::Closed) => {
+                run.kill().await;
+                Ok(None)
+            }
+            Ok(Ended::Output { cursor, entries }) => {
+                run.finish().await?;
+                Ok(Some((cursor, entries)))
+            }
             Err(e) => {
                 run.kill().await;
                 Err(e)

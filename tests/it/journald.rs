@@ -193,6 +193,23 @@ async fn fetch(addr: std::net::SocketAddr, query: &str) -> Vec<Message> {
     lines.messages().await
 }
 
+/// Fetches `query` until it answers at least `n` lines (lines written to the system
+/// journal by another program arrive when journald has read them), within [`BUDGET`].
+async fn fetch_at_least(addr: std::net::SocketAddr, query: &str, n: usize) -> Vec<Message> {
+    let start = Instant::now();
+    loop {
+        let got = fetch(addr, query).await;
+        if got.len() >= n {
+            return got;
+        }
+        assert!(
+            start.elapsed() < BUDGET,
+            "{n} lines did not come through: {got:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 fn texts_of(messages: &[Message]) -> Vec<&str> {
     messages.iter().map(|m| m.text.as_str()).collect()
 }
@@ -427,20 +444,29 @@ async fn a_follow_whose_journalctl_dies_is_aborted_not_ended() {
     assert!(end.is_err(), "the body breaks off: {end:?}");
 }
 
-/// The pids of the `journalctl` processes reading namespace `namespace`.
-fn journalctls(namespace: &str) -> Vec<u32> {
-    let mut pids = Vec::new();
+/// The pids and command lines of the `journalctl` processes reading namespace
+/// `namespace`.
+fn journalctl_commands(namespace: &str) -> Vec<(u32, String)> {
+    let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
         let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
-        let cmdline = String::from_utf8_lossy(&cmdline);
+        let cmdline = String::from_utf8_lossy(&cmdline).into_owned();
         if cmdline.contains("journalctl") && cmdline.contains(&format!("--namespace={namespace}")) {
-            pids.push(pid);
+            found.push((pid, cmdline));
         }
     }
-    pids
+    found
+}
+
+/// The pids of the `journalctl` processes reading namespace `namespace`.
+fn journalctls(namespace: &str) -> Vec<u32> {
+    journalctl_commands(namespace)
+        .into_iter()
+        .map(|(pid, _)| pid)
+        .collect()
 }
 
 /// `journalctl` children of this process that died and were not waited for.
@@ -571,18 +597,7 @@ async fn faasd_identifiers_priorities_bytes_and_a_line_of_1_mib() {
         )
         .unwrap();
     let addr = serve(JournaldRequester::new()).await;
-    let start = Instant::now();
-    let got = loop {
-        let got = fetch(addr, &format!("name={name}")).await;
-        if got.len() >= 8 {
-            break got;
-        }
-        assert!(
-            start.elapsed() < BUDGET,
-            "the lines did not come through: {got:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let got = fetch_at_least(addr, &format!("name={name}"), 8).await;
     let streams: Vec<(&str, Option<OutputStream>)> =
         got.iter().map(|m| (m.text.as_str(), m.stream)).collect();
     assert_eq!(
@@ -885,18 +900,7 @@ async fn docker_containers_logging_to_journald_are_read_by_name_and_instance() {
         assert!(status.success());
     }
     let addr = serve(JournaldRequester::new()).await;
-    let start = Instant::now();
-    let got = loop {
-        let got = fetch(addr, &format!("name={name}")).await;
-        if got.len() >= 4 {
-            break got;
-        }
-        assert!(
-            start.elapsed() < BUDGET,
-            "Docker's lines did not come through: {got:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let got = fetch_at_least(addr, &format!("name={name}"), 4).await;
     let mut seen: Vec<(String, String, Option<OutputStream>)> = got
         .iter()
         .map(|m| (m.instance.to_string(), m.text.clone(), m.stream))
@@ -920,12 +924,9 @@ async fn docker_containers_logging_to_journald_are_read_by_name_and_instance() {
 
 /// The `journalctl --follow` processes reading namespace `namespace`.
 fn followers(namespace: &str) -> usize {
-    journalctls(namespace)
-        .into_iter()
-        .filter(|pid| {
-            let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            String::from_utf8_lossy(&cmdline).contains("--follow")
-        })
+    journalctl_commands(namespace)
+        .iter()
+        .filter(|(_, cmdline)| cmdline.contains("--follow"))
         .count()
 }
 
