@@ -8,7 +8,7 @@ import sys
 
 # What the README and Cargo.toml state: the feature, and the oldest Rust it builds with.
 STATED = {"": "1.85", "docker": "1.85", "disk": "1.85", "journald": "1.85", "serve": "1.85",
-          "client": "1.88", "openwhisk": "1.88", "nats": "1.89", "cli": "1.89"}
+          "client": "1.88", "openwhisk": "1.88", "nats": "1.89", "kubernetes": "1.89", "cli": "1.89"}
 
 
 def version(text):

@@ -47,6 +47,7 @@
 //! | [`codec`] | the bytes: Go's exact NDJSON encoder and a decoder, line framing, timestamps |
 //! | [`docker`] (feature `docker`) | [`DockerRequester`], for functions that run as Docker containers, and decoders of Docker's log streams |
 //! | [`journald`] (feature `journald`) | [`JournaldRequester`](journald::JournaldRequester), for functions whose logs are in the systemd journal (faasd, `faas-logs collect`, Docker's `journald` driver); journald's native protocol |
+//! | [`kubernetes`] (feature `kubernetes`) | [`KubernetesRequester`](kubernetes::KubernetesRequester), for functions that run as pods, as faas-netes deploys them, read through the API server |
 //! | [`openwhisk`] (feature `openwhisk`) | [`OpenWhiskRequester`]: logs from the activation records of OpenWhisk, OpenServerless and DigitalOcean Functions, polled for follow; the activations API's client and types |
 //! | [`nats`] (feature `nats`) | [`JetStreamLogs`]: one log store in a NATS JetStream stream that many providers share |
 //!
@@ -171,6 +172,9 @@ mod error;
 #[cfg(feature = "journald")]
 #[cfg_attr(docsrs, doc(cfg(feature = "journald")))]
 pub mod journald;
+#[cfg(feature = "kubernetes")]
+#[cfg_attr(docsrs, doc(cfg(feature = "kubernetes")))]
+pub mod kubernetes;
 mod message;
 #[cfg(feature = "nats")]
 #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]

@@ -18,6 +18,8 @@ mod hostile;
 #[cfg(feature = "cli")]
 mod journald;
 #[cfg(feature = "cli")]
+mod kubernetes;
+#[cfg(feature = "cli")]
 mod nats;
 #[cfg(feature = "cli")]
 mod openwhisk;

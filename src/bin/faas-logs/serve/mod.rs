@@ -1,10 +1,12 @@
 //! `faas-logs serve`: the log providers an operator runs. Without a subcommand, the
 //! embedded default (the in-memory store, or NATS JetStream with `--nats`); `docker`,
-//! `journald`, `openwhisk` and `telemetry` serve the logs of those platforms. All share the server
+//! `journald`, `kubernetes`, `openwhisk` and `telemetry` serve the logs of those platforms. All share the server
 //! flags of [`server::ServerArgs`].
 
 mod docker;
 mod journald;
+#[cfg(feature = "kubernetes")]
+mod kubernetes;
 mod memory;
 #[cfg(feature = "openwhisk")]
 mod openwhisk;
@@ -30,6 +32,7 @@ Examples:
   faas-logs serve --nats nats://127.0.0.1:4222 the logs kept in NATS JetStream
   faas-logs serve docker                       functions that run as Docker containers
   faas-logs serve journald                     functions whose logs are in the systemd journal (faasd)
+  faas-logs serve kubernetes                   functions that run as Kubernetes pods (faas-netes)
   faas-logs serve openwhisk --apihost HOST --auth UUID:KEY
   faas-logs serve telemetry                    a Lambda or FunctionGraph telemetry extension";
 
@@ -40,6 +43,9 @@ enum Provider {
     /// Logs of functions kept in the systemd journal, as faasd and `faas-logs collect`
     /// write them.
     Journald(journald::Args),
+    /// Logs of functions that run as Kubernetes pods, as faas-netes deploys them.
+    #[cfg(feature = "kubernetes")]
+    Kubernetes(kubernetes::Args),
     /// Logs from an OpenWhisk deployment's activation records.
     #[cfg(feature = "openwhisk")]
     Openwhisk(openwhisk::Args),
@@ -63,6 +69,8 @@ pub(crate) fn run(args: ServeArgs) -> std::process::ExitCode {
             None => memory::run(args.memory).await,
             Some(Provider::Docker(args)) => docker::run(args).await,
             Some(Provider::Journald(args)) => journald::run(args).await,
+            #[cfg(feature = "kubernetes")]
+            Some(Provider::Kubernetes(args)) => kubernetes::run(args).await,
             #[cfg(feature = "openwhisk")]
             Some(Provider::Openwhisk(args)) => openwhisk::run(args).await,
             Some(Provider::Telemetry(args)) => telemetry::run(args).await,
