@@ -175,6 +175,15 @@ pub mod journald;
 #[cfg(feature = "kubernetes")]
 #[cfg_attr(docsrs, doc(cfg(feature = "kubernetes")))]
 pub mod kubernetes;
+/// The Kubernetes log reader alone, for the fuzz target (`cargo fuzz` sets `fuzzing`),
+/// which is then built without kube and k8s-openapi: minutes less of `.ci/run`.
+#[cfg(all(fuzzing, not(feature = "kubernetes")))]
+#[doc(hidden)]
+#[allow(dead_code, unreachable_pub)]
+pub mod kubernetes {
+    mod lines;
+    pub use lines::{LogLine, LogReader};
+}
 mod message;
 #[cfg(feature = "nats")]
 #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]

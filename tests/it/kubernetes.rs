@@ -560,3 +560,100 @@ async fn the_provider_binary_reads_a_kubeconfig_and_lists_functions() {
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"hello\""), "{body}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_follow_whose_api_server_dies_is_broken_not_ended() {
+    let emulator = Emulator::start().await;
+    three_replicas(&emulator, "fragile", 2);
+    let addr = serve(KubernetesRequester::new(client(&emulator))).await;
+    let (response, mut lines) = get(addr, "/system/logs?name=fragile&tail=1&follow=true").await;
+    assert_eq!(response.status(), 200);
+    lines.next_message().await;
+    emulator.write(NS, "fragile-7d4b9c-1", "fragile", &["live"]);
+    assert_eq!(lines.next_message().await.text, "live");
+    emulator.kill();
+    let end = lines.next().await;
+    assert!(end.is_err(), "not broken off: {end:?}");
+}
+
+/// The files a pod's service account has, where every in-cluster client reads them.
+const SERVICE_ACCOUNT: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_pod_the_provider_uses_its_service_account_over_tls() {
+    let dir = std::path::Path::new(SERVICE_ACCOUNT);
+    let writable = !dir.exists()
+        && std::fs::create_dir_all(dir).is_ok()
+        && std::fs::write(dir.join("namespace"), NS).is_ok();
+    if !needs(
+        "the in-cluster configuration",
+        writable,
+        "no service account folder could be made (it needs root, and no real one may be there)",
+    ) {
+        return;
+    }
+    struct Cleanup;
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all("/var/run/secrets/kubernetes.io");
+        }
+    }
+    let _cleanup = Cleanup;
+    // An API server on TLS whose certificate, for 127.0.0.1, is the service account's CA.
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    std::fs::write(dir.join("ca.crt"), cert.pem()).unwrap();
+    std::fs::write(dir.join("token"), "service-account-token").unwrap();
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::new(
+        tokio_rustls::rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let emulator = Emulator::unbound(tcp.local_addr().unwrap());
+    emulator.require_token("service-account-token");
+    let served = emulator.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = tcp.accept().await {
+            let (acceptor, served) = (acceptor.clone(), served.clone());
+            tokio::spawn(async move {
+                if let Ok(tls) = acceptor.accept(stream).await {
+                    served.connection(hyper_util::rt::TokioIo::new(tls)).await;
+                }
+            });
+        }
+    });
+    three_replicas(&emulator, "incluster", 5);
+    let home = tempdir("incluster-home");
+    let port = emulator.addr.port().to_string();
+    let provider = Provider::start_env(
+        "kubernetes",
+        &["--listen", "127.0.0.1:0"],
+        &[],
+        Stdio::null(),
+        &[
+            ("KUBERNETES_SERVICE_HOST", "127.0.0.1"),
+            ("KUBERNETES_SERVICE_PORT", &port),
+            // No kubeconfig to find first.
+            ("HOME", home.to_str().unwrap()),
+            ("KUBECONFIG", ""),
+        ],
+    );
+    let got = fetch(provider.addr, "name=incluster&tail=2").await;
+    assert_eq!(
+        texts(&got),
+        ["incluster-7d4b9c-1 line 4", "incluster-7d4b9c-2 line 4"]
+    );
+    assert!(emulator
+        .requests()
+        .iter()
+        .any(|r| r.contains("/pods/incluster-7d4b9c-0/log?")));
+}

@@ -92,6 +92,10 @@ pub(crate) struct Emulator {
     changed: Arc<watch::Sender<u64>>,
     /// While true, log requests with `follow=true` wait before they are answered.
     hold_follows: Arc<watch::Sender<bool>>,
+    /// Set when the server is killed.
+    down: Arc<watch::Sender<bool>>,
+    /// How long every log request waits before it is answered (a kubelet's round trip).
+    log_delay: Arc<watch::Sender<std::time::Duration>>,
 }
 
 impl Emulator {
@@ -100,15 +104,26 @@ impl Emulator {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let emulator = Emulator::unbound(listener.local_addr().unwrap());
         let served = emulator.clone();
+        let mut down = emulator.down.subscribe();
         tokio::spawn(async move {
             loop {
-                let Ok((tcp, _)) = listener.accept().await else {
+                let accepted = tokio::select! {
+                    accepted = listener.accept() => accepted,
+                    _ = down.wait_for(|down| *down) => return,
+                };
+                let Ok((tcp, _)) = accepted else {
                     continue;
                 };
                 tokio::spawn(served.clone().connection(TokioIo::new(tcp)));
             }
         });
         emulator
+    }
+
+    /// The server dies: its port is closed and every open connection is cut, in the
+    /// middle of whatever body it was sending.
+    pub(crate) fn kill(&self) {
+        self.down.send_replace(true);
     }
 
     /// An emulator for `addr`, whose connections the caller accepts (over TLS, say)
@@ -119,6 +134,8 @@ impl Emulator {
             cluster: Arc::default(),
             changed: Arc::new(watch::channel(0).0),
             hold_follows: Arc::new(watch::channel(false).0),
+            down: Arc::new(watch::channel(false).0),
+            log_delay: Arc::new(watch::channel(std::time::Duration::ZERO).0),
         }
     }
 
@@ -127,10 +144,15 @@ impl Emulator {
     where
         I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     {
+        let self_down = self.down.subscribe();
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
             let emulator = self.clone();
             async move {
                 let query = req.uri().query().unwrap_or_default();
+                let delay = *emulator.log_delay.borrow();
+                if req.uri().path().ends_with("/log") && !delay.is_zero() {
+                    tokio::time::sleep(delay).await;
+                }
                 if req.uri().path().ends_with("/log") && query.contains("follow=true") {
                     // Held follows wait here, before the log is looked at.
                     let mut held = emulator.hold_follows.subscribe();
@@ -139,9 +161,12 @@ impl Emulator {
                 Ok::<_, Infallible>(emulator.answer(&req))
             }
         });
-        let _ = auto::Builder::new(TokioExecutor::new())
-            .serve_connection(io, service)
-            .await;
+        let mut down = self_down;
+        let builder = auto::Builder::new(TokioExecutor::new());
+        tokio::select! {
+            _ = builder.serve_connection(io, service) => {}
+            _ = down.wait_for(|down| *down) => {}
+        }
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -167,6 +192,13 @@ impl Emulator {
     /// follow.
     pub(crate) fn hold_follows(&self, held: bool) {
         self.hold_follows.send_replace(held);
+    }
+
+    /// Every log request waits `delay` before it is answered, as one through the API
+    /// server to a node's kubelet does.
+    #[allow(dead_code)] // the bench uses it
+    pub(crate) fn set_log_delay(&self, delay: std::time::Duration) {
+        self.log_delay.send_replace(delay);
     }
 
     /// Every request must carry `Authorization: Bearer <token>`.
