@@ -81,9 +81,7 @@ pub(super) async fn run(
         lines,
     };
     for (pod, resume) in pods.into_iter().zip(resumes) {
-        // With `tail=0` nothing was read: live lines start where the log is now.
-        let tail_zero = live.query.tail == Some(0) && pod.state.started;
-        live.attach(pod, resume, tail_zero);
+        live.attach(pod, resume);
     }
     live.run(watch).await;
 }
@@ -184,13 +182,13 @@ impl Live {
                 state.send_replace(pod.state);
             }
             // Started during the follow: every line of it is new.
-            None => self.attach(pod, Resume::default(), false),
+            None => self.attach(pod, Resume::default()),
         }
         Ok(())
     }
 
     /// Starts reading `pod`'s log live from `resume`.
-    fn attach(&mut self, pod: FunctionPod, resume: Resume, tail_zero: bool) {
+    fn attach(&mut self, pod: FunctionPod, resume: Resume) {
         let (state_tx, state) = watch::channel(pod.state);
         self.pods.insert(pod.uid.clone(), state_tx);
         let reader = PodReader {
@@ -199,7 +197,6 @@ impl Live {
             pod,
             state,
             resume,
-            tail_zero,
             out: self.lines_tx.clone(),
         };
         self.tasks.spawn(reader.run());
@@ -213,7 +210,6 @@ struct PodReader {
     instance: SharedStr,
     state: watch::Receiver<PodState>,
     resume: Resume,
-    tail_zero: bool,
     out: mpsc::Sender<Result<Event, Error>>,
 }
 
@@ -256,8 +252,6 @@ impl PodReader {
         params.follow = true;
         if let Some(since) = self.resume.since().or(self.query.since) {
             params.since_time = since_time(since);
-        } else if self.tail_zero {
-            params.tail_lines = Some(0);
         }
         let body = match self.query.pods.log_stream(&self.pod.name, &params).await {
             Ok(body) => body,
@@ -268,7 +262,6 @@ impl PodReader {
             }
             Err(e) => return Err(api_error(e, "get", "pods/log", &self.query.namespace)),
         };
-        self.tail_zero = false;
         let mut skip = self.resume.reopened();
         let mut reader = LogReader::new(body);
         loop {

@@ -18,6 +18,7 @@
 //! | a container restarted during a follow | its stream ends | its new log followed |
 //! | the watch expires (410 Gone) | - | listed again, no line lost or repeated |
 //! | an RBAC refusal | the API's error | names the verb and resource to grant |
+//! | the API server fails during a follow | - | the response is aborted: the client sees it broken, not ended |
 //!
 //! With [`KubernetesRequester::with_previous`], the history also holds the log of a
 //! restarted container's previous run, its instance marked `<pod> (previous)`.
@@ -161,6 +162,7 @@ impl Requester for KubernetesRequester {
             instance: Some(request.instance.clone()).filter(|i| !i.is_empty()),
             since: request.since,
             tail: request.tail,
+            follow: request.follow,
             previous: self.previous,
         });
         let (tx, mut rx) = mpsc::channel(1024);
@@ -279,6 +281,7 @@ struct Query {
     instance: Option<String>,
     since: Option<DateTime<Utc>>,
     tail: Option<usize>,
+    follow: bool,
     previous: bool,
 }
 
@@ -333,14 +336,18 @@ async fn history(
 ) -> Result<Vec<Resume>, Error> {
     let mut sources = Vec::new();
     let mut resumes = vec![Resume::default(); pods.len()];
-    if query.tail == Some(0) {
+    // `tail=0` sends no history, but a follow still needs where each log is now: its
+    // newest line, read and not sent.
+    let cursors_only = query.tail == Some(0);
+    if cursors_only && !query.follow {
         return Ok(resumes);
     }
     for (index, pod) in pods.iter().enumerate() {
         let mut params = query.log_params(&pod.container);
-        params.tail_lines = query.tail.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
+        let tail = if cursors_only { Some(1) } else { query.tail };
+        params.tail_lines = tail.map(|n| i64::try_from(n).unwrap_or(i64::MAX));
         params.since_time = query.since.and_then(since_time);
-        let runs = if query.previous && pod.state.restarts > 0 {
+        let runs = if query.previous && pod.state.restarts > 0 && !cursors_only {
             vec![false, true]
         } else {
             vec![false]
@@ -384,9 +391,11 @@ async fn history(
         if let Some(pod) = source.pod {
             resumes[pod].delivered(&line);
         }
-        let message = query.message(&source.instance, line);
-        if tx.send(Ok(Event::Message(message))).await.is_err() {
-            return Ok(resumes);
+        if !cursors_only {
+            let message = query.message(&source.instance, line);
+            if tx.send(Ok(Event::Message(message))).await.is_err() {
+                return Ok(resumes);
+            }
         }
         if let Some(line) = source.lines.recv().await.transpose()? {
             heads.push(Reverse(TimeOrdered::new(line.timestamp, k as u64, line)));
