@@ -315,7 +315,7 @@ fn since_time(since: DateTime<Utc>) -> Option<k8s_openapi::jiff::Timestamp> {
     k8s_openapi::jiff::Timestamp::from_second(since.timestamp()).ok()
 }
 
-/// Lines a history reader hands the merge at a time.
+/// How many lines each history reader may read ahead of the merge.
 const HISTORY_BATCH: usize = 256;
 
 /// One log read in history: a pod's container, this run's or the previous one's.
