@@ -572,6 +572,10 @@ async fn the_provider_binary_reads_a_kubeconfig_and_lists_functions() {
     let (status, body) = get_whole(provider.addr, faas_logs::server::FUNCTIONS_PATH).await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"hello\""), "{body}");
+    // The viewer, as every provider binary serves it.
+    let (status, page) = get_whole(provider.addr, "/").await;
+    assert_eq!(status, 200);
+    assert!(page.contains("<html"), "{page}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
