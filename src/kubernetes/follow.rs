@@ -161,7 +161,8 @@ impl Live {
                     });
                 }
             }
-            // 410 Gone: the watcher lists again by itself, and nothing was missed.
+            // 410 Gone: the watcher lists again by itself. Lines come from each pod's
+            // own read, which goes on; the new list brings the pods started meanwhile.
             Some(Err(watcher::Error::WatchError(status))) if status.code == 410 => {
                 tracing::debug!(function = %self.query.function, "the pod watch expired: listing again");
             }
