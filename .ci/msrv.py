@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 # What the README and Cargo.toml state: the feature, and the oldest Rust it builds with.
-STATED = {"": "1.85", "docker": "1.85", "disk": "1.85", "journald": "1.85", "serve": "1.85",
+STATED = {"": "1.85", "docker": "1.85", "disk": "1.85", "journald": "1.85", "otlp": "1.85", "serve": "1.85",
           "client": "1.88", "openwhisk": "1.88", "nats": "1.89", "kubernetes": "1.89", "cli": "1.89"}
 
 
@@ -33,6 +33,14 @@ def needed(feature):
             # Dev-dependencies are not built for a user; build scripts' dependencies are.
             if any(kind["kind"] != "dev" for kind in dep["dep_kinds"]):
                 todo.append(dep["pkg"])
+    # cargo metadata also lists optional dependencies that a weak feature (`dep?/std`)
+    # names but nothing enables; cargo tree lists what is built.
+    tree = ["cargo", "tree", "--locked", "-e", "normal,build", "--prefix", "none",
+            "--format", "{p}", "--no-default-features"] + (["--features", feature] if feature else [])
+    built = {tuple(line.split()[:2])
+             for line in subprocess.run(tree, check=True, capture_output=True, text=True).stdout.splitlines()
+             if line.strip()}
+    seen = {p for p in seen if (packages[p]["name"], "v" + packages[p]["version"]) in built}
     newest = max((version(packages[p]["rust_version"]), packages[p]["name"])
                  for p in seen if packages[p].get("rust_version"))
     return newest, packages[meta["resolve"]["root"]]["rust_version"]

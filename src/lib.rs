@@ -49,6 +49,7 @@
 //! | [`journald`] (feature `journald`) | [`JournaldRequester`](journald::JournaldRequester), for functions whose logs are in the systemd journal (faasd, `faas-logs collect`, Docker's `journald` driver); journald's native protocol |
 //! | [`kubernetes`] (feature `kubernetes`) | [`KubernetesRequester`](kubernetes::KubernetesRequester), for functions that run as pods, as faas-netes deploys them, read through the API server |
 //! | [`openwhisk`] (feature `openwhisk`) | [`OpenWhiskRequester`]: logs from the activation records of OpenWhisk, OpenServerless and DigitalOcean Functions, polled for follow; the activations API's client and types |
+//! | [`otlp`] (feature `otlp`) | [`OtlpReceiver`](otlp::OtlpReceiver): OpenTelemetry logs from any SDK over OTLP/HTTP (`POST /v1/logs`), protobuf or JSON, into any [`LogSink`] |
 //! | [`nats`] (feature `nats`) | [`JetStreamLogs`]: one log store in a NATS JetStream stream that many providers share |
 //!
 //! # Example
@@ -192,6 +193,9 @@ pub mod nats;
 #[cfg_attr(docsrs, doc(cfg(feature = "openwhisk")))]
 pub mod openwhisk;
 mod ordered;
+#[cfg(feature = "otlp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
+pub mod otlp;
 mod request;
 mod requester;
 pub mod server;
@@ -202,7 +206,7 @@ pub mod telemetry;
 
 pub use async_trait::async_trait;
 pub use error::{BoxError, Error};
-pub use message::{Message, OutputStream};
+pub use message::{Details, Message, OutputStream};
 pub use request::Request;
 pub use requester::{Capabilities, Event, FunctionName, LogStream, Requester};
 pub use shared::SharedStr;

@@ -18,7 +18,9 @@ use crate::SharedStr;
 /// `namespace`, `instance`, `timestamp` and `text`, in that order, every one present, with
 /// the timestamp in UTC RFC 3339 with nanoseconds and trailing zeros trimmed
 /// (`2023-07-04T16:32:22.223912519Z`, `2019-11-10T23:00:00Z`), and then `stream` only
-/// when it is set. It deserializes whatever
+/// when it is set, and the keys of its [`Details`] only when it has some (a structured
+/// record's `severity`, `trace_id`, `span_id` and `attributes`; Go decoders, and so
+/// `faas-cli`, ignore them). It deserializes whatever
 /// Go writes: any offset, any fraction, missing fields as Go's zero values, and unknown
 /// fields ignored.
 ///
@@ -64,6 +66,107 @@ pub struct Message {
     /// Which output the line was written to, where the backend knows. Serialized as an
     /// extra `"stream"` field only when set, which Go decoders ignore.
     pub stream: Option<OutputStream>,
+    /// What a structured record (an OpenTelemetry log record, say) says beyond its text:
+    /// its severity, its trace and span, its attributes. Boxed: nearly every line has none.
+    pub details: Option<Box<Details>>,
+}
+
+/// What a structured log record says beyond its text, carried by a [`Message`] as extra
+/// keys of its JSON line: `severity` (the record's level as its source wrote it, `ERROR`,
+/// `info`), `trace_id` and `span_id` (lowercase hex), and `attributes` (a JSON object).
+/// Each key is written only when set, and a reader that does not know them (Go's
+/// decoder, `faas-cli`) ignores them.
+///
+/// ```
+/// use chrono::{TimeZone, Utc};
+/// use faas_logs::{Details, Message};
+///
+/// let at = Utc.with_ymd_and_hms(2024, 3, 1, 12, 0, 0).unwrap();
+/// let mut details = Details::default();
+/// details.severity = Some("ERROR".into());
+/// details.attributes.insert("http.status".into(), 500.into());
+/// let message = Message::new("billing", at, "payment failed").with_details(details);
+/// assert_eq!(
+///     serde_json::to_string(&message).unwrap(),
+///     r#"{"name":"billing","namespace":"","instance":"","timestamp":"2024-03-01T12:00:00Z","text":"payment failed","severity":"ERROR","attributes":{"http.status":500}}"#,
+/// );
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Details {
+    /// The record's level as its source named it (`ERROR`, `Warning`, `info`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<String>,
+    /// The trace the record was written in, 32 lowercase hex digits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trace_id: Option<String>,
+    /// The span the record was written in, 16 lowercase hex digits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span_id: Option<String>,
+    /// The record's attributes, as JSON.
+    #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
+    pub attributes: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Details {
+    /// Whether it says nothing (a message then carries none).
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.severity.is_none()
+            && self.trace_id.is_none()
+            && self.span_id.is_none()
+            && self.attributes.is_empty()
+    }
+
+    /// About the size of the details as a JSON object (strings and keys exactly, numbers
+    /// at most), counted without writing it: what a store counts against its limits.
+    pub(crate) fn json_len(&self) -> usize {
+        fn value(v: &serde_json::Value) -> usize {
+            match v {
+                serde_json::Value::Null | serde_json::Value::Bool(_) => 5,
+                serde_json::Value::Number(_) => 20,
+                serde_json::Value::String(s) => s.len() + 2,
+                serde_json::Value::Array(a) => 2 + a.iter().map(|v| value(v) + 1).sum::<usize>(),
+                serde_json::Value::Object(m) => map(m),
+            }
+        }
+        fn map(m: &serde_json::Map<String, serde_json::Value>) -> usize {
+            2 + m.iter().map(|(k, v)| k.len() + 4 + value(v)).sum::<usize>()
+        }
+        let text = |key: usize, s: &Option<String>| s.as_ref().map_or(0, |s| key + 6 + s.len());
+        2 + text(8, &self.severity)
+            + text(8, &self.trace_id)
+            + text(7, &self.span_id)
+            + if self.attributes.is_empty() {
+                0
+            } else {
+                14 + map(&self.attributes)
+            }
+    }
+
+    /// Read from a message's line: each key only when it has the right type, so that
+    /// a line of some other tool's with a key of the same name still reads.
+    pub(crate) fn read(
+        severity: Option<serde_json::Value>,
+        trace_id: Option<serde_json::Value>,
+        span_id: Option<serde_json::Value>,
+        attributes: Option<serde_json::Value>,
+    ) -> Option<Box<Details>> {
+        let text = |v: Option<serde_json::Value>| match v {
+            Some(serde_json::Value::String(s)) => Some(s),
+            _ => None,
+        };
+        let details = Details {
+            severity: text(severity),
+            trace_id: text(trace_id),
+            span_id: text(span_id),
+            attributes: match attributes {
+                Some(serde_json::Value::Object(map)) => map,
+                _ => serde_json::Map::new(),
+            },
+        };
+        (!details.is_empty()).then(|| Box::new(details))
+    }
 }
 
 /// A message as it lies in its JSON line, its strings borrowed where they need no
@@ -84,6 +187,14 @@ pub(crate) struct MessageRef<'a> {
     text: Cow<'a, str>,
     #[serde(default)]
     stream: Option<OutputStream>,
+    #[serde(default)]
+    severity: Option<serde_json::Value>,
+    #[serde(default)]
+    trace_id: Option<serde_json::Value>,
+    #[serde(default)]
+    span_id: Option<serde_json::Value>,
+    #[serde(default)]
+    attributes: Option<serde_json::Value>,
 }
 
 impl From<MessageRef<'_>> for Message {
@@ -95,6 +206,7 @@ impl From<MessageRef<'_>> for Message {
             timestamp: m.timestamp,
             text: m.text.into_owned(),
             stream: m.stream,
+            details: Details::read(m.severity, m.trace_id, m.span_id, m.attributes),
         }
     }
 }
@@ -121,6 +233,7 @@ impl Message {
             timestamp,
             text: text.into(),
             stream: None,
+            details: None,
         }
     }
 
@@ -165,6 +278,13 @@ impl Message {
         self.stream = Some(stream);
         self
     }
+
+    /// The same line with `details` (none when they are empty).
+    #[must_use]
+    pub fn with_details(mut self, details: Details) -> Self {
+        self.details = (!details.is_empty()).then(|| Box::new(details));
+        self
+    }
 }
 
 /// The output a line was written to.
@@ -189,13 +309,22 @@ impl Default for Message {
             timestamp: go_zero_time(),
             text: String::new(),
             stream: None,
+            details: None,
         }
     }
 }
 
 impl Serialize for Message {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let fields = 5 + usize::from(self.stream.is_some());
+        let details = self.details.as_deref();
+        let fields = 5
+            + usize::from(self.stream.is_some())
+            + details.map_or(0, |d| {
+                usize::from(d.severity.is_some())
+                    + usize::from(d.trace_id.is_some())
+                    + usize::from(d.span_id.is_some())
+                    + usize::from(!d.attributes.is_empty())
+            });
         let mut s = serializer.serialize_struct("Message", fields)?;
         s.serialize_field("name", &self.name)?;
         s.serialize_field("namespace", &self.namespace)?;
@@ -204,6 +333,20 @@ impl Serialize for Message {
         s.serialize_field("text", &self.text)?;
         if let Some(stream) = &self.stream {
             s.serialize_field("stream", stream)?;
+        }
+        if let Some(d) = details {
+            if let Some(severity) = &d.severity {
+                s.serialize_field("severity", severity)?;
+            }
+            if let Some(trace_id) = &d.trace_id {
+                s.serialize_field("trace_id", trace_id)?;
+            }
+            if let Some(span_id) = &d.span_id {
+                s.serialize_field("span_id", span_id)?;
+            }
+            if !d.attributes.is_empty() {
+                s.serialize_field("attributes", &d.attributes)?;
+            }
         }
         s.end()
     }
@@ -268,6 +411,38 @@ fn deserialize_timestamp<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc
 #[cfg(test)]
 mod tests {
     use super::*;
+    #[test]
+    fn the_counted_size_of_details_is_about_their_json() {
+        let mut details = Details {
+            severity: Some("WARN".into()),
+            trace_id: Some("5b8efff798038103d269b633813fc60c".into()),
+            ..Details::default()
+        };
+        let attributes = serde_json::json!({
+            "code.file.path": "/home/app/handler.py",
+            "code.line.number": 42,
+            "ok": true,
+            "tags": ["a", "b", null],
+            "nested": {"x": 1.5},
+        });
+        details.attributes = attributes.as_object().unwrap().clone();
+        let written = serde_json::to_string(&details).unwrap().len();
+        let counted = details.json_len();
+        assert!(
+            counted >= written && counted <= written + 100,
+            "{counted} vs {written}"
+        );
+        let line = Message::new("f", go_zero_time(), "t").with_details(details.clone());
+        let back: Message = serde_json::from_str(&serde_json::to_string(&line).unwrap()).unwrap();
+        assert_eq!(back.details.as_deref(), Some(&details));
+        assert_eq!(
+            Message::new("f", go_zero_time(), "t")
+                .with_details(Details::default())
+                .details,
+            None
+        );
+    }
+
     #[test]
     fn go_zero_time_round_trips() {
         let m: Message = serde_json::from_str("{}").unwrap();

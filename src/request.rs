@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use crate::Error;
 
 /// The longest name, namespace or instance accepted (a DNS subdomain's limit).
-const MAX_NAME_LEN: usize = 253;
+pub(crate) const MAX_NAME_LEN: usize = 253;
 
 /// A log query, with the field names of Go's `faas-provider/logs.Request`.
 ///

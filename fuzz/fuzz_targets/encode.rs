@@ -1,12 +1,13 @@
 //! The NDJSON encoder: any message becomes exactly one line, with Go's HTML-safe escapes
 //! (no raw `<`, `>` or `&`), that a JSON decoder reads back to the same message. The first
-//! 12 bytes make the timestamp; the rest, split at 0x01 bytes, the strings.
+//! 12 bytes make the timestamp; the rest, split at 0x01 bytes, the strings: name,
+//! namespace, instance, text, and a structured record's severity and one attribute.
 #![no_main]
 
 use bytes::BytesMut;
 use chrono::DateTime;
 use faas_logs::codec::encode_message;
-use faas_logs::{Message, OutputStream};
+use faas_logs::{Details, Message, OutputStream};
 use libfuzzer_sys::fuzz_target;
 
 /// Seconds up to the end of year 9999, the last RFC 3339 can write.
@@ -22,7 +23,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let text = String::from_utf8_lossy(rest);
-    let mut parts = text.splitn(4, '\u{1}');
+    let mut parts = text.splitn(6, '\u{1}');
     let mut next = || parts.next().unwrap_or("").to_owned();
     let mut message = Message::new(next(), timestamp, "")
         .with_namespace(next())
@@ -33,6 +34,15 @@ fuzz_target!(|data: &[u8]| {
         1 => Some(OutputStream::Stdout),
         _ => Some(OutputStream::Stderr),
     };
+    let (severity, attribute) = (next(), next());
+    if head[1] & 1 == 1 {
+        let mut details = Details::default();
+        details.severity = Some(severity);
+        details
+            .attributes
+            .insert(attribute.clone(), attribute.into());
+        message = message.with_details(details);
+    }
     let mut line = BytesMut::new();
     encode_message(&message, &mut line);
     assert_eq!(line.iter().filter(|&&b| b == b'\n').count(), 1);

@@ -99,7 +99,54 @@ fn put_text_and_end(message: &Message, buf: &mut BytesMut) {
         Some(OutputStream::Stdout) => buf.extend_from_slice(b",\"stream\":\"stdout\""),
         Some(OutputStream::Stderr) => buf.extend_from_slice(b",\"stream\":\"stderr\""),
     }
+    if let Some(details) = &message.details {
+        put_details(details, buf);
+    }
     buf.extend_from_slice(b"}\n");
+}
+
+/// A structured record's extra keys, each only when set, in [`Message`]'s order.
+#[cold]
+fn put_details(details: &crate::Details, buf: &mut BytesMut) {
+    let strings = [
+        (&b",\"severity\":"[..], &details.severity),
+        (b",\"trace_id\":", &details.trace_id),
+        (b",\"span_id\":", &details.span_id),
+    ];
+    for (key, value) in strings {
+        if let Some(value) = value {
+            buf.extend_from_slice(key);
+            put_json_str(buf, value);
+        }
+    }
+    if !details.attributes.is_empty() {
+        buf.extend_from_slice(b",\"attributes\":");
+        let writer = bytes::BufMut::writer(&mut *buf);
+        let mut serializer = serde_json::Serializer::with_formatter(writer, HtmlSafe);
+        // Writing to memory cannot fail, and a JSON map always serializes.
+        let _ = serde::Serialize::serialize(&details.attributes, &mut serializer);
+    }
+}
+
+/// serde_json's compact JSON with Go's HTML-safe escapes (`<`, `>`, `&`, U+2028 and
+/// U+2029 as `\u` escapes), so that a line's every string is escaped alike.
+struct HtmlSafe;
+
+impl serde_json::ser::Formatter for HtmlSafe {
+    fn write_string_fragment<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        let mut rest = fragment;
+        while let Some(at) = rest.find(['<', '>', '&', '\u{2028}', '\u{2029}']) {
+            writer.write_all(&rest.as_bytes()[..at])?;
+            let c = rest[at..].chars().next().unwrap_or_default();
+            write!(writer, "\\u{:04x}", u32::from(c))?;
+            rest = &rest[at + c.len_utf8()..];
+        }
+        writer.write_all(rest.as_bytes())
+    }
 }
 
 /// [`encode_message`] for the lines of one response: the same bytes, with what a run of

@@ -457,6 +457,7 @@ mod tests {
             timestamp: Utc.timestamp_opt(1_700_000_000 + i as i64, 0).unwrap(),
             text: format!("line {i}"),
             stream: None,
+            details: None,
         }
     }
 

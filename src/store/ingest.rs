@@ -294,6 +294,14 @@ struct Pushed {
     text: String,
     #[serde(default)]
     stream: Option<OutputStream>,
+    #[serde(default)]
+    severity: Option<serde_json::Value>,
+    #[serde(default)]
+    trace_id: Option<serde_json::Value>,
+    #[serde(default)]
+    span_id: Option<serde_json::Value>,
+    #[serde(default)]
+    attributes: Option<serde_json::Value>,
 }
 
 impl LogStore {
@@ -301,7 +309,8 @@ impl LogStore {
     ///
     /// `name` and `text` are required; `namespace` defaults to the store's; `instance` may
     /// be empty; `timestamp` (RFC 3339) defaults to now; `stream` (`stdout` or `stderr`)
-    /// is optional; a trailing `\n` or `\r\n` in
+    /// and a structured record's [`Details`](crate::Details) (`severity`, `trace_id`,
+    /// `span_id`, `attributes`) are optional; a trailing `\n` or `\r\n` in
     /// `text` is removed. Each bad line is refused with its line number and reason (the
     /// first [`MAX_LISTED_REJECTIONS`] listed, the rest counted), and every good line is
     /// stored all the same. [`ingest_ndjson`] does the same into any [`LogSink`].
@@ -405,6 +414,8 @@ impl Pushed {
             .with_namespace(check("namespace", self.namespace)?)
             .with_instance(check("instance", self.instance)?);
         message.stream = self.stream;
+        message.details =
+            crate::Details::read(self.severity, self.trace_id, self.span_id, self.attributes);
         Ok((message, stamped))
     }
 }

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::{Message, OutputStream, SharedStr};
+use crate::{Details, Message, OutputStream, SharedStr};
 
 /// Counted per stored line on top of its text, for the byte limits: the line itself, its
 /// place in the store-wide order, and the text's allocation.
@@ -14,8 +14,16 @@ pub(super) struct StoredLine {
     pub(super) timestamp: DateTime<Utc>,
     /// Shared with the ring's other lines of the instance (see [`RecentInstances`]).
     pub(super) instance: SharedStr,
-    pub(super) text: Box<str>,
+    text: Text,
     pub(super) stream: Option<OutputStream>,
+}
+
+/// A line's text, with a structured record's details beside it when it has some: in
+/// the room of the text's own pointer either way, so that the lines without details
+/// (nearly all) cost nothing more for them.
+enum Text {
+    Plain(Box<str>),
+    Detailed(Box<(Box<str>, Details)>),
 }
 
 impl StoredLine {
@@ -24,26 +32,39 @@ impl StoredLine {
         StoredLine {
             timestamp: message.timestamp,
             instance: message.instance,
-            text: exact(message.text),
+            text: match message.details {
+                None => Text::Plain(exact(message.text)),
+                Some(details) => Text::Detailed(Box::new((exact(message.text), *details))),
+            },
             stream: message.stream,
         }
     }
 
     /// The message again, with the ring's names.
     pub(super) fn message(&self, name: &SharedStr, namespace: &SharedStr) -> Message {
+        let (text, details) = match &self.text {
+            Text::Plain(text) => (text.to_string(), None),
+            Text::Detailed(both) => (both.0.to_string(), Some(Box::new(both.1.clone()))),
+        };
         Message {
             name: name.clone(),
             namespace: namespace.clone(),
             instance: self.instance.clone(),
             timestamp: self.timestamp,
-            text: self.text.to_string(),
+            text,
             stream: self.stream,
+            details,
         }
     }
 
     /// What the line counts against the byte limits.
     pub(super) fn bytes(&self) -> usize {
-        LINE_OVERHEAD + self.text.len() + self.instance.len()
+        let text = match &self.text {
+            Text::Plain(text) => text.len(),
+            // The box, its allocation's header, and the details as JSON would take them.
+            Text::Detailed(both) => both.0.len() + 16 + 16 + both.1.json_len(),
+        };
+        LINE_OVERHEAD + text + self.instance.len()
     }
 }
 

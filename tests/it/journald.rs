@@ -826,19 +826,35 @@ async fn collect_holds_lines_while_journald_is_down_and_writes_them_when_it_is_b
         let lines: String = (from..from + 100).map(|n| format!("{n}\n")).collect();
         std::io::Write::write_all(file, lines.as_bytes()).unwrap();
     };
+    // What collect says, line by line as it says it.
+    let (said_tx, said_rx) = std::sync::mpsc::channel();
+    let collect_stderr = std::io::BufReader::new(collect.stderr.take().unwrap());
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(collect_stderr) {
+            let _ = said_tx.send(line.unwrap_or_default());
+        }
+    });
     write_lines(&mut stdout, 0);
     journal.wait_for_last(&identifier, "99");
     journal.kill();
     write_lines(&mut stdout, 100);
+    // journald comes back only once collect has found it gone: on a loaded machine it
+    // could otherwise come back before collect tried it.
+    let mut said = String::new();
+    while !said.contains("is not taking lines") {
+        let line = said_rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .unwrap_or_else(|_| panic!("collect never said journald was gone: {said}"));
+        said.push_str(&line);
+        said.push('\n');
+    }
     journal.restart();
     write_lines(&mut stdout, 200);
     drop(stdout);
     drop(stderr);
     let status = collect.wait().unwrap();
-    let mut said = String::new();
-    std::io::Read::read_to_string(collect.stderr.as_mut().unwrap(), &mut said).unwrap();
+    said.extend(said_rx.iter().map(|line| line + "\n"));
     assert!(status.success(), "{said}");
-    assert!(said.contains("is not taking lines"), "{said}");
     let addr = serve(journal.requester()).await;
     let got = fetch(addr, &format!("name={id}")).await;
     let expected: Vec<String> = (0..300).map(|n| n.to_string()).collect();

@@ -23,6 +23,8 @@ mod kubernetes;
 mod nats;
 #[cfg(feature = "cli")]
 mod openwhisk;
+#[cfg(feature = "cli")]
+mod otlp;
 mod requests;
 mod semantics;
 #[cfg(all(feature = "cli", feature = "disk"))]

@@ -9,10 +9,16 @@
 //! | 8 | sequence number of the line in its function, u64 |
 //! | 8 | timestamp, seconds since the Unix epoch, i64 |
 //! | 4 | the timestamp's nanoseconds, u32 |
-//! | 1 | stream: 0 none, 1 stdout, 2 stderr |
+//! | 1 | stream: 0 none, 1 stdout, 2 stderr; plus 16 when details follow |
 //! | 2 | instance length, u16 |
 //! | n | instance, UTF-8 |
+//! | 4 | details length, u32 (only with the flag) |
+//! | d | details, a JSON object (only with the flag) |
 //! | rest | text, UTF-8 |
+//!
+//! Details (a structured record's severity, trace and attributes) came after the format's
+//! first files, as a flag they never set: those files read as before, and a build from
+//! before details takes a record with them for damage.
 //!
 //! The header is a magic string and the format number, so that a file of another format
 //! is refused rather than misread.
@@ -33,6 +39,9 @@ pub(crate) const HEADER_LEN: usize = 16;
 
 /// Length and checksum, before each payload.
 pub(crate) const RECORD_HEAD: usize = 8;
+/// The stream byte's flag for a record with details.
+const HAS_DETAILS: u8 = 16;
+
 /// A payload's fixed part: sequence, seconds, nanoseconds, stream, instance length.
 const PAYLOAD_FIXED: usize = 8 + 8 + 4 + 1 + 2;
 /// The smallest record: no instance, no text.
@@ -78,33 +87,48 @@ pub(crate) struct Record<'a> {
     pub(crate) timestamp: DateTime<Utc>,
     pub(crate) stream: Option<OutputStream>,
     pub(crate) instance: &'a str,
+    /// The message's [`Details`](crate::Details) as JSON.
+    pub(crate) details: Option<&'a str>,
     pub(crate) text: &'a str,
 }
 
 /// The size of `record` on disk.
-pub(crate) fn record_len(instance: &str, text: &str) -> usize {
-    RECORD_HEAD + PAYLOAD_FIXED + instance.len() + text.len()
+pub(crate) fn record_len(instance: &str, details: Option<&str>, text: &str) -> usize {
+    RECORD_HEAD + PAYLOAD_FIXED + instance.len() + details.map_or(0, |d| 4 + d.len()) + text.len()
 }
 
 /// Appends `record` to `out`. The caller has checked its size (see [`MAX_PAYLOAD`]) and
 /// that the instance's length fits in 16 bits.
 pub(crate) fn encode(record: &Record<'_>, out: &mut Vec<u8>) {
     let start = out.len();
-    let payload = PAYLOAD_FIXED + record.instance.len() + record.text.len();
+    let payload = record_len(record.instance, record.details, record.text) - RECORD_HEAD;
     let len = u32::try_from(payload).expect("checked against MAX_PAYLOAD");
     out.extend_from_slice(&len.to_le_bytes());
     out.extend_from_slice(&[0; 4]);
     out.extend_from_slice(&record.seq.to_le_bytes());
     out.extend_from_slice(&record.timestamp.timestamp().to_le_bytes());
     out.extend_from_slice(&record.timestamp.timestamp_subsec_nanos().to_le_bytes());
-    out.push(match record.stream {
+    let stream = match record.stream {
         None => 0,
         Some(OutputStream::Stdout) => 1,
         Some(OutputStream::Stderr) => 2,
-    });
+    };
+    out.push(
+        stream
+            | if record.details.is_some() {
+                HAS_DETAILS
+            } else {
+                0
+            },
+    );
     let instance_len = u16::try_from(record.instance.len()).expect("names are short");
     out.extend_from_slice(&instance_len.to_le_bytes());
     out.extend_from_slice(record.instance.as_bytes());
+    if let Some(details) = record.details {
+        let len = u32::try_from(details.len()).expect("checked against MAX_PAYLOAD");
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(details.as_bytes());
+    }
     out.extend_from_slice(record.text.as_bytes());
     let crc = checksum(&out[start..start + 4], &out[start + RECORD_HEAD..]);
     out[start + 4..start + 8].copy_from_slice(&crc.to_le_bytes());
@@ -180,7 +204,8 @@ fn parse_payload(p: &[u8]) -> Option<Record<'_>> {
     let seq = u64::from_le_bytes(p.get(0..8)?.try_into().ok()?);
     let secs = i64::from_le_bytes(p.get(8..16)?.try_into().ok()?);
     let nanos = u32::from_le_bytes(p.get(16..20)?.try_into().ok()?);
-    let stream = match *p.get(20)? {
+    let flags = *p.get(20)?;
+    let stream = match flags & !HAS_DETAILS {
         0 => None,
         1 => Some(OutputStream::Stdout),
         2 => Some(OutputStream::Stderr),
@@ -188,12 +213,22 @@ fn parse_payload(p: &[u8]) -> Option<Record<'_>> {
     };
     let instance_len = u16::from_le_bytes(p.get(21..23)?.try_into().ok()?) as usize;
     let instance = std::str::from_utf8(p.get(23..23 + instance_len)?).ok()?;
-    let text = std::str::from_utf8(p.get(23 + instance_len..)?).ok()?;
+    let mut rest = 23 + instance_len;
+    let details = if flags & HAS_DETAILS == 0 {
+        None
+    } else {
+        let len = u32::from_le_bytes(p.get(rest..rest + 4)?.try_into().ok()?) as usize;
+        let details = std::str::from_utf8(p.get(rest + 4..(rest + 4).checked_add(len)?)?).ok()?;
+        rest += 4 + len;
+        Some(details)
+    };
+    let text = std::str::from_utf8(p.get(rest..)?).ok()?;
     Some(Record {
         seq,
         timestamp: DateTime::from_timestamp(secs, nanos)?,
         stream,
         instance,
+        details,
         text,
     })
 }
@@ -363,31 +398,38 @@ impl<'a> Cursor<'a> {
 mod tests {
     use super::*;
 
-    fn record(seq: u64, text: &str) -> Record<'_> {
+    fn record<'a>(seq: u64, details: Option<&'a str>, text: &'a str) -> Record<'a> {
         Record {
             seq,
             timestamp: DateTime::from_timestamp(1_700_000_000, 123_456_789).unwrap(),
             stream: Some(OutputStream::Stderr),
             instance: "fn-1",
+            details,
             text,
         }
     }
 
     #[test]
     fn a_record_reads_back_as_written_and_any_damage_is_seen() {
-        let mut bytes = Vec::new();
-        encode(&record(7, "hello"), &mut bytes);
-        assert_eq!(bytes.len(), record_len("fn-1", "hello"));
-        assert_eq!(
-            decode(&bytes),
-            Decoded::Record(record(7, "hello"), bytes.len())
-        );
+        for details in [None, Some(r#"{"severity":"ERROR"}"#)] {
+            let mut bytes = Vec::new();
+            encode(&record(7, details, "hello"), &mut bytes);
+            assert_eq!(bytes.len(), record_len("fn-1", details, "hello"));
+            assert_eq!(
+                decode(&bytes),
+                Decoded::Record(record(7, details, "hello"), bytes.len())
+            );
+            damage_is_seen(&bytes);
+        }
+    }
+
+    fn damage_is_seen(bytes: &[u8]) {
         for cut in 0..bytes.len() {
             assert!(matches!(decode(&bytes[..cut]), Decoded::Incomplete(_)));
         }
         for i in 0..bytes.len() {
             for bit in 0..8 {
-                let mut damaged = bytes.clone();
+                let mut damaged = bytes.to_vec();
                 damaged[i] ^= 1 << bit;
                 assert!(
                     matches!(decode(&damaged), Decoded::Corrupt | Decoded::Incomplete(_)),

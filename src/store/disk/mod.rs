@@ -448,8 +448,20 @@ impl DiskStore {
         stamp: &[bool],
     ) -> Result<Arc<File>, Error> {
         let config = &self.inner.config;
-        for m in messages.iter() {
-            if format::record_len(&m.instance, &m.text) > MAX_PAYLOAD {
+        let details: Vec<Option<String>> = messages
+            .iter()
+            .map(|m| {
+                m.details
+                    .as_ref()
+                    .and_then(|d| serde_json::to_string(d).ok())
+            })
+            .collect();
+        let len = |(m, d): (&Message, &Option<String>)| {
+            format::record_len(&m.instance, d.as_deref(), &m.text)
+        };
+        for m in messages.iter().zip(&details) {
+            if len(m) > MAX_PAYLOAD {
+                let m = m.0;
                 return Err(Error::invalid(
                     "text",
                     format!(
@@ -488,20 +500,16 @@ impl DiskStore {
                     m.timestamp = now;
                 }
             }
-            let mut bytes = Vec::with_capacity(
-                messages
-                    .iter()
-                    .map(|m| format::record_len(&m.instance, &m.text))
-                    .sum(),
-            );
+            let mut bytes = Vec::with_capacity(messages.iter().zip(&details).map(len).sum());
             let first_seq = state.end_seq;
-            for (seq, m) in (first_seq..).zip(messages.iter()) {
+            for (seq, (m, details)) in (first_seq..).zip(messages.iter().zip(&details)) {
                 format::encode(
                     &Record {
                         seq,
                         timestamp: m.timestamp,
                         stream: m.stream,
                         instance: &m.instance,
+                        details: details.as_deref(),
                         text: &m.text,
                     },
                     &mut bytes,
@@ -520,9 +528,9 @@ impl DiskStore {
                 return Err(write_error(&segment.path, e, messages.len()));
             }
             let mut offset = start;
-            for (seq, m) in (first_seq..).zip(messages.iter()) {
-                segment.note(offset, seq, m.timestamp);
-                offset += format::record_len(&m.instance, &m.text) as u64;
+            for (seq, m) in (first_seq..).zip(messages.iter().zip(&details)) {
+                segment.note(offset, seq, m.0.timestamp);
+                offset += len(m) as u64;
             }
             segment.len = offset;
             segment.modified = SystemTime::now();

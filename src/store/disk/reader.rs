@@ -343,6 +343,7 @@ impl DiskReader {
                             timestamp: r.timestamp,
                             text: r.text.to_owned(),
                             stream: r.stream,
+                            details: r.details.and_then(read_details),
                         };
                         self.ready.push_back(Event::Message(m));
                         given += 1;
@@ -466,5 +467,16 @@ impl Stream for DiskReader {
 impl Drop for DiskReader {
     fn drop(&mut self) {
         lock(&self.function.state).waiting.remove(&self.id);
+    }
+}
+
+/// A record's details, read back; damage a checksum missed leaves the line without them.
+fn read_details(json: &str) -> Option<Box<crate::Details>> {
+    match serde_json::from_str::<crate::Details>(json) {
+        Ok(details) => (!details.is_empty()).then(|| Box::new(details)),
+        Err(e) => {
+            tracing::warn!(error = %e, "a stored line's details do not read");
+            None
+        }
     }
 }

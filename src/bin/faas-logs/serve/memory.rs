@@ -12,7 +12,8 @@
 //! ```
 //!
 //! Routes: `GET`/`POST /system/logs` (the OpenFaaS log endpoint), `POST /system/logs/push`
-//! (NDJSON of messages into the store), `GET /healthz`. Ctrl-C or SIGTERM end open follow
+//! (NDJSON of messages into the store), `POST /v1/logs` (OpenTelemetry's OTLP/HTTP, from
+//! any SDK's exporter), `GET /healthz`. Ctrl-C or SIGTERM end open follow
 //! streams cleanly, stop the server and the commands it runs.
 
 use std::process::Stdio;
@@ -21,6 +22,7 @@ use std::time::Duration;
 use super::server;
 use super::server::{error, json, read_body, Body, ServerArgs};
 use chrono::Utc;
+use faas_logs::otlp::OtlpReceiver;
 use faas_logs::server::LogHandler;
 use faas_logs::store::{
     ingest_ndjson, Capture, DiskConfig, DiskStore, Fsync, LogStore, StoreLimits, StoreReader,
@@ -129,6 +131,9 @@ pub(crate) struct Args {
     /// Largest body accepted by POST /system/logs/push.
     #[arg(long, default_value_t = 1 << 20)]
     max_push_bytes: usize,
+    /// Largest OTLP request accepted by POST /v1/logs, as sent and as decompressed.
+    #[arg(long, default_value_t = faas_logs::otlp::DEFAULT_MAX_REQUEST_BYTES)]
+    max_otlp_bytes: usize,
 }
 
 fn parse_run(value: &str) -> Result<(String, String), String> {
@@ -316,6 +321,7 @@ async fn route(
     req: Request<Incoming>,
     handler: LogHandler<Backend>,
     backend: Backend,
+    otlp: OtlpReceiver,
     push_limits: PushLimits,
 ) -> Response<Body> {
     if let Some(answer) = server::viewer(&req, &handler).await {
@@ -324,6 +330,7 @@ async fn route(
     match (req.method(), req.uri().path()) {
         (_, "/system/logs") => handler.handle(req).await.map(Either::Left),
         (&Method::POST, "/system/logs/push") => push(&backend, req, &push_limits).await,
+        (_, "/v1/logs") => otlp.handle(req).await.map(Either::Left),
         (&Method::GET, "/healthz") => json(StatusCode::OK, &serde_json::json!({ "status": "ok" })),
         (_, "/system/logs/push") | (_, "/healthz") => {
             error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
@@ -473,9 +480,20 @@ pub(crate) async fn run(args: Args) -> Result<(), server::Failure> {
         bytes: args.max_push_bytes,
         time: args.server.body_timeout(),
     };
+    let otlp = OtlpReceiver::new(backend.clone())
+        .with_default_namespace(args.namespace.clone())
+        .with_max_request_bytes(args.max_otlp_bytes);
     let route = {
         let handler = handler.clone();
-        move |req| route(req, handler.clone(), backend.clone(), push_limits)
+        move |req| {
+            route(
+                req,
+                handler.clone(),
+                backend.clone(),
+                otlp.clone(),
+                push_limits,
+            )
+        }
     };
     server::serve(listener, &args.server, credentials, route, || {
         stop_functions(&groups);
