@@ -13,8 +13,9 @@
 //!   [`OtlpReceiver::with_max_request_bytes`]) as sent, or once decompressed, is `413`;
 //!   a gzip bomb is inflated no further than one byte past the limit.
 //! - **Decoded whole or not at all.** A body that does not decode (truncated protobuf,
-//!   invalid UTF-8 in a string field, JSON nested deeper than 128 levels, protobuf deeper
-//!   than 100) is `400`, and nothing of it is stored.
+//!   invalid UTF-8 in a string field, a body of maps nested more than about 30 deep,
+//!   past which the protobuf and JSON decoders' depth limits refuse it) is `400`, and
+//!   nothing of it is stored.
 //!
 //! # The mapping
 //!

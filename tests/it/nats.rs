@@ -731,6 +731,52 @@ async fn the_telemetry_listener_writes_its_lines_to_jetstream() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_otlp_receiver_writes_to_jetstream_and_an_export_sent_again_is_stored_once() {
+    use faas_logs::otlp::OtlpReceiver;
+    let Some(server) = NatsServer::start("the_otlp_receiver_writes_to_jetstream") else {
+        return;
+    };
+    let logs = JetStreamLogs::connect(&server.url(), JetStreamConfig::default())
+        .await
+        .unwrap();
+    let receiver = OtlpReceiver::new(logs.clone());
+    let record = |i: u64, severity: u64| {
+        serde_json::json!({
+            "timeUnixNano": (1_709_294_400_000_000_000_u64 + i).to_string(),
+            "severityNumber": severity,
+            "traceId": "5b8efff798038103d269b633813fc60c",
+            "body": {"stringValue": format!("record {i}")},
+            "attributes": [{"key": "i", "value": {"intValue": i.to_string()}}]
+        })
+    };
+    let export = serde_json::json!({"resourceLogs": [{
+        "resource": {"attributes": [{"key": "faas.name", "value": {"stringValue": "otel.fn"}}]},
+        "scopeLogs": [{"logRecords": [record(0, 9), record(1, 17), record(2, 13)]}]
+    }]})
+    .to_string();
+    // Sent twice, as an exporter whose answer was lost sends it again.
+    for _ in 0..2 {
+        let outcome = receiver
+            .ingest("application/json", None, export.as_bytes())
+            .await
+            .unwrap();
+        assert_eq!((outcome.stored, outcome.rejected), (3, 0));
+    }
+    let (_, mut lines) = get(provider(&logs).await, "/system/logs?name=otel.fn").await;
+    let got = lines.messages().await;
+    let texts: Vec<&str> = got.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["record 0", "record 1", "record 2"]);
+    let details = got[1].details.as_deref().unwrap();
+    assert_eq!(details.severity.as_deref(), Some("ERROR"));
+    assert_eq!(
+        details.trace_id.as_deref(),
+        Some("5b8efff798038103d269b633813fc60c")
+    );
+    assert_eq!(details.attributes["i"], serde_json::json!(1));
+    assert_eq!(got[1].stream, Some(faas_logs::OutputStream::Stderr));
+}
+
 /// The admin's view of the stream: a plain async-nats connection.
 async fn admin(url: &str) -> async_nats::jetstream::Context {
     async_nats::jetstream::new(async_nats::connect(url).await.unwrap())

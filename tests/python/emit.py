@@ -5,8 +5,9 @@ OTLP/HTTP, as an instrumented function would. Run by tests/it/otlp.rs.
 
 ENCODING is `protobuf` or `json`, COMPRESSION `none` or `gzip`. Record i is logged at
 DEBUG, INFO, WARNING or ERROR in turn, with the attribute `order.id` = i; every fifth
-is logged inside a span. Prints one line per record logged in a span (`span I TRACE
-SPAN`), and one per export (`export RESULT RECORDS`) once the exporter has answered.
+is logged inside a span. Prints the time the SDK gives each record (`time I NANOS`),
+one line per record logged in a span (`span I TRACE SPAN`), and one per export
+(`export RESULT RECORDS`) once the exporter has answered.
 """
 
 import logging
@@ -28,6 +29,14 @@ def exporter(endpoint, encoding, compression):
     return OTLPLogExporter(
         endpoint=endpoint, compression=Compression.from_str(compression), timeout=30
     )
+
+
+class Times(logging.Filter):
+    """Tells each record's time, as the SDK's handler computes it from `created`."""
+
+    def filter(self, record):
+        print(f"time {record.__dict__['order.id']} {int(record.created * 1e9)}", flush=True)
+        return True
 
 
 class Reporting(LogRecordExporter):
@@ -71,6 +80,7 @@ def main():
     log = logging.getLogger("function")
     log.propagate = False
     log.setLevel(logging.DEBUG)
+    log.addFilter(Times())
     log.addHandler(LoggingHandler(level=logging.DEBUG, logger_provider=provider))
     tracer = TracerProvider(resource=resource).get_tracer("function")
     levels = [logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR]
