@@ -1313,3 +1313,302 @@ async fn forever_gives_up_after_its_retries_once_the_provider_is_gone() {
         "{stderr}"
     );
 }
+
+/// The command run with `input` on its standard input.
+async fn run_with_input(args: &[&str], input: &[u8]) -> Run {
+    let mut child = command(&scratch(), args, &[])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    // Written beside the reading, so that a large input cannot fill both pipes.
+    let writer = tokio::spawn(async move {
+        stdin.write_all(&input).await.unwrap();
+    });
+    let out = within(child.wait_with_output()).await.unwrap();
+    writer.await.unwrap();
+    Run {
+        code: out.status.code(),
+        stdout: out.stdout,
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saved_lines_read_from_stdin_print_as_the_provider_s_own_with_every_filter() {
+    let (addr, sent) = hostile_provider().await;
+    let gateway = url(addr);
+    // What a user saves: the provider's lines as `-o json` prints them.
+    let saved = run(&["fmt", "--gateway", &gateway, "--tail=false", "-o", "json"]).await;
+    assert_eq!(saved.code, Some(0), "{}", saved.stderr);
+    let since = sent[sent.len() / 2].timestamp.to_rfc3339();
+    let cases: Vec<Vec<&str>> = vec![
+        vec![],
+        vec!["-o", "keyvalue", "--name", "--instance"],
+        vec!["-o", "raw"],
+        vec!["-o", "json"],
+        vec!["--lines=3", "--instance"],
+        vec!["--include", "[0-9]", "--exclude", "<"],
+        vec!["--since-time", &since, "--time-format", "rfc3339nano"],
+        vec!["--only-instance", "fmt-2"],
+        vec!["--exclude-instance", "fmt-[01]", "--instance"],
+        vec![
+            "--highlight",
+            "[0-9]+",
+            "--highlight",
+            "e",
+            "--color=always",
+            "--name",
+        ],
+        vec!["--highlight", "[0-9]+", "-o", "keyvalue"],
+    ];
+    for flags in cases {
+        let mut live = vec!["fmt", "--gateway", &gateway, "--tail=false"];
+        live.extend(&flags);
+        let from_provider = run(&live).await;
+        assert_eq!(
+            from_provider.code,
+            Some(0),
+            "{flags:?}: {}",
+            from_provider.stderr
+        );
+        let mut saved_args = vec!["--stdin"];
+        saved_args.extend(&flags);
+        let from_stdin = run_with_input(&saved_args, &saved.stdout).await;
+        assert_eq!(from_stdin.code, Some(0), "{flags:?}: {}", from_stdin.stderr);
+        assert_eq!(from_stdin.text(), from_provider.text(), "{flags:?}");
+    }
+    // Another instance's lines are gone; the highlight marks without filtering, and only
+    // where colours are on.
+    let excluded = run_with_input(
+        &["--stdin", "--exclude-instance", "fmt-[01]", "-o", "json"],
+        &saved.stdout,
+    )
+    .await;
+    let fmt_2: Vec<&Message> = sent.iter().filter(|m| &*m.instance == "fmt-2").collect();
+    assert_eq!(excluded.text().lines().count(), fmt_2.len());
+    let marked = run_with_input(
+        &[
+            "--stdin",
+            "-o",
+            "raw",
+            "--highlight",
+            "asci+",
+            "--color=always",
+        ],
+        &saved.stdout,
+    )
+    .await;
+    let first = marked.text().lines().next().unwrap().to_owned();
+    assert!(
+        first.starts_with("plain \u{1b}[")
+            && first.contains("43m")
+            && first.ends_with("ascii\u{1b}[0m"),
+        "{first:?}"
+    );
+    assert_eq!(marked.text().lines().count(), sent.len());
+    let unmarked = run_with_input(
+        &["--stdin", "-o", "raw", "--highlight", "ascii"],
+        &saved.stdout,
+    )
+    .await;
+    assert!(unmarked.text().starts_with("plain ascii\n"));
+
+    // Raw is the text alone.
+    let raw = run_with_input(&["--stdin", "-o", "raw"], &saved.stdout).await;
+    let texts: Vec<String> = sent
+        .iter()
+        .map(|m| m.text.trim_end_matches('\n').to_owned())
+        .collect();
+    assert_eq!(
+        raw.text(),
+        texts.iter().map(|t| format!("{t}\n")).collect::<String>()
+    );
+
+    // A function chosen by name; a line that is not a message is reported by its number,
+    // the others printed, and the command exits 1.
+    let other = r#"{"name":"g","namespace":"","instance":"g-1","timestamp":"2024-03-01T12:00:00Z","text":"from g"}"#;
+    let mut mixed = format!("{other}\n").into_bytes();
+    mixed.extend_from_slice(&saved.stdout);
+    mixed.extend_from_slice(b"this is not JSON\n\n");
+    let only_g = run_with_input(&["--stdin", "g", "-o", "raw"], &mixed).await;
+    assert_eq!(only_g.text(), "from g\n");
+    assert_eq!(only_g.code, Some(1));
+    let bad = sent.len() + 2;
+    assert!(
+        only_g
+            .stderr
+            .contains(&format!("line {bad} of standard input is not a message")),
+        "{}",
+        only_g.stderr
+    );
+    assert!(
+        only_g.stderr.contains(&format!("1 of {} lines", bad + 1)),
+        "{}",
+        only_g.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_arriving_on_stdin_is_printed_before_the_next_one_comes() {
+    let mut child = command(&scratch(), &["--stdin", "-o", "raw"], &[])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut got = Vec::new();
+    for i in 0..3 {
+        let line =
+            format!(r#"{{"name":"f","timestamp":"2024-03-01T12:00:0{i}Z","text":"line {i}"}}"#);
+        stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+        stdin.flush().await.unwrap();
+        // Printed while standard input is still open, as `tail -f saved | ...` needs.
+        read_until(&mut lines, &mut got, |got| got.len() == i + 1).await;
+    }
+    assert_eq!(got, ["line 0", "line 1", "line 2"]);
+    drop(stdin);
+    assert!(within(child.wait()).await.unwrap().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timestamps_short_and_full_in_any_zone() {
+    let line = br#"{"name":"f","instance":"f-1","timestamp":"2024-03-01T23:30:00.5Z","text":"t"}"#;
+    // The flags, the environment, what is printed.
+    type Case<'a> = (&'a [&'a str], &'a [(&'a str, &'a str)], &'a str);
+    let cases: [Case; 5] = [
+        (&["--timestamps", "short"], &[], "03-01 23:30:00 t\n"),
+        (
+            &["--timestamps", "full", "--timezone", "+02:00"],
+            &[],
+            "2024-03-02T01:30:00.500000000+02:00 t\n",
+        ),
+        (
+            &["--timezone", "-05:30", "--time-format", "15:04 MST"],
+            &[],
+            "18:00 -0530 t\n",
+        ),
+        (
+            &["--timezone", "Local"],
+            &[("TZ", "IST-5:30")],
+            "2024-03-02T05:00:00+05:30 t\n",
+        ),
+        (&["--timestamps", "none", "--instance"], &[], "(f-1) t\n"),
+    ];
+    for (flags, env, expected) in cases {
+        let mut args = vec!["--stdin"];
+        args.extend(flags);
+        let mut child = command(&scratch(), &args, env)
+            .stdin(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(line).await.unwrap();
+        drop(stdin);
+        let out = within(child.wait_with_output()).await.unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), expected, "{flags:?}");
+    }
+    let bad = run(&["--stdin", "--timezone", "Mars"]).await;
+    assert_eq!(bad.code, Some(2));
+    assert!(
+        bad.stderr.contains("use UTC, Local or an offset"),
+        "{}",
+        bad.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_template_writes_each_line_with_its_fields_and_details() {
+    let store = LogStore::new();
+    let at = Utc.with_ymd_and_hms(2024, 3, 1, 12, 0, 0).unwrap();
+    let mut details = faas_logs::Details::default();
+    details.severity = Some("ERROR".into());
+    details.trace_id = Some("5b8efff798038103d269b633813fc60c".into());
+    details.attributes.insert("user".into(), "ada".into());
+    store
+        .append(
+            Message::new("tpl", at, "payment failed\n")
+                .with_namespace("team")
+                .with_instance("tpl-1")
+                .with_stream(faas_logs::OutputStream::Stderr)
+                .with_details(details),
+        )
+        .unwrap();
+    store
+        .append(
+            Message::new("tpl", at + chrono::Duration::seconds(1), "ok")
+                .with_namespace("team")
+                .with_instance("tpl-2"),
+        )
+        .unwrap();
+    let addr = provider(&store, Duration::from_secs(30)).await;
+    let template = "{{ time }} {{ namespace }}/{{ name }} {{ instance }} {{ stream or 'none' }} \
+                    [{{ severity | default('-') }}] {{ text | upper }} user={{ attributes.user }} \
+                    trace={{ (trace_id or '')[:8] }} at={{ timestamp }}";
+    let expected = "03-01 13:00:00 team/tpl tpl-1 stderr [ERROR] PAYMENT FAILED user=ada trace=5b8efff7 at=2024-03-01T12:00:00Z\n\
+                    03-01 13:00:01 team/tpl tpl-2 none [-] OK user= trace= at=2024-03-01T12:00:01Z\n";
+    let gateway = url(addr);
+    let flags = [
+        "--template",
+        template,
+        "--timestamps",
+        "short",
+        "--timezone",
+        "+01:00",
+    ];
+    let mut live = vec!["tpl", "-n", "team", "--gateway", &gateway, "--tail=false"];
+    live.extend(flags);
+    let from_provider = run(&live).await;
+    assert_eq!(
+        (from_provider.code, from_provider.text().as_str()),
+        (Some(0), expected),
+        "{}",
+        from_provider.stderr
+    );
+    // The same from a saved copy.
+    let saved = run(&[
+        "tpl",
+        "-n",
+        "team",
+        "--gateway",
+        &gateway,
+        "--tail=false",
+        "-o",
+        "json",
+    ])
+    .await;
+    let mut saved_args = vec!["--stdin"];
+    saved_args.extend(flags);
+    let from_stdin = run_with_input(&saved_args, &saved.stdout).await;
+    assert_eq!(from_stdin.text(), expected);
+
+    // A template that fails on a line says so once and exits 1; one that does not
+    // compile is a bad command line.
+    let failing = run_with_input(&["--stdin", "--template", "{{ text + 1 }}"], &saved.stdout).await;
+    assert_eq!(failing.code, Some(1));
+    assert_eq!(
+        failing
+            .stderr
+            .matches("--template failed on a line")
+            .count(),
+        1,
+        "{}",
+        failing.stderr
+    );
+    assert!(
+        failing.stderr.contains("--template failed on 2 lines"),
+        "{}",
+        failing.stderr
+    );
+    let broken = run(&["--stdin", "--template", "{{ text"]).await;
+    assert_eq!(broken.code, Some(2));
+    assert!(
+        broken.stderr.contains("the template does not compile"),
+        "{}",
+        broken.stderr
+    );
+}

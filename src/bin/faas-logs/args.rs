@@ -15,6 +15,9 @@ Examples:
   faas-logs NAME --only-instance=NAME-5d8f   one instance's lines (--instance prints it)
   faas-logs NAME --include='ERROR|WARN' --exclude=healthz
   faas-logs NAME -g https://gw.example.com -k $TOKEN --time-format=15:04:05.000
+  faas-logs NAME --tail=false -o json > saved.ndjson; faas-logs --stdin -o raw < saved.ndjson
+                                             saved lines, read with every filter and format
+  faas-logs NAME --template '{{ time }} {{ instance }} [{{ severity | default(\"-\") }}] {{ text }}'
   faas-logs serve                            run a provider on 127.0.0.1:8080 (serve --help)
 
 Exit status: 0 when the provider ends the stream cleanly, 1 when it cannot be reached,
@@ -43,7 +46,7 @@ pub(crate) enum Command {
     /// Fetch logs for functions (the same as without `logs`, as faas-cli spells it).
     #[cfg(feature = "cli")]
     #[command(after_help = EXAMPLES)]
-    Logs(crate::logs_args::LogsArgs),
+    Logs(Box<crate::logs_args::LogsArgs>),
     /// OpenWhisk's activations: list, get, logs, result, poll (as `wsk activation`).
     #[cfg(feature = "cli")]
     #[command(visible_aliases = ["activation", "actv"])]

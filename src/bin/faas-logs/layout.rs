@@ -1,7 +1,61 @@
 //! Timestamps written with Go's reference-time layouts (`2006-01-02T15:04:05Z07:00`,
 //! `15:04:05.000`, ...), as faas-cli's `--time-format` takes them, and Go's named layouts.
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono::{DateTime, Datelike, FixedOffset, Offset, Timelike, Utc};
+
+/// The zone timestamps are written in (`--timezone`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Zone {
+    /// UTC, as faas-cli writes them.
+    Utc,
+    /// The machine's own zone, at each timestamp (summer time included).
+    Local,
+    /// A fixed offset from UTC.
+    Fixed(FixedOffset),
+}
+
+impl Zone {
+    /// `UTC`, `Local` (any case) or an offset such as `+02:00`, `-0530`, `+09`.
+    pub(crate) fn parse(value: &str) -> Result<Zone, String> {
+        match value.to_ascii_lowercase().as_str() {
+            "utc" | "z" => return Ok(Zone::Utc),
+            "local" => return Ok(Zone::Local),
+            _ => {}
+        }
+        let invalid =
+            || format!("invalid time zone {value:?} (use UTC, Local or an offset such as +02:00)");
+        let (sign, digits) = match value.as_bytes().first() {
+            Some(b'+') => (1, &value[1..]),
+            Some(b'-') => (-1, &value[1..]),
+            _ => return Err(invalid()),
+        };
+        let digits: String = digits.chars().filter(|c| *c != ':').collect();
+        if !digits.bytes().all(|b| b.is_ascii_digit()) || !matches!(digits.len(), 2 | 4) {
+            return Err(invalid());
+        }
+        let hours: i32 = digits[..2].parse().map_err(|_| invalid())?;
+        let minutes: i32 = digits
+            .get(2..)
+            .filter(|m| !m.is_empty())
+            .map_or(Ok(0), str::parse)
+            .map_err(|_| invalid())?;
+        if hours > 23 || minutes > 59 {
+            return Err(invalid());
+        }
+        FixedOffset::east_opt(sign * (hours * 3600 + minutes * 60))
+            .map(Zone::Fixed)
+            .ok_or_else(invalid)
+    }
+
+    /// The offset from UTC at `at`.
+    fn offset_at(self, at: &DateTime<Utc>) -> FixedOffset {
+        match self {
+            Zone::Utc => FixedOffset::east_opt(0).expect("zero is an offset"),
+            Zone::Local => at.with_timezone(&chrono::Local).offset().fix(),
+            Zone::Fixed(offset) => offset,
+        }
+    }
+}
 
 /// A `--time-format` value as the layout it names: Go's layout names in any case
 /// (`rfc3339`, `ANSIC`, `kitchen`, ...), any other text as a layout itself.
@@ -211,21 +265,30 @@ impl Layout {
         self.0.is_empty()
     }
 
-    /// `at` written with this layout, in UTC as faas-cli writes the timestamps providers
-    /// send, appended to `out`.
-    pub(crate) fn format(&self, at: &DateTime<Utc>, out: &mut String) {
+    /// `at` written with this layout in `zone` (faas-cli writes UTC), appended to `out`.
+    pub(crate) fn format(&self, at: &DateTime<Utc>, zone: Zone, out: &mut String) {
+        let offset = zone.offset_at(at);
+        let local = at.with_timezone(&offset);
         for piece in &self.0 {
             match piece {
                 Piece::Text(text) => out.push_str(text),
-                Piece::Element(element) => write_element(*element, at, out),
+                Piece::Element(element) => write_element(*element, &local, out),
             }
         }
     }
 }
 
 /// One element of a layout, for `at`, appended to `out`.
-fn write_element(element: Element, at: &DateTime<Utc>, out: &mut String) {
+fn write_element(element: Element, at: &DateTime<FixedOffset>, out: &mut String) {
     use std::fmt::Write;
+    let offset = at.offset().local_minus_utc();
+    let (sign, offset_abs) = if offset < 0 {
+        ('-', -offset)
+    } else {
+        ('+', offset)
+    };
+    let (zone_hours, zone_minutes, zone_seconds) =
+        (offset_abs / 3600, offset_abs / 60 % 60, offset_abs % 60);
     let month = at.month0() as usize;
     let weekday = at.weekday().num_days_from_sunday() as usize;
     let hour12 = match at.hour() % 12 {
@@ -256,22 +319,25 @@ fn write_element(element: Element, at: &DateTime<Utc>, out: &mut String) {
         Element::Year => write!(out, "{:02}", at.year().rem_euclid(100)),
         Element::Pm => write!(out, "{}", if at.hour() >= 12 { "PM" } else { "AM" }),
         Element::LowerPm => write!(out, "{}", if at.hour() >= 12 { "pm" } else { "am" }),
-        Element::ZoneName => write!(out, "UTC"),
+        // Go writes UTC by name, and a zone it has no name for as -0700.
+        Element::ZoneName if offset == 0 => write!(out, "UTC"),
+        Element::ZoneName => write!(out, "{sign}{zone_hours:02}{zone_minutes:02}"),
         Element::Zone {
             z,
             colons,
             seconds,
             hours_only,
         } => {
-            if z {
+            if z && offset == 0 {
                 out.push('Z');
             } else {
-                out.push_str("+00");
+                let colon = if colons { ":" } else { "" };
+                let _ = write!(out, "{sign}{zone_hours:02}");
                 if !hours_only {
-                    out.push_str(if colons { ":00" } else { "00" });
+                    let _ = write!(out, "{colon}{zone_minutes:02}");
                 }
                 if seconds {
-                    out.push_str(if colons { ":00" } else { "00" });
+                    let _ = write!(out, "{colon}{zone_seconds:02}");
                 }
             }
             Ok(())
@@ -307,8 +373,31 @@ mod tests {
 
     fn formatted(value: &str) -> String {
         let mut out = String::new();
-        Layout::parse(&named(value)).format(&at(), &mut out);
+        Layout::parse(&named(value)).format(&at(), Zone::Utc, &mut out);
         out
+    }
+
+    #[test]
+    fn zones_write_the_time_and_offset_as_go_does() {
+        let written = |layout: &str, zone: &str| {
+            let mut out = String::new();
+            Layout::parse(&named(layout)).format(&at(), Zone::parse(zone).unwrap(), &mut out);
+            out
+        };
+        assert_eq!(
+            written("rfc3339nano", "+02:00"),
+            "2024-02-07T17:04:05.12+02:00"
+        );
+        assert_eq!(
+            written("rfc1123z", "-0530"),
+            "Wed, 07 Feb 2024 09:34:05 -0530"
+        );
+        assert_eq!(written("unixdate", "+09"), "Thu Feb  8 00:04:05 +0900 2024");
+        assert_eq!(written("rfc3339", "utc"), "2024-02-07T15:04:05Z");
+        assert_eq!(written("2006-01-02 Z07", "+02:00"), "2024-02-07 +02");
+        for bad in ["Mars", "+2", "+24:00", "+02:60", "0200", "+02:0"] {
+            assert!(Zone::parse(bad).is_err(), "{bad}");
+        }
     }
 
     // Each expected value is what Go's time.Format prints for 2024-02-07T15:04:05.12Z.

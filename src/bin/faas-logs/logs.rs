@@ -10,6 +10,7 @@ use faas_logs::Request;
 use crate::gateway::Credentials;
 use crate::logs_args::{ColorWhen, Format, LogsArgs};
 use crate::print::Printer;
+use crate::template::LineTemplate;
 use crate::{gateway, layout};
 
 /// How the command ended.
@@ -21,6 +22,9 @@ pub(crate) enum Failure {
 }
 
 pub(crate) async fn run(args: LogsArgs) -> Result<(), Failure> {
+    if args.stdin {
+        return crate::stdin::run(&args);
+    }
     let gateway = gateway::gateway_url(args.gateway.as_deref(), args.yaml.as_deref())
         .map_err(Failure::Error)?;
     let credentials = gateway::credentials(&gateway, args.token.as_deref(), args.user.as_deref())
@@ -64,12 +68,7 @@ pub(crate) async fn run(args: LogsArgs) -> Result<(), Failure> {
         .build()
         .map_err(|e| Failure::Error(faas_logs::Error::describe(&e)))?;
 
-    let since = match (args.since_time, args.since) {
-        (Some(at), _) => Some(at.to_utc()),
-        (None, Some(ago)) if !ago.is_zero() => Some(chrono::Utc::now() - ago),
-        _ => None,
-    }
-    .map(cut_to_the_second);
+    let since = since(&args);
     let request = Request {
         namespace: args.namespace.clone(),
         instance: args.only_instance.clone().unwrap_or_default(),
@@ -89,22 +88,7 @@ pub(crate) async fn run(args: LogsArgs) -> Result<(), Failure> {
     }
 
     let several = args.names.len() > 1;
-    let layout = layout::Layout::parse(&layout::named(&args.time_format));
-    let mut printer = Printer::new(format, layout);
-    // Merged functions always say whose line it is.
-    printer.name = args.name || several;
-    printer.instance = args.instance || several;
-    printer.include = args.include;
-    printer.exclude = args.exclude;
-    // NO_COLOR, CLICOLOR, CLICOLOR_FORCE and a dumb terminal are honoured as anstream
-    // reads them.
-    printer.colour = match args.color {
-        ColorWhen::Always => true,
-        ColorWhen::Never => false,
-        ColorWhen::Auto => {
-            anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never
-        }
-    };
+    let mut printer = printer(&args, several)?;
 
     let resume = args
         .forever
@@ -144,7 +128,7 @@ pub(crate) async fn run(args: LogsArgs) -> Result<(), Failure> {
     }
     // The stream is dropped on return: the connection closes at once.
     if missing.is_empty() {
-        Ok(())
+        finish(&printer)
     } else {
         Err(Failure::Error(format!(
             "{} of {} functions not found: {}",
@@ -152,6 +136,44 @@ pub(crate) async fn run(args: LogsArgs) -> Result<(), Failure> {
             args.names.len(),
             missing.join(", ")
         )))
+    }
+}
+
+/// The printer the flags ask for; lines of `several` functions always say whose they are.
+pub(crate) fn printer(args: &LogsArgs, several: bool) -> Result<Printer, Failure> {
+    let format = if args.json { Format::Json } else { args.output };
+    let layout = match args.timestamps {
+        Some(style) => style.layout().to_owned(),
+        None => layout::named(&args.time_format),
+    };
+    let mut printer = Printer::new(format, layout::Layout::parse(&layout));
+    printer.zone = args.timezone;
+    printer.name = args.name || several;
+    printer.instance = args.instance || several;
+    printer.include = args.include.clone();
+    printer.exclude = args.exclude.clone();
+    printer.exclude_instance = args.exclude_instance.clone();
+    printer.highlight = args.highlight.clone();
+    if let Some(source) = &args.template {
+        printer.template = Some(LineTemplate::new(source).map_err(Failure::Error)?);
+    }
+    // NO_COLOR, CLICOLOR, CLICOLOR_FORCE and a dumb terminal are honoured as anstream
+    // reads them.
+    printer.colour = match args.color {
+        ColorWhen::Always => true,
+        ColorWhen::Never => false,
+        ColorWhen::Auto => {
+            anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never
+        }
+    };
+    Ok(printer)
+}
+
+/// The end of a run: an error when the template failed on some lines.
+pub(crate) fn finish(printer: &Printer) -> Result<(), Failure> {
+    match printer.template_failures {
+        0 => Ok(()),
+        n => Err(Failure::Error(format!("--template failed on {n} lines"))),
     }
 }
 
@@ -261,7 +283,7 @@ async fn print_all(
 }
 
 /// Writes and flushes what is buffered; a closed stdout (`| head`) ends quietly.
-fn write(out: &mut impl Write, buf: &mut Vec<u8>) -> Result<(), Failure> {
+pub(crate) fn write(out: &mut impl Write, buf: &mut Vec<u8>) -> Result<(), Failure> {
     let written = out.write_all(buf).and_then(|()| out.flush());
     buf.clear();
     match written {
@@ -294,6 +316,16 @@ fn refused(gateway: &str, e: &ClientError) -> String {
         }
         _ => faas_logs::Error::describe(e),
     }
+}
+
+/// The time `--since-time` or `--since` asks for, to the second as faas-cli sends it.
+pub(crate) fn since(args: &LogsArgs) -> Option<chrono::DateTime<chrono::Utc>> {
+    match (args.since_time, args.since) {
+        (Some(at), _) => Some(at.to_utc()),
+        (None, Some(ago)) if !ago.is_zero() => Some(chrono::Utc::now() - ago),
+        _ => None,
+    }
+    .map(cut_to_the_second)
 }
 
 /// faas-cli sends `since` in RFC 3339 without a fraction.

@@ -10,9 +10,18 @@ pub(crate) const DEFAULT_GATEWAY: &str = "http://127.0.0.1:8080";
 /// The flags of `faas-cli logs`, and faas-logs' own.
 #[derive(Args, Debug)]
 pub(crate) struct LogsArgs {
-    /// The functions: one, as faas-cli takes it, or several merged by time.
-    #[arg(required = true, value_name = "NAME")]
+    /// The functions: one, as faas-cli takes it, or several merged by time. With
+    /// --stdin, the functions whose lines are printed (all when none is named).
+    #[arg(required_unless_present = "stdin", value_name = "NAME")]
     pub(crate) names: Vec<String>,
+
+    /// Read the lines from standard input instead of a provider: NDJSON of messages, as
+    /// a provider sends them or the viewer downloads them; every filter and format
+    /// applies (`faas-logs --stdin -o raw --include=ERROR < billing.ndjson`). A line
+    /// that is not a message is reported with its number, and the command exits 1 at the
+    /// end.
+    #[arg(long, conflicts_with_all = ["gateway", "yaml", "tail", "forever"])]
+    pub(crate) stdin: bool,
 
     /// Gateway URL starting with http(s):// [env: OPENFAAS_URL] [default: http://127.0.0.1:8080]
     #[arg(short, long, value_name = "URL")]
@@ -66,7 +75,8 @@ pub(crate) struct LogsArgs {
     )]
     pub(crate) user: Option<String>,
 
-    /// Output logs as (plain|keyvalue|json); json is each line as the provider sent it.
+    /// Output logs as (plain|keyvalue|json|raw); json is each line as the provider sent
+    /// it, raw its text alone.
     #[arg(
         short,
         long,
@@ -76,6 +86,16 @@ pub(crate) struct LogsArgs {
     )]
     pub(crate) output: Format,
 
+    /// Write each line with a Jinja2 template instead of --output, its fields `name`,
+    /// `namespace`, `instance`, `timestamp` (RFC 3339), `time` (as --time-format,
+    /// --timestamps and --timezone write it), `text`, `stream`, `severity`, `trace_id`,
+    /// `span_id` and `attributes`: `--template '{{ time }} {{ instance }}
+    /// [{{ severity or "-" }}] {{ text }}'`; filters such as `upper`, `replace`,
+    /// `default("-")` apply.
+    #[arg(long, value_name = "TEMPLATE", conflicts_with_all = ["output", "json"],
+          value_parser = crate::template::parse)]
+    pub(crate) template: Option<String>,
+
     /// String format for the timestamp: any Go time layout or a Go layout name (rfc3339,
     /// rfc3339nano, ansic, kitchen, ...); empty prints no timestamp.
     #[arg(
@@ -84,6 +104,17 @@ pub(crate) struct LogsArgs {
         default_value = "2006-01-02T15:04:05Z07:00"
     )]
     pub(crate) time_format: String,
+
+    /// Timestamps as stern writes them, instead of --time-format: `short` (01-02
+    /// 15:04:05), `full` (nanoseconds and the zone) or `none`.
+    #[arg(long, value_name = "STYLE")]
+    pub(crate) timestamps: Option<Timestamps>,
+
+    /// The zone timestamps are written in: UTC (faas-cli's), Local (this machine's), or
+    /// an offset such as +02:00.
+    #[arg(long, value_name = "ZONE", default_value = "UTC", allow_hyphen_values = true,
+          value_parser = crate::layout::Zone::parse)]
+    pub(crate) timezone: crate::layout::Zone,
 
     /// Print the function name.
     #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
@@ -126,6 +157,16 @@ pub(crate) struct LogsArgs {
     #[arg(long, value_name = "REGEX")]
     pub(crate) include: Vec<regex::Regex>,
 
+    /// No line of an instance whose name matches REGEX (repeatable), as stern's
+    /// --exclude-pod: `--exclude-instance '-canary-'`.
+    #[arg(long, value_name = "REGEX")]
+    pub(crate) exclude_instance: Vec<regex::Regex>,
+
+    /// Colour what matches REGEX in the text, filtering nothing (repeatable; on a
+    /// terminal, or with --color=always).
+    #[arg(long, value_name = "REGEX")]
+    pub(crate) highlight: Vec<regex::Regex>,
+
     /// No line whose text matches REGEX (repeatable).
     #[arg(long, value_name = "REGEX")]
     pub(crate) exclude: Vec<regex::Regex>,
@@ -153,6 +194,30 @@ pub(crate) enum Format {
     Keyvalue,
     /// The provider's NDJSON line unchanged.
     Json,
+    /// The text alone.
+    Raw,
+}
+
+/// A `--timestamps` style.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Timestamps {
+    /// `01-02 15:04:05`.
+    Short,
+    /// `2006-01-02T15:04:05.000000000Z07:00`.
+    Full,
+    /// No timestamp.
+    None,
+}
+
+impl Timestamps {
+    /// The Go layout of the style.
+    pub(crate) fn layout(self) -> &'static str {
+        match self {
+            Timestamps::Short => "01-02 15:04:05",
+            Timestamps::Full => "2006-01-02T15:04:05.000000000Z07:00",
+            Timestamps::None => "",
+        }
+    }
 }
 
 /// When to colour.

@@ -19,6 +19,10 @@ mod logs_args;
 #[cfg(feature = "cli")]
 mod print;
 mod serve;
+#[cfg(feature = "cli")]
+mod stdin;
+#[cfg(feature = "cli")]
+mod template;
 
 use std::process::ExitCode;
 
@@ -43,7 +47,7 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => serve::run(*args),
         Some(Command::Collect(args)) => collect::run(*args),
         #[cfg(feature = "cli")]
-        Some(Command::Logs(args)) => read(logs::run(args)),
+        Some(Command::Logs(args)) => read(logs::run(*args)),
         #[cfg(feature = "cli")]
         Some(Command::Activations(args)) => read(activations::run(args)),
         #[cfg(feature = "cli")]

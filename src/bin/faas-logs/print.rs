@@ -1,5 +1,6 @@
-//! Each line as faas-cli prints it (plain, keyvalue, json), with the text filters and,
-//! on a terminal, a colour per instance and stderr's text in red.
+//! Each line as faas-cli prints it (plain, keyvalue, json; and raw, its text alone),
+//! with the text filters and, on a terminal, a colour per instance and stderr's text in
+//! red.
 
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -9,18 +10,29 @@ use anstyle::{Ansi256Color, AnsiColor, Color, Style};
 use faas_logs::client::LogLine;
 use regex::Regex;
 
-use crate::layout::Layout;
+use crate::layout::{Layout, Zone};
 use crate::logs_args::Format;
+use crate::template::LineTemplate;
 
 /// How lines are printed.
 pub(crate) struct Printer {
     pub(crate) format: Format,
     /// The Go layout of the timestamp; empty prints none.
     pub(crate) time_layout: Layout,
+    /// The zone the timestamp is written in.
+    pub(crate) zone: Zone,
     pub(crate) name: bool,
     pub(crate) instance: bool,
     pub(crate) include: Vec<Regex>,
     pub(crate) exclude: Vec<Regex>,
+    /// No line of an instance that matches one of these.
+    pub(crate) exclude_instance: Vec<Regex>,
+    /// What to colour in the text, where colours are on.
+    pub(crate) highlight: Vec<Regex>,
+    /// Each line written with this instead of the format.
+    pub(crate) template: Option<LineTemplate>,
+    /// Lines the template failed on.
+    pub(crate) template_failures: usize,
     /// Colour the name and instance, one colour per instance, and stderr's text.
     pub(crate) colour: bool,
     /// The colour each instance got, in the order instances first appeared.
@@ -44,26 +56,35 @@ impl Printer {
         Printer {
             format,
             time_layout,
+            zone: Zone::Utc,
             name: false,
             instance: false,
             include: Vec::new(),
             exclude: Vec::new(),
+            exclude_instance: Vec::new(),
+            highlight: Vec::new(),
+            template: None,
+            template_failures: 0,
             colour: false,
             colours: HashMap::new(),
             scratch: String::new(),
         }
     }
 
-    /// Whether the filters keep this line.
-    pub(crate) fn keeps(&self, text: &str) -> bool {
+    /// Whether the filters keep a line of `instance` with `text`.
+    pub(crate) fn keeps(&self, instance: &str, text: &str) -> bool {
         (self.include.is_empty() || self.include.iter().any(|r| r.is_match(text)))
             && !self.exclude.iter().any(|r| r.is_match(text))
+            && !self.exclude_instance.iter().any(|r| r.is_match(instance))
     }
 
     /// Appends `line` as printed, with its newline, to `out`, unless a filter drops it.
     pub(crate) fn print(&mut self, line: &LogLine, out: &mut Vec<u8>) {
         let json = self.format == Format::Json;
-        let filtered = !self.include.is_empty() || !self.exclude.is_empty();
+        let filtered = self.template.is_some()
+            || !self.include.is_empty()
+            || !self.exclude.is_empty()
+            || !self.exclude_instance.is_empty();
         // The provider's line as it came: no message to build unless a filter reads it.
         if json && !filtered {
             out.extend_from_slice(line.bytes());
@@ -71,7 +92,25 @@ impl Printer {
             return;
         }
         let m = &line.message();
-        if !self.keeps(&m.text) {
+        if !self.keeps(&m.instance, &m.text) {
+            return;
+        }
+        if let Some(template) = &self.template {
+            let mut time = String::new();
+            self.time_layout.format(&m.timestamp, self.zone, &mut time);
+            match template.render(m, &time) {
+                Ok(text) => {
+                    out.extend_from_slice(text.as_bytes());
+                    out.push(b'\n');
+                }
+                Err(e) => {
+                    // Said once: the same template fails alike on the next lines.
+                    if self.template_failures == 0 {
+                        eprintln!("faas-logs: {e}");
+                    }
+                    self.template_failures += 1;
+                }
+            }
             return;
         }
         if json {
@@ -82,24 +121,27 @@ impl Printer {
         let colour = (self.colour && (self.name || self.instance))
             .then(|| self.colour_of(&m.name, &m.instance));
         let stderr = self.colour && m.stream == Some(faas_logs::OutputStream::Stderr);
+        let highlight: &[Regex] = if self.colour { &self.highlight } else { &[] };
         let s = &mut self.scratch;
         s.clear();
         let keyvalue = self.format == Format::Keyvalue;
-        if !self.time_layout.is_empty() {
+        let raw = self.format == Format::Raw;
+        let colour = colour.filter(|_| !raw);
+        if !self.time_layout.is_empty() && !raw {
             s.push_str(if keyvalue { "timestamp=\"" } else { "" });
-            self.time_layout.format(&m.timestamp, s);
+            self.time_layout.format(&m.timestamp, self.zone, s);
             s.push_str(if keyvalue { "\" " } else { " " });
         }
         if let Some(style) = colour {
             // Writing to a String cannot fail.
             let _ = write!(s, "{}", style.render());
         }
-        if self.name {
+        if self.name && !raw {
             s.push_str(if keyvalue { "name=\"" } else { "" });
             s.push_str(&m.name);
             s.push_str(if keyvalue { "\" " } else { " " });
         }
-        if self.instance {
+        if self.instance && !raw {
             s.push_str(if keyvalue { "instance=\"" } else { "(" });
             s.push_str(&m.instance);
             s.push_str(if keyvalue { "\" " } else { ") " });
@@ -113,13 +155,12 @@ impl Printer {
         if keyvalue {
             // faas-cli trims the text's trailing newlines and escapes nothing.
             s.push_str("text=\"");
-            s.push_str(m.text.trim_end_matches('\n'));
+            push_text(s, m.text.trim_end_matches('\n'), highlight, stderr);
             s.push_str("\" ");
         } else {
-            // faas-cli trims trailing newlines from the whole line.
-            s.push_str(&m.text);
-            let kept = s.trim_end_matches('\n').len();
-            s.truncate(kept);
+            // faas-cli trims trailing newlines from the whole line; the prefix ends
+            // in none, so the text's own are those.
+            push_text(s, m.text.trim_end_matches('\n'), highlight, stderr);
         }
         if stderr {
             let _ = write!(s, "{}", STDERR.render_reset());
@@ -127,6 +168,47 @@ impl Printer {
         out.extend_from_slice(s.as_bytes());
         out.push(b'\n');
     }
+}
+
+/// What `--highlight` marks: black on yellow, bold.
+const HIGHLIGHT: Style = Style::new()
+    .fg_color(Some(Color::Ansi(AnsiColor::Black)))
+    .bg_color(Some(Color::Ansi(AnsiColor::Yellow)))
+    .bold();
+
+/// `text`, with what any of `highlight` matches marked (overlapping matches as one);
+/// after each mark, stderr's colour again where the line is stderr's.
+fn push_text(s: &mut String, text: &str, highlight: &[Regex], stderr: bool) {
+    let mut marks: Vec<(usize, usize)> = highlight
+        .iter()
+        .flat_map(|r| r.find_iter(text).map(|m| (m.start(), m.end())))
+        .filter(|(start, end)| start < end)
+        .collect();
+    if marks.is_empty() {
+        s.push_str(text);
+        return;
+    }
+    marks.sort_unstable();
+    let mut at = 0;
+    for (start, end) in marks {
+        if end <= at {
+            continue;
+        }
+        let start = start.max(at);
+        s.push_str(&text[at..start]);
+        let _ = write!(
+            s,
+            "{}{}{}",
+            HIGHLIGHT.render(),
+            &text[start..end],
+            HIGHLIGHT.render_reset()
+        );
+        if stderr {
+            let _ = write!(s, "{}", STDERR.render());
+        }
+        at = end;
+    }
+    s.push_str(&text[at..]);
 }
 
 impl Printer {

@@ -65,6 +65,7 @@ pub(crate) fn run(args: ServeArgs) -> std::process::ExitCode {
         Err(e) => return server::exit_with(Err(e.into())),
     };
     server::exit_with(runtime.block_on(async move {
+        server::watch_for_shutdown();
         match args.provider {
             None => memory::run(args.memory).await,
             Some(Provider::Docker(args)) => docker::run(args).await,

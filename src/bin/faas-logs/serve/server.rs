@@ -318,18 +318,43 @@ pub(crate) fn init_tracing() {
         .init();
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub(crate) async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = ctrl_c => {}
-                _ = term.recv() => {}
+/// Ctrl-C or SIGTERM, once [`watch_for_shutdown`] has begun to listen for them.
+static SHUTDOWN: std::sync::OnceLock<tokio_util::sync::CancellationToken> =
+    std::sync::OnceLock::new();
+
+/// Listens for Ctrl-C and SIGTERM from now on. Called as a provider starts, before it
+/// prints its address: a signal sent as soon as the address is read then ends it
+/// cleanly, where it would otherwise kill a provider still busy starting.
+pub(crate) fn watch_for_shutdown() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let token = SHUTDOWN.get_or_init(Default::default).clone();
+    // Registered here, not when the task first runs.
+    let (interrupt, terminate) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    );
+    tokio::spawn(async move {
+        match (interrupt, terminate) {
+            (Ok(mut interrupt), Ok(mut terminate)) => {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
+                }
+            }
+            _ => {
+                let _ = tokio::signal::ctrl_c().await;
             }
         }
-        Err(_) => {
-            let _ = ctrl_c.await;
+        token.cancel();
+    });
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub(crate) async fn shutdown_signal() {
+    match SHUTDOWN.get() {
+        Some(token) => token.clone().cancelled_owned().await,
+        None => {
+            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }
