@@ -37,7 +37,7 @@ use futures_util::StreamExt;
 
 use crate::codec::{canonical, NdjsonError, DEFAULT_MAX_JSON_LINE};
 use crate::message::MessageRef;
-use crate::{Message, Request};
+use crate::{FunctionName, Message, Request};
 
 /// Why reading logs failed.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +68,15 @@ pub enum ClientError {
     /// The body is not NDJSON of messages, or it was cut off inside a line.
     #[error("the log stream is broken")]
     Decode(#[source] NdjsonError),
+    /// A function list that does not read as one.
+    #[error("the {what} does not read as one")]
+    UnreadableList {
+        /// Which list.
+        what: &'static str,
+        /// How it does not.
+        #[source]
+        source: serde_json::Error,
+    },
     /// Following gave up after this many failures in a row; the last is the source.
     #[error("gave up following after {failures} failures in a row")]
     GaveUp {
@@ -349,7 +358,76 @@ impl LogClient {
     /// As [`LogClient::logs`], each message with the line it came in.
     pub async fn lines(&self, request: &Request) -> Result<LineStream, ClientError> {
         let url = format!("{}?{}", self.endpoint, self.query(request));
-        let mut call = self.http.get(&url);
+        let response = self.get(&url).await?;
+        Ok(Box::pin(body::Lines::new(response, self.max_line)))
+    }
+
+    /// The functions the provider has logs for, from the list this crate's providers
+    /// serve ([`FUNCTIONS_PATH`](crate::server::FUNCTIONS_PATH)); else those an OpenFaaS
+    /// gateway deploys in `namespace` (its default when empty), from its
+    /// `/system/functions`. `None` when neither lists them.
+    pub async fn functions(
+        &self,
+        namespace: &str,
+    ) -> Result<Option<Vec<FunctionName>>, ClientError> {
+        #[derive(serde::Deserialize)]
+        struct Listed {
+            functions: Option<Vec<FunctionName>>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Deployed {
+            name: String,
+            #[serde(default)]
+            namespace: String,
+        }
+        let base = self.endpoint.trim_end_matches("/system/logs");
+        let unreadable = |what, source| ClientError::UnreadableList { what, source };
+        match self
+            .get(&format!("{base}{}", crate::server::FUNCTIONS_PATH))
+            .await
+        {
+            Ok(response) => {
+                let body = response.bytes().await.map_err(ClientError::Transport)?;
+                let listed: Listed =
+                    serde_json::from_slice(&body).map_err(|e| unreadable("function list", e))?;
+                return Ok(listed.functions);
+            }
+            Err(ClientError::Status {
+                status: 404 | 405 | 422,
+                ..
+            }) => {}
+            Err(e) => return Err(e),
+        }
+        let mut url = format!("{base}/system/functions");
+        if !namespace.is_empty() {
+            let query: String = form_urlencoded::Serializer::new(String::new())
+                .append_pair("namespace", namespace)
+                .finish();
+            url = format!("{url}?{query}");
+        }
+        match self.get(&url).await {
+            Ok(response) => {
+                let body = response.bytes().await.map_err(ClientError::Transport)?;
+                let deployed: Vec<Deployed> = serde_json::from_slice(&body)
+                    .map_err(|e| unreadable("gateway's function list", e))?;
+                let mut names: Vec<FunctionName> = deployed
+                    .into_iter()
+                    .map(|d| FunctionName::new(d.namespace, d.name))
+                    .collect();
+                names.sort();
+                Ok(Some(names))
+            }
+            Err(ClientError::Status {
+                status: 404 | 405, ..
+            }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// `GET url` with the client's auth, answered with a success (any other status is
+    /// [`ClientError::Status`] with the provider's message).
+    async fn get(&self, url: &str) -> Result<reqwest::Response, ClientError> {
+        let mut call = self.http.get(url);
         call = match &self.auth {
             Auth::None => call,
             Auth::Basic(user, password) => call.basic_auth(user, Some(password)),
@@ -371,7 +449,7 @@ impl LogClient {
                 message,
             });
         }
-        Ok(Box::pin(body::Lines::new(response, self.max_line)))
+        Ok(response)
     }
 
     /// Follows a function for ever (until the stream is dropped): `request` with

@@ -1612,3 +1612,181 @@ async fn a_template_writes_each_line_with_its_fields_and_details() {
         broken.stderr
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regex_and_all_choose_functions_from_the_provider_s_list_or_a_gateway_s() {
+    let provider = Provider::start(
+        "memory",
+        &["--listen", "127.0.0.1:0", "--run", "idle=sleep 60"],
+    );
+    let pushed: String = [("web-a", 0, "a0"), ("worker", 1, "w1"), ("web-b", 2, "b2"), ("web-a", 3, "a3")]
+        .iter()
+        .map(|(name, s, text)| {
+            format!(r#"{{"name":"{name}","instance":"{name}-1","timestamp":"2024-03-01T12:00:0{s}Z","text":"{text}"}}"#) + "\n"
+        })
+        .collect();
+    let (status, body) = send_whole(
+        provider.addr,
+        "POST",
+        "/system/logs/push",
+        pushed.as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let gateway = url(provider.addr);
+    let read = |flags: &[&str]| {
+        let mut args = vec!["-g", &gateway, "--tail=false", "--time-format="];
+        args.extend(flags);
+        args.iter().map(|a| a.to_string()).collect::<Vec<String>>()
+    };
+    let run_owned = |args: Vec<String>| async move {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        run(&args).await
+    };
+    let web = run_owned(read(&["--regex", "^web-"])).await;
+    assert_eq!(
+        (web.code, web.text().as_str()),
+        (
+            Some(0),
+            "web-a (web-a-1) a0\nweb-b (web-b-1) b2\nweb-a (web-a-1) a3\n"
+        ),
+        "{}",
+        web.stderr
+    );
+    let all = run_owned(read(&[
+        "--all",
+        "-n",
+        "openfaas-fn",
+        "--exclude-instance",
+        "^idle-",
+    ]))
+    .await;
+    assert_eq!(
+        all.text(),
+        "web-a (web-a-1) a0\nworker (worker-1) w1\nweb-b (web-b-1) b2\nweb-a (web-a-1) a3\n",
+        "{}",
+        all.stderr
+    );
+    let none = run_owned(read(&["--regex", "^nope"])).await;
+    assert_eq!(none.code, Some(1));
+    assert!(
+        none.stderr
+            .contains("no function of the provider's matches ^nope"),
+        "{}",
+        none.stderr
+    );
+    let elsewhere = run_owned(read(&["--regex", "^web-", "-n", "team"])).await;
+    assert_eq!(elsewhere.code, Some(1), "{}", elsewhere.stderr);
+
+    // A gateway: no list of this crate's, OpenFaaS' /system/functions instead.
+    let store = LogStore::builder().default_namespace("team").build();
+    let at = Utc.with_ymd_and_hms(2024, 3, 1, 12, 0, 0).unwrap();
+    for (i, name) in ["web-x", "db", "web-y"].iter().enumerate() {
+        let m = Message::new(
+            *name,
+            at + chrono::Duration::seconds(i as i64),
+            format!("{name} says hi"),
+        )
+        .with_namespace("team")
+        .with_instance(format!("{name}-1"));
+        store.append(m).unwrap();
+    }
+    let asked = Arc::new(Mutex::new(Vec::new()));
+    let handler = LogHandler::new(store, Duration::from_secs(30));
+    let gateway_addr = {
+        let asked = asked.clone();
+        serve_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+            let (handler, asked) = (handler.clone(), asked.clone());
+            async move {
+                let uri = req.uri().clone();
+                asked.lock().unwrap().push(uri.to_string());
+                use http_body_util::Either;
+                let list = r#"[{"name":"web-x","namespace":"team","replicas":1},{"name":"db","namespace":"team"},{"name":"web-y","namespace":"team"}]"#;
+                match uri.path() {
+                    "/system/logs" => handler.handle(req).await.map(Either::Left),
+                    "/system/functions" => {
+                        hyper::Response::new(Either::Right(Full::new(bytes::Bytes::from_static(list.as_bytes()))))
+                    }
+                    _ => hyper::Response::builder()
+                        .status(404)
+                        .body(Either::Right(Full::new(bytes::Bytes::new())))
+                        .unwrap(),
+                }
+            }
+        })
+        .await
+    };
+    let gateway = url(gateway_addr);
+    let args = [
+        "--regex",
+        "^web-",
+        "-n",
+        "team",
+        "-g",
+        &gateway,
+        "--tail=false",
+        "--time-format=",
+    ];
+    let from_gateway = run(&args).await;
+    assert_eq!(
+        from_gateway.text(),
+        "web-x (web-x-1) web-x says hi\nweb-y (web-y-1) web-y says hi\n",
+        "{}",
+        from_gateway.stderr
+    );
+    let asked = asked.lock().unwrap().clone();
+    assert!(
+        asked.contains(&"/system/logs/functions".to_owned()),
+        "{asked:?}"
+    );
+    assert!(
+        asked.contains(&"/system/functions?namespace=team".to_owned()),
+        "{asked:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn regex_follows_the_functions_that_appear_while_it_follows() {
+    let provider = Provider::start(
+        "memory",
+        &["--listen", "127.0.0.1:0", "--run", "idle=sleep 60"],
+    );
+    let push = |name: &'static str, text: &'static str| async move {
+        let line = format!(r#"{{"name":"{name}","instance":"{name}-1","text":"{text}"}}"#);
+        let (status, body) =
+            send_whole(provider.addr, "POST", "/system/logs/push", line.as_bytes()).await;
+        assert_eq!(status, 200, "{body}");
+    };
+    push("web-a", "first").await;
+    let gateway = url(provider.addr);
+    let args = [
+        "--regex",
+        "^web-",
+        "-g",
+        &gateway,
+        "--relist",
+        "50ms",
+        "--time-format=",
+    ];
+    let mut child = command(&scratch(), &args, &[]).spawn().unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut got = Vec::new();
+    read_until(&mut lines, &mut got, |got| !got.is_empty()).await;
+    // A function that did not exist when the command started, and one that does not match.
+    push("worker", "not this one").await;
+    push("web-b", "new here").await;
+    read_until(&mut lines, &mut got, |got| got.len() == 2).await;
+    push("web-a", "second").await;
+    read_until(&mut lines, &mut got, |got| got.len() == 3).await;
+    assert_eq!(
+        got,
+        [
+            "web-a (web-a-1) first",
+            "web-b (web-b-1) new here",
+            "web-a (web-a-1) second"
+        ]
+    );
+    interrupt(&child);
+    let status = within(child.wait()).await.unwrap();
+    assert_eq!(status.code(), Some(130));
+}

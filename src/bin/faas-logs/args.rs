@@ -12,6 +12,7 @@ Examples:
   faas-logs NAME --since-time=2024-01-01T00:00:00Z -o json
   faas-logs NAME --forever                   follow across the provider's timeouts until Ctrl-C
   faas-logs web worker --name                two functions merged by time, coloured per instance
+  faas-logs --regex '^web-' -n openfaas-fn   every function whose name starts with web-
   faas-logs NAME --only-instance=NAME-5d8f   one instance's lines (--instance prints it)
   faas-logs NAME --include='ERROR|WARN' --exclude=healthz
   faas-logs NAME -g https://gw.example.com -k $TOKEN --time-format=15:04:05.000

@@ -3,9 +3,10 @@
 
 use std::io::{IsTerminal, Write};
 use std::task::Poll;
+use std::time::Duration;
 
 use faas_logs::client::{ClientError, LineStream, LogClient, Resume};
-use faas_logs::Request;
+use faas_logs::{FunctionName, Request};
 
 use crate::gateway::Credentials;
 use crate::logs_args::{ColorWhen, Format, LogsArgs};
@@ -21,7 +22,7 @@ pub(crate) enum Failure {
     Interrupted,
 }
 
-pub(crate) async fn run(args: LogsArgs) -> Result<(), Failure> {
+pub(crate) async fn run(mut args: LogsArgs) -> Result<(), Failure> {
     if args.stdin {
         return crate::stdin::run(&args);
     }
@@ -67,6 +68,11 @@ pub(crate) async fn run(args: LogsArgs) -> Result<(), Failure> {
     let client = client
         .build()
         .map_err(|e| Failure::Error(faas_logs::Error::describe(&e)))?;
+    // Functions chosen from the provider's list, which may grow while following.
+    let selecting = args.regex.is_some() || args.all;
+    if selecting {
+        select(&client, &gateway, &mut args).await?;
+    }
 
     let since = since(&args);
     let request = Request {
@@ -88,7 +94,7 @@ pub(crate) async fn run(args: LogsArgs) -> Result<(), Failure> {
     }
 
     let several = args.names.len() > 1;
-    let mut printer = printer(&args, several)?;
+    let mut printer = printer(&args, several || selecting)?;
 
     let resume = args
         .forever
@@ -97,6 +103,8 @@ pub(crate) async fn run(args: LogsArgs) -> Result<(), Failure> {
     // person at a terminal is told why, and how to go on.
     let say_when_ended = request.follow && !args.forever && std::io::stderr().is_terminal();
     let mut missing = Vec::new();
+    // Kept for the functions that appear while following.
+    let watched = (request.follow && selecting).then(|| request.clone());
     let opened = async {
         if several && resume.is_none() {
             open_each(&client, &args.names, &request, &mut missing).await
@@ -118,7 +126,12 @@ pub(crate) async fn run(args: LogsArgs) -> Result<(), Failure> {
     tokio::pin!(interrupted);
     tokio::select! {
         opened = opened => {
-            let stream = opened.map_err(|e| Failure::Error(refused(&gateway, &e)))?;
+            let mut stream = opened.map_err(|e| Failure::Error(refused(&gateway, &e)))?;
+            if let Some(request) = &watched {
+                let every = args.relist.to_std().unwrap_or(Duration::from_secs(10));
+                let every = every.max(Duration::from_millis(10));
+                stream = with_new_functions(client.clone(), &args, request, stream, every);
+            }
             tokio::select! {
                 printed = print_all(stream, &mut printer, say_when_ended) => printed?,
                 () = &mut interrupted => return Err(Failure::Interrupted),
@@ -137,6 +150,111 @@ pub(crate) async fn run(args: LogsArgs) -> Result<(), Failure> {
             missing.join(", ")
         )))
     }
+}
+
+/// Adds to `args.names` the functions `--regex` or `--all` choose from the provider's
+/// list, and sets `args.namespace` to theirs: they are read with one query each, in one
+/// namespace.
+async fn select(client: &LogClient, gateway: &str, args: &mut LogsArgs) -> Result<(), Failure> {
+    let listed = client
+        .functions(&args.namespace)
+        .await
+        .map_err(|e| Failure::Error(refused(gateway, &e)))?
+        .ok_or_else(|| {
+            Failure::Error(format!(
+                "{gateway} does not list its functions: name them instead of --regex or --all"
+            ))
+        })?;
+    let chosen: Vec<FunctionName> = listed
+        .into_iter()
+        .filter(|f| args.namespace.is_empty() || f.namespace == args.namespace)
+        .filter(|f| args.regex.as_ref().is_none_or(|r| r.is_match(&f.name)))
+        .collect();
+    let mut namespaces: Vec<&str> = chosen.iter().map(|f| f.namespace.as_str()).collect();
+    namespaces.sort_unstable();
+    namespaces.dedup();
+    match namespaces[..] {
+        [] if args.names.is_empty() => {
+            return Err(Failure::Error(match &args.regex {
+                Some(r) => format!("no function of the provider's matches {r}"),
+                None => "the provider lists no function".to_owned(),
+            }))
+        }
+        [] => {}
+        [one] => args.namespace = one.to_owned(),
+        _ => {
+            return Err(Failure::Error(format!(
+                "the functions chosen are in several namespaces ({}): choose one with -n",
+                namespaces.join(", ")
+            )))
+        }
+    }
+    for f in chosen {
+        if !args.names.contains(&f.name) {
+            args.names.push(f.name);
+        }
+    }
+    Ok(())
+}
+
+/// `stream`, and the lines of the functions `--regex` or `--all` choose that the
+/// provider starts to list while it is read: the list is read again every `every`, and
+/// a new function is followed from its first line. Ends when every stream has ended.
+fn with_new_functions(
+    client: LogClient,
+    args: &LogsArgs,
+    request: &Request,
+    stream: LineStream,
+    every: Duration,
+) -> LineStream {
+    let (found, mut arrivals) = tokio::sync::mpsc::unbounded_channel::<LineStream>();
+    let mut known: std::collections::HashSet<String> = args.names.iter().cloned().collect();
+    let (regex, namespace, request) = (args.regex.clone(), args.namespace.clone(), request.clone());
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(every).await;
+            if found.is_closed() {
+                return;
+            }
+            let Ok(Some(listed)) = client.functions(&namespace).await else {
+                continue;
+            };
+            for f in listed {
+                let wanted = f.namespace == namespace
+                    && regex.as_ref().is_none_or(|r| r.is_match(&f.name))
+                    && known.insert(f.name.clone());
+                if !wanted {
+                    continue;
+                }
+                let whole = Request {
+                    name: f.name.clone(),
+                    since: None,
+                    tail: None,
+                    ..request.clone()
+                };
+                match client.lines(&whole).await {
+                    Ok(lines) => {
+                        if found.send(lines).is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => eprintln!(
+                        "faas-logs: warning: {}: {}",
+                        f.name,
+                        faas_logs::Error::describe(&e)
+                    ),
+                }
+            }
+        }
+    });
+    let mut all = futures_util::stream::SelectAll::new();
+    all.push(stream);
+    Box::pin(futures_util::stream::poll_fn(move |cx| {
+        while let Poll::Ready(Some(more)) = arrivals.poll_recv(cx) {
+            all.push(more);
+        }
+        futures_util::StreamExt::poll_next_unpin(&mut all, cx)
+    }))
 }
 
 /// The printer the flags ask for; lines of `several` functions always say whose they are.

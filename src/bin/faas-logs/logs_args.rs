@@ -12,15 +12,29 @@ pub(crate) const DEFAULT_GATEWAY: &str = "http://127.0.0.1:8080";
 pub(crate) struct LogsArgs {
     /// The functions: one, as faas-cli takes it, or several merged by time. With
     /// --stdin, the functions whose lines are printed (all when none is named).
-    #[arg(required_unless_present = "stdin", value_name = "NAME")]
+    #[arg(required_unless_present_any = ["stdin", "regex", "all"], value_name = "NAME")]
     pub(crate) names: Vec<String>,
+
+    /// Also every function whose name matches REGEX, from the provider's function list
+    /// (or an OpenFaaS gateway's), as stern selects pods: `--regex '^web-'`.
+    #[arg(long, value_name = "REGEX")]
+    pub(crate) regex: Option<regex::Regex>,
+
+    /// Every function the provider lists (of the namespace -n names, when given).
+    #[arg(long)]
+    pub(crate) all: bool,
+
+    /// While following, how often --regex and --all read the function list again, to
+    /// follow the functions that appear (from their first line).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = go_duration)]
+    pub(crate) relist: chrono::Duration,
 
     /// Read the lines from standard input instead of a provider: NDJSON of messages, as
     /// a provider sends them or the viewer downloads them; every filter and format
     /// applies (`faas-logs --stdin -o raw --include=ERROR < billing.ndjson`). A line
     /// that is not a message is reported with its number, and the command exits 1 at the
     /// end.
-    #[arg(long, conflicts_with_all = ["gateway", "yaml", "tail", "forever"])]
+    #[arg(long, conflicts_with_all = ["gateway", "yaml", "tail", "forever", "regex", "all"])]
     pub(crate) stdin: bool,
 
     /// Gateway URL starting with http(s):// [env: OPENFAAS_URL] [default: http://127.0.0.1:8080]
