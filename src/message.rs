@@ -103,7 +103,9 @@ pub struct Details {
     /// The span the record was written in, 16 lowercase hex digits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub span_id: Option<String>,
-    /// The record's attributes, as JSON.
+    /// The record's attributes, as JSON. Keys starting with `$serde_json::private::` are
+    /// serde_json's own tokens, which it does not read back as written: this crate's
+    /// inputs store them with an underscore before them.
     #[serde(default, skip_serializing_if = "serde_json::Map::is_empty")]
     pub attributes: serde_json::Map<String, serde_json::Value>,
 }

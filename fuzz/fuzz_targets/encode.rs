@@ -35,7 +35,9 @@ fuzz_target!(|data: &[u8]| {
         _ => Some(OutputStream::Stderr),
     };
     let (severity, attribute) = (next(), next());
-    if head[1] & 1 == 1 {
+    // serde_json's private tokens as keys are out of the property: its decoder reads them
+    // as something else (this crate's inputs rename them; see `Details::attributes`).
+    if head[1] & 1 == 1 && !attribute.starts_with("$serde_json::private::") {
         let mut details = Details::default();
         details.severity = Some(severity);
         details

@@ -185,7 +185,7 @@ fn message(record: LogRecord, name: &SharedStr, who: &Origin, time: DateTime<Utc
         .into_iter()
         .map(|kv| {
             (
-                kv.key,
+                key(kv.key),
                 kv.value.and_then(|v| v.value).map_or(Value::Null, json),
             )
         })
@@ -270,7 +270,7 @@ fn json(value: any_value::Value) -> Value {
         any_value::Value::KvlistValue(list) => Value::Object(
             list.values
                 .into_iter()
-                .map(|kv| (kv.key, kv.value.map_or(Value::Null, any_json)))
+                .map(|kv| (key(kv.key), kv.value.map_or(Value::Null, any_json)))
                 .collect(),
         ),
         any_value::Value::BytesValue(bytes) => {
@@ -278,6 +278,17 @@ fn json(value: any_value::Value) -> Value {
         }
         // An index into a profile's string table, which logs do not carry.
         any_value::Value::StringValueStrindex(index) => Value::from(index),
+    }
+}
+
+/// A map key as stored: serde_json reads a map whose key is one of its private tokens
+/// (`$serde_json::private::RawValue`) as something else than a map, so such a key is
+/// kept with an underscore before it, and every reader of the line reads what was sent.
+fn key(key: String) -> String {
+    if key.starts_with("$serde_json::private::") {
+        format!("_{key}")
+    } else {
+        key
     }
 }
 

@@ -597,6 +597,28 @@ async fn hostile_bodies_get_clear_answers_and_lose_nothing_stored() {
     let g = history(addr, "g").await;
     assert_eq!(&*g[0].instance, "host-8080-x");
 
+    // Attribute keys that are serde_json's private tokens are kept renamed, so that every
+    // reader (this crate's client, the store on disk) reads the line back.
+    let token = "$serde_json::private::RawValue";
+    let mut tokened = record(8, "tokens");
+    tokened.attributes = vec![attribute(token, "not JSON {")];
+    let nested = KeyValueList {
+        values: vec![attribute(token, "1")],
+    };
+    tokened.attributes.push(KeyValue {
+        key: "nested".into(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::KvlistValue(nested)),
+        }),
+        ..Default::default()
+    });
+    let body = request(vec![attribute("faas.name", "tok")], vec![tokened]).encode_to_vec();
+    assert_eq!(post(addr, PROTOBUF, None, &body).await.0, 200);
+    let tok = history(addr, "tok").await;
+    let attributes = &tok[0].details.as_deref().unwrap().attributes;
+    assert_eq!(attributes[&format!("_{token}")], json!("not JSON {"));
+    assert_eq!(attributes["nested"], json!({ format!("_{token}"): "1" }));
+
     let texts: Vec<String> = history(addr, "f")
         .await
         .into_iter()
@@ -609,7 +631,7 @@ async fn hostile_bodies_get_clear_answers_and_lose_nothing_stored() {
     assert_eq!(deep_text.matches('{').count(), 30);
     assert_eq!(texts.len(), 3);
     assert_eq!([&texts[0], &texts[2]], ["kept", "fine"]);
-    assert_eq!(flaky.batches.load(Ordering::SeqCst), 4);
+    assert_eq!(flaky.batches.load(Ordering::SeqCst), 5);
 }
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
