@@ -899,29 +899,15 @@ async fn ctrl_c_ends_a_follow_at_once_and_the_provider_sees_the_connection_close
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn https_with_a_self_signed_certificate_that_is_trusted_or_not_checked() {
-    let key = rcgen::KeyPair::generate().unwrap();
-    let params = rcgen::CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-    let cert = params.self_signed(&key).unwrap();
+    let (pem, acceptor) = self_signed_tls("localhost");
     let dir = scratch();
-    std::fs::write(dir.join("gateway.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("gateway.pem"), pem).unwrap();
 
     let store = LogStore::new();
     store
         .append(Message::new("f", Utc::now(), "over tls"))
         .unwrap();
     let handler = LogHandler::new(store, Duration::from_secs(30));
-    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::new(
-        tokio_rustls::rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![cert.der().clone()],
-        tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-    )
-    .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = tcp.local_addr().unwrap().port();
     tokio::spawn(async move {

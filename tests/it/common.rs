@@ -720,3 +720,27 @@ pub(crate) fn faas_cli_line(
         b.trim_end_matches('\n').to_owned()
     }
 }
+
+/// A certificate for `host`, signed by its own key, as PEM, and a TLS acceptor serving
+/// it (rustls on ring).
+#[cfg_attr(not(feature = "cli"), allow(dead_code))] // used by the parts that need `cli`
+pub(crate) fn self_signed_tls(host: &str) -> (String, tokio_rustls::TlsAcceptor) {
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params = rcgen::CertificateParams::new(vec![host.to_owned()]).unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::new(
+        tokio_rustls::rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .unwrap();
+    (
+        cert.pem(),
+        tokio_rustls::TlsAcceptor::from(Arc::new(config)),
+    )
+}

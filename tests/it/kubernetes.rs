@@ -618,23 +618,9 @@ async fn in_a_pod_the_provider_uses_its_service_account_over_tls() {
     }
     let _cleanup = Cleanup;
     // An API server on TLS whose certificate, for 127.0.0.1, is the service account's CA.
-    let key = rcgen::KeyPair::generate().unwrap();
-    let params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
-    let cert = params.self_signed(&key).unwrap();
-    std::fs::write(dir.join("ca.crt"), cert.pem()).unwrap();
+    let (pem, acceptor) = self_signed_tls("127.0.0.1");
+    std::fs::write(dir.join("ca.crt"), pem).unwrap();
     std::fs::write(dir.join("token"), "service-account-token").unwrap();
-    let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(Arc::new(
-        tokio_rustls::rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![cert.der().clone()],
-        tokio_rustls::rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
-    )
-    .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
     let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let emulator = Emulator::unbound(tcp.local_addr().unwrap());
     emulator.require_token("service-account-token");
