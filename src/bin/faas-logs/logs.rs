@@ -11,7 +11,6 @@ use faas_logs::{FunctionName, Request};
 use crate::gateway::Credentials;
 use crate::logs_args::{ColorWhen, Format, LogsArgs};
 use crate::print::Printer;
-use crate::template::LineTemplate;
 use crate::{gateway, layout};
 
 /// How the command ended.
@@ -94,7 +93,7 @@ pub(crate) async fn run(mut args: LogsArgs) -> Result<(), Failure> {
     }
 
     let several = args.names.len() > 1;
-    let mut printer = printer(&args, several || selecting)?;
+    let mut printer = printer(&args, several || selecting);
 
     let resume = args
         .forever
@@ -258,7 +257,7 @@ fn with_new_functions(
 }
 
 /// The printer the flags ask for; lines of `several` functions always say whose they are.
-pub(crate) fn printer(args: &LogsArgs, several: bool) -> Result<Printer, Failure> {
+pub(crate) fn printer(args: &LogsArgs, several: bool) -> Printer {
     let format = if args.json { Format::Json } else { args.output };
     let layout = match args.timestamps {
         Some(style) => style.layout().to_owned(),
@@ -272,9 +271,7 @@ pub(crate) fn printer(args: &LogsArgs, several: bool) -> Result<Printer, Failure
     printer.exclude = args.exclude.clone();
     printer.exclude_instance = args.exclude_instance.clone();
     printer.highlight = args.highlight.clone();
-    if let Some(source) = &args.template {
-        printer.template = Some(LineTemplate::new(source).map_err(Failure::Error)?);
-    }
+    printer.template = args.template.clone();
     // NO_COLOR, CLICOLOR, CLICOLOR_FORCE and a dumb terminal are honoured as anstream
     // reads them.
     printer.colour = match args.color {
@@ -284,7 +281,7 @@ pub(crate) fn printer(args: &LogsArgs, several: bool) -> Result<Printer, Failure
             anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never
         }
     };
-    Ok(printer)
+    printer
 }
 
 /// The end of a run: an error when the template failed on some lines.

@@ -107,8 +107,8 @@ pub(crate) struct LogsArgs {
     /// [{{ severity or "-" }}] {{ text }}'`; filters such as `upper`, `replace`,
     /// `default("-")` apply.
     #[arg(long, value_name = "TEMPLATE", conflicts_with_all = ["output", "json"],
-          value_parser = crate::template::parse)]
-    pub(crate) template: Option<String>,
+          value_parser = crate::template::LineTemplate::new)]
+    pub(crate) template: Option<crate::template::LineTemplate>,
 
     /// String format for the timestamp: any Go time layout or a Go layout name (rfc3339,
     /// rfc3339nano, ansic, kitchen, ...); empty prints no timestamp.

@@ -118,15 +118,15 @@ impl Printer {
             out.push(b'\n');
             return;
         }
-        let colour = (self.colour && (self.name || self.instance))
+        let raw = self.format == Format::Raw;
+        // Raw prints neither name nor instance: no colour for them.
+        let colour = (self.colour && !raw && (self.name || self.instance))
             .then(|| self.colour_of(&m.name, &m.instance));
         let stderr = self.colour && m.stream == Some(faas_logs::OutputStream::Stderr);
         let highlight: &[Regex] = if self.colour { &self.highlight } else { &[] };
         let s = &mut self.scratch;
         s.clear();
         let keyvalue = self.format == Format::Keyvalue;
-        let raw = self.format == Format::Raw;
-        let colour = colour.filter(|_| !raw);
         if !self.time_layout.is_empty() && !raw {
             s.push_str(if keyvalue { "timestamp=\"" } else { "" });
             self.time_layout.format(&m.timestamp, self.zone, s);

@@ -12,7 +12,7 @@ use crate::logs::{finish, printer, since, write, Failure};
 use crate::logs_args::LogsArgs;
 
 pub(crate) fn run(args: &LogsArgs) -> Result<(), Failure> {
-    let mut printer = printer(args, args.names.len() > 1)?;
+    let mut printer = printer(args, args.names.len() > 1);
     let since = since(args);
     let keeps = |line: &LogLine| {
         let m = line.message();

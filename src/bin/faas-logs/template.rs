@@ -9,7 +9,9 @@ use faas_logs::{Message, OutputStream};
 use minijinja::value::{Serde, Value};
 use minijinja::Environment;
 
-/// A compiled `--template`.
+/// A compiled `--template`, compiled once as the command line is read (one that does
+/// not compile is a bad command line).
+#[derive(Clone, Debug)]
 pub(crate) struct LineTemplate {
     env: Environment<'static>,
 }
@@ -57,9 +59,4 @@ impl LineTemplate {
 /// `default(...)` and `or` apply.
 fn field(value: Option<&str>) -> Value {
     value.map_or(Value::UNDEFINED, Value::from)
-}
-
-/// A `--template` value, checked as the command line is read (a bad one exits 2).
-pub(crate) fn parse(source: &str) -> Result<String, String> {
-    LineTemplate::new(source).map(|_| source.to_owned())
 }
