@@ -571,6 +571,10 @@ async fn faasd_identifiers_priorities_bytes_and_a_line_of_1_mib() {
             .unwrap();
         assert!(status.success());
     }
+    // systemd-cat's lines come over stream connections, which journald reads in its own
+    // time: in before the native ones below, so that the order asserted is the order sent.
+    let addr = serve(JournaldRequester::new()).await;
+    fetch_at_least(addr, &format!("name={name}"), 5).await;
     let mut system = JournalWriter::new(JOURNAL_SOCKET);
     system
         .send(
@@ -596,7 +600,6 @@ async fn faasd_identifiers_priorities_bytes_and_a_line_of_1_mib() {
             &[("SYSLOG_IDENTIFIER", identifier.as_bytes())],
         )
         .unwrap();
-    let addr = serve(JournaldRequester::new()).await;
     let got = fetch_at_least(addr, &format!("name={name}"), 8).await;
     let streams: Vec<(&str, Option<OutputStream>)> =
         got.iter().map(|m| (m.text.as_str(), m.stream)).collect();
