@@ -161,6 +161,21 @@ impl Error {
         }
     }
 
+    /// A short name for the error's kind (`invalid_request`, `not_found`,
+    /// `body_too_large`, `unavailable`, `insufficient_storage`, `other`): the `kind`
+    /// label of [`meter::BACKEND_ERRORS`](crate::meter::BACKEND_ERRORS).
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::InvalidRequest { .. } => "invalid_request",
+            Error::NotFound { .. } => "not_found",
+            Error::BodyTooLarge { .. } => "body_too_large",
+            Error::Unavailable { .. } => "unavailable",
+            Error::InsufficientStorage { .. } => "insufficient_storage",
+            Error::Other { .. } => "other",
+        }
+    }
+
     /// The error and every cause under it, joined by `": "`, for logs.
     #[must_use]
     pub fn chain(&self) -> String {

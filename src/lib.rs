@@ -44,6 +44,7 @@
 //! | [`store`] | [`LogStore`](store::LogStore), the embedded default backend: an in-memory ring per function, filled by [`Capture`](store::Capture) from a process's output and by [`LogStore::ingest_ndjson`](store::LogStore::ingest_ndjson) from pushed logs |
 //! | [`telemetry`] | [`TelemetryListener`](telemetry::TelemetryListener): Lambda's and FunctionGraph's telemetry pushes into a store, as lines and invocation records |
 //! | [`client`] (feature `client`) | [`LogClient`]: reads any provider's `/system/logs` as a stream of messages, over http or https, and follows across the provider's timeouts |
+//! | [`meter`] | the figures the crate keeps for operators (requests served, lines pushed and refused, gaps, backend errors), through the [`metrics`](https://docs.rs/metrics) facade: nothing is kept until a program installs a recorder, such as Prometheus' |
 //! | [`codec`] | the bytes: Go's exact NDJSON encoder and a decoder, line framing, timestamps |
 //! | [`docker`] (feature `docker`) | [`DockerRequester`], for functions that run as Docker containers, and decoders of Docker's log streams |
 //! | [`journald`] (feature `journald`) | [`JournaldRequester`](journald::JournaldRequester), for functions whose logs are in the systemd journal (faasd, `faas-logs collect`, Docker's `journald` driver); journald's native protocol |
@@ -186,6 +187,7 @@ pub mod kubernetes {
     pub use lines::{LogLine, LogReader};
 }
 mod message;
+pub mod meter;
 #[cfg(feature = "nats")]
 #[cfg_attr(docsrs, doc(cfg(feature = "nats")))]
 pub mod nats;

@@ -45,6 +45,8 @@ pub(crate) struct Run {
     stderr: Option<JoinHandle<String>>,
     line: Vec<u8>,
     what: &'static str,
+    /// Counts the child among the running `journalctl` processes while it lives.
+    _running: crate::meter::Open,
 }
 
 impl Journalctl {
@@ -70,6 +72,7 @@ impl Journalctl {
             stderr,
             line: Vec::new(),
             what,
+            _running: crate::meter::Open::new(crate::meter::JOURNALD_CHILDREN),
         })
     }
 

@@ -265,6 +265,7 @@ impl PodReader {
         };
         let mut skip = self.resume.reopened();
         let mut reader = LogReader::new(body);
+        let _streaming = crate::meter::Open::new(crate::meter::KUBERNETES_LOG_STREAMS);
         loop {
             let line = tokio::select! {
                 biased;
@@ -307,6 +308,7 @@ impl PodReader {
         };
         let mut skip = self.resume.reopened();
         let mut reader = LogReader::new(body);
+        let _streaming = crate::meter::Open::new(crate::meter::KUBERNETES_LOG_STREAMS);
         while let Some(line) = reader
             .next()
             .await

@@ -171,7 +171,11 @@ impl Requester for KubernetesRequester {
             let mut watch = watcher(query.pods.clone(), config).boxed();
             let listed = follow::initial_list(&query, &mut watch).await?;
             let pods = self.function_pods(&query, &listed).await?;
-            tokio::spawn(follow::run(query, pods, watch, tx));
+            let watching = crate::meter::Open::new(crate::meter::KUBERNETES_WATCHES);
+            tokio::spawn(async move {
+                let _watching = watching;
+                follow::run(query, pods, watch, tx).await;
+            });
         } else {
             let listed = query
                 .pods
@@ -426,6 +430,7 @@ async fn read_history(
         }
     };
     let mut reader = LogReader::new(body);
+    let _streaming = crate::meter::Open::new(crate::meter::KUBERNETES_LOG_STREAMS);
     loop {
         let line = match reader.next().await {
             Ok(Some(line)) => Ok(line),

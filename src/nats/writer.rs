@@ -456,6 +456,7 @@ impl Writer {
 
     /// What became of a sent line.
     async fn acknowledged(&self, subject: &str, ack: PublishAckFuture) -> Result<(), Error> {
+        let _awaited = crate::meter::Open::new(crate::meter::NATS_ACKS_AWAITED);
         match ack.await {
             Ok(ack) if ack.stream == self.config.stream => Ok(()),
             Ok(ack) => Err(Error::invalid(

@@ -255,6 +255,13 @@ impl OtlpReceiver {
                 return status(encoding, StatusCode::BAD_REQUEST, &why);
             }
         };
+        crate::meter::pushed(
+            "otlp",
+            outcome.stored,
+            outcome.rejected,
+            outcome.unavailable,
+            false,
+        );
         if outcome.unavailable > 0 {
             let why = format!(
                 "{} of the request's log records could not be stored now ({}); send it again",

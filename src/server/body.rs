@@ -15,7 +15,7 @@ use tokio_util::sync::WaitForCancellationFutureOwned;
 use super::shaping::{yielded_for_budget, Line, Shaped};
 use crate::codec::LineEncoder;
 use crate::error::panicked;
-use crate::Error;
+use crate::{meter, Error};
 
 /// Once the buffer holds this much, it is sent even if more messages are ready: large
 /// enough that a bulk dump costs few writes, small enough to bound memory per response.
@@ -57,6 +57,8 @@ struct Streaming {
     /// body: a client that stops reading blocks the server's writes, and with them the
     /// polling. Aborted when the body goes.
     stopper: Option<tokio::task::JoinHandle<()>>,
+    /// Counts the body among the open follow streams while it lives.
+    _following: Option<meter::Open>,
 }
 
 /// What the body and its stopper share.
@@ -123,11 +125,13 @@ impl State {
                 let e = Error::unavailable(format!(
                     "the log backend had not finished its history when {why} came"
                 ));
+                meter::backend_failed(&e);
                 tracing::warn!(error = %e, "sending the history held so far, then aborting the response");
                 State::Draining { cut_short: Some(e) }
             }
             (State::Streaming | State::Draining { .. }, Happened::Failed(error)) => {
                 tracing::error!(error = %error.chain(), "log backend failed mid-stream; aborting the response");
+                meter::backend_failed(&error);
                 State::Failing {
                     error,
                     paused: false,
@@ -210,11 +214,13 @@ impl LogBody {
 
     /// A body that starts with `first` (already taken from `shaped`), then streams the
     /// rest of `shaped` until it ends, the deadline passes or `shutdown` resolves.
+    /// `following` counts it among the open follow streams.
     pub(crate) fn streaming(
         shaped: Pin<Box<Shaped>>,
         first: Option<Line>,
         deadline: Instant,
         shutdown: WaitForCancellationFutureOwned,
+        following: bool,
     ) -> Self {
         let mut buf = FrameBuf::new();
         let mut encoder = LineEncoder::default();
@@ -248,6 +254,7 @@ impl LogBody {
                 deadline,
                 write_due: true,
                 stopper,
+                _following: following.then(|| meter::Open::new(meter::FOLLOW_STREAMS)),
             })),
         }
     }
@@ -359,6 +366,10 @@ struct FrameBuf {
     /// What the next frame reserves when its first line comes: twice the last frame, up
     /// to a full frame and its last line, so a dump fills each frame without growing it.
     hint: usize,
+    /// Lines in the frame.
+    lines: u64,
+    /// Counts each frame as served when it is taken.
+    served: meter::Served,
 }
 
 impl FrameBuf {
@@ -366,6 +377,8 @@ impl FrameBuf {
         FrameBuf {
             buf: BytesMut::new(),
             hint: 4096,
+            lines: 0,
+            served: meter::Served::new(),
         }
     }
 
@@ -375,8 +388,15 @@ impl FrameBuf {
             self.buf.reserve(self.hint);
         }
         match line {
-            Line::Message(m) => encoder.encode(m, &mut self.buf),
-            Line::Encoded(bytes) => self.buf.extend_from_slice(bytes),
+            Line::Message(m) => {
+                self.lines += 1;
+                encoder.encode(m, &mut self.buf);
+            }
+            // A run of the store's encoded lines, one or more.
+            Line::Encoded(bytes) => {
+                self.lines += memchr::memchr_iter(b'\n', bytes).count() as u64;
+                self.buf.extend_from_slice(bytes);
+            }
         }
     }
 
@@ -388,15 +408,17 @@ impl FrameBuf {
         self.buf.is_empty()
     }
 
-    /// What the buffer holds, as one frame. The frame takes the whole allocation: a
-    /// buffer split but kept would make every later one as large as the first
-    /// (`BytesMut` remembers its original capacity).
+    /// What the buffer holds, as one frame, counted as served. The frame takes the
+    /// whole allocation: a buffer split but kept would make every later one as large as
+    /// the first (`BytesMut` remembers its original capacity).
     fn take(&mut self) -> Option<Frame<Bytes>> {
         if self.buf.is_empty() {
             return None;
         }
         let frame = std::mem::take(&mut self.buf).freeze();
         self.hint = (FRAME_TARGET + FRAME_SLACK).min(frame.len() * 2);
+        self.served
+            .frame(std::mem::take(&mut self.lines), frame.len());
         Some(Frame::data(frame))
     }
 }
@@ -479,7 +501,7 @@ mod tests {
         ));
         let never = tokio_util::sync::CancellationToken::new().cancelled_owned();
         let far = Instant::now() + Duration::from_secs(3600);
-        (LogBody::streaming(shaped, None, far, never), tx)
+        (LogBody::streaming(shaped, None, far, never, true), tx)
     }
 
     async fn next_frame(body: &mut LogBody) -> Bytes {

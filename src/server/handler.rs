@@ -200,6 +200,7 @@ impl<R: Requester + ?Sized> LogHandler<R> {
             return error_response(&Error::unavailable("the log provider is shutting down"));
         }
         tracing::debug!(?request, "log query");
+        let following = request.follow;
         // A panicking backend gets a 500 like any other failure, not a dropped connection.
         let started = AssertUnwindSafe(self.start(request, capabilities, arrived, deadline))
             .catch_unwind()
@@ -214,6 +215,7 @@ impl<R: Requester + ?Sized> LogHandler<R> {
             first,
             deadline,
             self.shutdown.clone().cancelled_owned(),
+            following,
         );
         let mut response = http::Response::new(body);
         let headers = response.headers_mut();
@@ -292,6 +294,7 @@ fn json_error(status: StatusCode, message: &str) -> http::Response<LogBody> {
 /// The response for an error found before the stream started, logged by its weight.
 fn error_response(e: &Error) -> http::Response<LogBody> {
     let status = e.status();
+    crate::meter::backend_failed(e);
     if status.is_server_error() {
         tracing::error!(status = status.as_u16(), error = %e.chain(), "log request failed");
     } else {

@@ -422,6 +422,7 @@ impl Stream for Shaped {
                 }
                 Poll::Ready(Some(Ok(Read::Event(Event::Gap { lost, timestamp })))) => {
                     quiet.set(None);
+                    crate::meter::gap(lost);
                     let line = this.gap_line(lost, timestamp);
                     if let Some(m) = this.place(line) {
                         return Poll::Ready(Some(Ok(Line::Message(m))));

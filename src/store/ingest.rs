@@ -272,6 +272,13 @@ impl IngestReport {
         }
     }
 
+    /// Counts the push in the crate's metrics.
+    fn meter(&self) {
+        let later = self.unavailable.as_ref().map_or(0, |n| n.count);
+        let invalid = self.rejected.len() + self.more_rejected;
+        crate::meter::pushed("ndjson", self.accepted, invalid, later, self.full);
+    }
+
     fn refuse(&mut self, line: usize, error: String) {
         if self.rejected.len() == MAX_LISTED_REJECTIONS {
             self.more_rejected += 1;
@@ -323,6 +330,7 @@ impl LogStore {
                 Err(e) => report.refuse(line, e),
             }
         }
+        report.meter();
         report
     }
 }
@@ -365,6 +373,7 @@ pub async fn ingest_ndjson<S: LogSink + ?Sized>(
     }
     // Refusals came first while reading; list every refusal in line order.
     report.rejected.sort_by_key(|r| r.line);
+    report.meter();
     report
 }
 

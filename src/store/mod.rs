@@ -114,6 +114,22 @@ pub struct RingStats {
     pub appended: u64,
 }
 
+/// What a whole store holds, from [`LogStore::totals`] (and `DiskStore::totals`): the
+/// figures `faas-logs serve` reports at `GET /metrics`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct StoreTotals {
+    /// Functions known.
+    pub functions: usize,
+    /// Lines held.
+    pub lines: u64,
+    /// Bytes held, as counted against the store's byte limits.
+    pub bytes: u64,
+    /// Lines gone since the store was opened (the disk store: since the functions'
+    /// first lines), to make room or by age.
+    pub evicted: u64,
+}
+
 /// An in-memory log store: a bounded ring of messages per function, which implements
 /// [`Requester`] natively.
 ///
@@ -547,6 +563,24 @@ impl LogStore {
     #[must_use]
     pub fn total_bytes(&self) -> usize {
         self.inner.total_bytes.load(Ordering::Relaxed)
+    }
+
+    /// What the whole store holds: each ring is looked at in turn, so call it when asked
+    /// (a scrape), not per line.
+    #[must_use]
+    pub fn totals(&self) -> StoreTotals {
+        let rings = self.inner.functions.all();
+        let mut totals = StoreTotals {
+            functions: rings.len(),
+            bytes: self.total_bytes() as u64,
+            ..StoreTotals::default()
+        };
+        for ring in rings {
+            let state = lock(&ring.state);
+            totals.lines += state.messages.len() as u64;
+            totals.evicted += state.first;
+        }
+        totals
     }
 
     /// What a function's ring holds, or `None` for a function the store does not know.

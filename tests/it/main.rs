@@ -20,6 +20,8 @@ mod journald;
 #[cfg(feature = "cli")]
 mod kubernetes;
 #[cfg(feature = "cli")]
+mod metrics;
+#[cfg(feature = "cli")]
 mod nats;
 #[cfg(feature = "cli")]
 mod openwhisk;

@@ -385,6 +385,28 @@ impl DiskStore {
         Some(state.end_seq - first)
     }
 
+    /// What the whole store holds ([`StoreTotals`](crate::store::StoreTotals)); each
+    /// function is looked at in turn, so call it when asked (a scrape), not per line.
+    #[must_use]
+    pub fn totals(&self) -> crate::store::StoreTotals {
+        let functions = self.inner.functions.all();
+        let mut totals = crate::store::StoreTotals {
+            functions: functions.len(),
+            bytes: self.total_bytes(),
+            ..Default::default()
+        };
+        for function in functions {
+            let state = lock(&function.state);
+            let first = state
+                .segments
+                .front()
+                .map_or(state.end_seq, |s| s.first_seq);
+            totals.lines += state.end_seq - first;
+            totals.evicted += first;
+        }
+        totals
+    }
+
     /// Every function the store holds, sorted by namespace and name.
     #[must_use]
     pub fn function_names(&self) -> Vec<FunctionName> {

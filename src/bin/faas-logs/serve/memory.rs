@@ -26,6 +26,7 @@ use faas_logs::otlp::OtlpReceiver;
 use faas_logs::server::LogHandler;
 use faas_logs::store::{
     ingest_ndjson, Capture, DiskConfig, DiskStore, Fsync, LogStore, StoreLimits, StoreReader,
+    StoreTotals,
 };
 use faas_logs::{
     async_trait, Batch, Capabilities, Error, FunctionName, LogSink, LogStream, Message,
@@ -205,6 +206,16 @@ impl Backend {
             return Ok(Backend::Disk(store));
         }
         Ok(Backend::Memory(store))
+    }
+
+    /// What the store holds, for `/metrics`; JetStream's stream keeps its own figures.
+    fn totals(&self) -> Option<StoreTotals> {
+        match self {
+            Backend::Memory(store) => Some(store.totals()),
+            Backend::Disk(store) => Some(store.totals()),
+            #[cfg(feature = "nats")]
+            Backend::Nats(_) => None,
+        }
     }
 
     /// Makes a function known before its first line (the store answers 200, not 404).
@@ -456,6 +467,10 @@ pub(crate) async fn run(args: Args) -> Result<(), server::Failure> {
         .build();
     let backend = Backend::from_args(&args, store).await?;
     let handler = LogHandler::new(backend.clone(), args.server.timeout());
+    {
+        let backend = backend.clone();
+        super::metrics::report_store(move || backend.totals());
+    }
 
     let listener = server::listen(&args.server.listen, "--listen").await?;
     let local = listener.local_addr()?;
@@ -499,6 +514,5 @@ pub(crate) async fn run(args: Args) -> Result<(), server::Failure> {
         stop_functions(&groups);
         handler.shutdown();
     })
-    .await;
-    Ok(())
+    .await
 }

@@ -1,13 +1,14 @@
 //! `faas-logs serve`: the log providers an operator runs. Without a subcommand, the
 //! embedded default (the in-memory store, or NATS JetStream with `--nats`); `docker`,
 //! `journald`, `kubernetes`, `openwhisk` and `telemetry` serve the logs of those platforms. All share the server
-//! flags of [`server::ServerArgs`].
+//! flags of [`server::ServerArgs`] and answer `GET /metrics` ([`metrics`]).
 
 mod docker;
 mod journald;
 #[cfg(feature = "kubernetes")]
 mod kubernetes;
 mod memory;
+mod metrics;
 #[cfg(feature = "openwhisk")]
 mod openwhisk;
 mod server;
@@ -64,6 +65,7 @@ pub(crate) fn run(args: ServeArgs) -> std::process::ExitCode {
         Ok(runtime) => runtime,
         Err(e) => return server::exit_with(Err(e.into())),
     };
+    metrics::install();
     server::exit_with(runtime.block_on(async move {
         server::watch_for_shutdown();
         match args.provider {

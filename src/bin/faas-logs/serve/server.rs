@@ -22,6 +22,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use subtle::ConstantTimeEq;
 
+use super::metrics;
+
 /// The flags every provider binary has.
 #[derive(clap::Args, Debug, Clone)]
 pub(crate) struct ServerArgs {
@@ -54,6 +56,11 @@ pub(crate) struct ServerArgs {
         default_value = "/var/openfaas/secrets"
     )]
     pub(crate) secret_mount_path: PathBuf,
+    /// Also answer `GET /metrics` on this address, without basic auth (for a Prometheus
+    /// that scrapes a private address). `/metrics` on the main address stays, behind
+    /// basic auth where it is on.
+    #[arg(long, env = "METRICS_LISTEN", value_name = "ADDR")]
+    pub(crate) metrics_listen: Option<String>,
 }
 
 impl ServerArgs {
@@ -236,8 +243,7 @@ pub(crate) async fn serve_logs<R: faas_logs::Requester>(
         let handler = handler.clone();
         move |req| log_routes(req, handler.clone())
     };
-    serve(listener, args, credentials, route, || handler.shutdown()).await;
-    Ok(())
+    serve(listener, args, credentials, route, || handler.shutdown()).await
 }
 
 pub(crate) fn json(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
@@ -361,6 +367,8 @@ pub(crate) async fn shutdown_signal() {
 
 /// Serves `route` (HTTP/1 and HTTP/2) until Ctrl-C or SIGTERM; then calls `stop`, which
 /// must end the open follow streams, and waits up to 5 s for connections to close.
+/// `GET /metrics` is answered here, for every provider, and `--metrics-listen` starts
+/// its own listener first.
 ///
 /// With `credentials`, every route but `/healthz` wants them (401 otherwise). A client
 /// gets `args.header_timeout` to send its headers. When `accept` fails (out of file
@@ -372,11 +380,33 @@ pub(crate) async fn serve<F, Fut>(
     credentials: Option<Arc<Credentials>>,
     route: F,
     stop: impl FnOnce(),
-) where
+) -> Result<(), Failure>
+where
     F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
     Fut: Future<Output = Response<Body>> + Send + 'static,
 {
-    serve_until(listener, args, credentials, route, shutdown_signal(), stop).await
+    serve_metrics(args).await?;
+    serve_until(listener, args, credentials, route, shutdown_signal(), stop).await;
+    Ok(())
+}
+
+/// With `--metrics-listen`, answers `GET /metrics` there (and 404 to anything else),
+/// without basic auth, until Ctrl-C or SIGTERM; prints the address.
+pub(crate) async fn serve_metrics(args: &ServerArgs) -> Result<(), Failure> {
+    let Some(address) = &args.metrics_listen else {
+        return Ok(());
+    };
+    let listener = listen(address, "--metrics-listen").await?;
+    println!("metrics on http://{}/metrics", listener.local_addr()?);
+    let args = ServerArgs {
+        basic_auth: false,
+        ..args.clone()
+    };
+    let route = |_req| async { error(StatusCode::NOT_FOUND, "not found: try GET /metrics") };
+    tokio::spawn(async move {
+        serve_until(listener, &args, None, route, shutdown_signal(), || {}).await;
+    });
+    Ok(())
 }
 
 /// [`serve`], until `until` resolves instead of a signal.
@@ -441,12 +471,21 @@ pub(crate) async fn serve_until<F, Fut>(
         let service = hyper::service::service_fn(move |req: Request<Incoming>| {
             let allowed = req.uri().path() == "/healthz"
                 || credentials.as_ref().is_none_or(|c| c.allow(&req));
-            let answer = allowed.then(|| route(req));
+            let counted = counted_route(req.uri().path());
+            let answer = match allowed {
+                false => Answer::Ready(unauthorized()),
+                true if counted == "/metrics" && req.method() == hyper::Method::GET => {
+                    Answer::Ready(metrics::response())
+                }
+                true => Answer::Routed(route(req)),
+            };
             async move {
-                Ok::<_, Infallible>(match answer {
-                    Some(answer) => answer.await,
-                    None => unauthorized(),
-                })
+                let response = match answer {
+                    Answer::Ready(response) => response,
+                    Answer::Routed(answer) => answer.await,
+                };
+                metrics::request(counted, response.status());
+                Ok::<_, Infallible>(response)
             }
         });
         let (http1, http2, watcher) = (http1.clone(), http2.clone(), graceful.watcher());
@@ -484,6 +523,29 @@ pub(crate) async fn serve_until<F, Fut>(
     {
         tracing::warn!("some connections did not close within 5 s");
     }
+}
+
+/// A request's answer: one made here, or the route's.
+enum Answer<Fut> {
+    Ready(Response<Body>),
+    Routed(Fut),
+}
+
+/// The `route` label of a request's path: one of the paths the providers serve, else
+/// `other`, so that a client cannot grow the metrics with paths of its own.
+fn counted_route(path: &str) -> &'static str {
+    const ROUTES: [&str; 9] = [
+        "/",
+        "/system/logs",
+        "/system/logs/push",
+        "/system/logs/functions",
+        "/system/invocations",
+        "/v1/logs",
+        "/healthz",
+        "/metrics",
+        "/extension/invoke",
+    ];
+    ROUTES.into_iter().find(|r| *r == path).unwrap_or("other")
 }
 
 /// What an HTTP/2 client without TLS sends first (RFC 9113, section 3.4).

@@ -143,7 +143,12 @@ pub(crate) async fn run(args: Args) -> Result<(), server::Failure> {
             server::serve_until(telemetry, &args, None, route, until, || {}).await
         })
     };
-    // The people's side: the log endpoint.
+    // The people's side: the log endpoint, and the metrics.
+    server::serve_metrics(&args.server).await?;
+    {
+        let store = store.clone();
+        super::metrics::report_store(move || Some(store.totals()));
+    }
     let serving = {
         let route = {
             let (handler, store) = (handler.clone(), store.clone());
