@@ -11,15 +11,22 @@ use super::body::LogBody;
 ///
 /// It reads the function list from [`FUNCTIONS_PATH`] (a text field takes a name when
 /// the backend cannot list), opens a function from the address too (`/#NAME`,
-/// `/#NAMESPACE/NAME`), and reads `/system/logs` with `fetch` and a streaming NDJSON
-/// reader: history (`tail` 100, 1,000 or all, and a `since`), then live lines, resuming
-/// by itself after the provider's timeout or a dropped connection with `since` set to
-/// the last line seen, never showing a line twice. Instances get stable colours and
-/// can be toggled; stderr lines stand out; a filter highlights matches and can hide the
-/// rest; pause holds new lines back; the view keeps to the bottom until the reader
-/// scrolls up, and says how many lines wait below; at most 2,000 lines are on the page
-/// and 100,000 kept (it says how many were dropped from view); what is shown downloads
-/// as NDJSON; errors show as a message in the page.
+/// `/#NAMESPACE/NAME`), or several merged by time (`/#NS/A+NS/B`, or Ctrl-click in the
+/// list), and reads `/system/logs` with `fetch` and a streaming NDJSON reader: history
+/// (`tail` 100, 1,000 or all, and a `since`), then live lines, resuming by itself after
+/// the provider's timeout or a dropped connection with `since` set to the last line
+/// seen, never showing a line twice. Instances get stable colours and can be toggled (a
+/// few chips, the rest in a menu with a search; long ids keep their end); levels are
+/// found in the line's severity, a JSON line's `level` or `severity`, or the text, and
+/// coloured; JSON lines and lines with details open into their fields; stderr lines
+/// stand out, and either stream can be hidden; a regular-expression filter (case
+/// optional; `/` focuses it, Esc clears it) highlights matches and can hide the rest;
+/// every line has a link that opens the view at it; times show in local time or UTC,
+/// with the date when it is not today; lines wrap or not; light and dark themes follow
+/// the system until the reader picks one; pause holds new lines back; the view keeps to
+/// the bottom until the reader scrolls up, and says how many lines wait below; at most
+/// 2,000 lines are on the page and 100,000 kept (it says how many were dropped from
+/// view); what is shown downloads as NDJSON; errors show as a message in the page.
 pub const VIEWER_HTML: &str = include_str!("viewer.html");
 
 /// Where the page reads the list of functions (see

@@ -462,3 +462,579 @@ async fn behind_basic_auth_the_page_and_its_requests_use_the_login_it_was_opened
         )
         .await;
 }
+
+/// Runs `script` with `arguments[0]` set to `selector`'s first element; fails when
+/// nothing matches.
+async fn on(browser: &Browser, selector: &str, script: &str) -> Value {
+    let script = format!(
+        "const e = document.querySelector(arguments[0]); if (!e) return '__none__'; {script}"
+    );
+    let value = browser.eval(&script, json!([selector])).await;
+    assert_ne!(value, "__none__", "nothing matches {selector}");
+    value
+}
+
+/// Sets the filter to `value` as typing does, and waits for the page to apply it.
+async fn filter(browser: &Browser, value: &str) {
+    browser
+        .eval(
+            "const f = document.getElementById('filter'); f.value = arguments[0]; f.dispatchEvent(new Event('input'))",
+            json!([value]),
+        )
+        .await;
+    let applied = format!("return document.body.dataset.filter === {}", json!(value));
+    browser.wait_for("the filter", &applied, PATIENCE).await;
+}
+
+/// A key pressed with nothing focused, as the page's keyboard handler sees it.
+async fn press(browser: &Browser, key: &str) {
+    browser
+        .eval(
+            "(document.activeElement || document.body).dispatchEvent(new KeyboardEvent('keydown', {key: arguments[0], bubbles: true}))",
+            json!([key]),
+        )
+        .await;
+}
+
+#[tokio::test]
+async fn a_hundred_instances_fold_into_a_menu_and_long_ids_keep_their_end() {
+    if !browser_installed("a_hundred_instances_fold_into_a_menu") {
+        return;
+    }
+    let provider = Provider::start("memory", &["--listen", "127.0.0.1:0"]);
+    // OpenWhisk's activation ids: 32 hex digits that differ at their end.
+    let id = |i: usize| format!("{:0>32}", format!("{i:x}c0ffee"));
+    let lines: Vec<Value> = (0..100)
+        .map(|i| line(&id(i), &format!("activation {i}")))
+        .collect();
+    push(provider.addr, &lines).await;
+    let browser = Browser::start().await;
+    browser
+        .goto(&format!("http://{}/#alpha", provider.addr))
+        .await;
+    rows_once_drawn(&browser, 100).await;
+
+    let chips: Vec<String> = serde_json::from_value(
+        browser
+            .eval(
+                "return [...document.querySelectorAll('#instances .chip')].map(c => c.textContent)",
+                json!([]),
+            )
+            .await,
+    )
+    .unwrap();
+    assert_eq!(chips.len(), 6, "{chips:?}");
+    for (i, chip) in chips.iter().enumerate() {
+        let full = id(i);
+        assert_eq!(chip, &format!("\u{2026}{}", &full[full.len() - 12..]));
+    }
+    // The button to the rest is in the window, not clipped.
+    let more = on(&browser, "#more", "const b = e.getBoundingClientRect(); return b.right <= window.innerWidth && b.width > 0 && e.textContent").await;
+    assert_eq!(more, "+94 more");
+    // One row of chips, under which the lines start, even scrolled to the top; most of
+    // the window is lines.
+    let layout = browser
+        .eval(
+            "const bar = document.getElementById('instances').getBoundingClientRect();
+             const l = document.getElementById('lines'); l.scrollTop = 0;
+             const first = l.querySelector('.row').getBoundingClientRect();
+             const box = l.getBoundingClientRect();
+             const seen = [...l.querySelectorAll('.row')].filter(r => { const b = r.getBoundingClientRect(); return b.top >= box.top && b.bottom <= box.bottom; }).length;
+             return [bar.height, first.top - bar.bottom, seen]",
+            json!([]),
+        )
+        .await;
+    let [height, gap, seen] = [0, 1, 2].map(|i| layout[i].as_f64().unwrap());
+    assert!(height < 40.0, "the chip bar is {height}px high");
+    assert!(gap >= 0.0, "the first line is under the bar: {layout}");
+    assert!(seen >= 30.0, "{seen} lines fit in the window");
+
+    // The menu lists every instance; a search finds one, which can be hidden.
+    click(&browser, "#more").await;
+    let listed =
+        "return [...document.querySelectorAll('#more-list label')].map(l => l.textContent)";
+    let all: Vec<String> = serde_json::from_value(browser.eval(listed, json!([])).await).unwrap();
+    assert_eq!(all.len(), 100);
+    let wanted = id(42);
+    browser
+        .eval(
+            "const s = document.getElementById('more-search'); s.value = arguments[0]; s.dispatchEvent(new Event('input'))",
+            json!([&wanted[20..]]),
+        )
+        .await;
+    let found: Vec<String> = serde_json::from_value(browser.eval(listed, json!([])).await).unwrap();
+    assert_eq!(found, vec![wanted.clone()]);
+    let screenshot =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/viewer-instances.png");
+    browser.screenshot(&screenshot).await;
+    click(&browser, "#more-list input").await;
+    let shown = rows_once_drawn(&browser, 99).await;
+    assert!(!shown.contains(&"activation 42".to_owned()));
+    press(&browser, "Escape").await;
+    assert_eq!(on(&browser, "#more-menu", "return e.hidden").await, true);
+}
+
+#[tokio::test]
+async fn levels_json_streams_wrapping_time_zones_the_regex_filter_and_links() {
+    if !browser_installed("levels_json_streams_wrapping_time_zones") {
+        return;
+    }
+    let provider = Provider::start("memory", &["--listen", "127.0.0.1:0"]);
+    let addr = provider.addr;
+    let app = |text: &str| json!({"name": "app", "instance": "app-1", "text": text});
+    let long = "x".repeat(600);
+    let mut lines = vec![
+        json!({"name": "app", "instance": "app-1", "text": "from last year", "timestamp": "2025-01-02T03:04:05.678Z"}),
+        app("ERROR db connection refused"),
+        app("2026/12/04 10:00:00 WARN disk almost full"),
+        app("level=info msg=started"),
+        app("[DEBUG] cache miss"),
+        app(r#"{"level":"error","msg":"boom","code":42}"#),
+        app(r#"{"severity":"WARNING","msg":"slow"}"#),
+        app("no level here"),
+        app(&long),
+    ];
+    lines.push(
+        json!({"name": "app", "instance": "app-1", "text": "from otel", "severity": "INFO",
+        "trace_id": "5b8efff798038103d269b633813fc60c", "attributes": {"http.route": "/x"}}),
+    );
+    lines.push(
+        json!({"name": "app", "instance": "app-1", "text": "stderr line", "stream": "stderr"}),
+    );
+    push(addr, &lines).await;
+
+    // A zone half an hour off UTC: no test machine's own.
+    let browser = Browser::start_with(&[], &[("TZ", "Asia/Kolkata")]).await;
+    browser.goto(&format!("http://{addr}/")).await;
+    let disabled = "return [document.getElementById('pause').disabled, document.getElementById('download').disabled]";
+    assert_eq!(browser.eval(disabled, json!([])).await, json!([true, true]));
+    browser.goto(&format!("http://{addr}/#app")).await;
+    rows_once_drawn(&browser, lines.len()).await;
+    assert_eq!(
+        browser.eval(disabled, json!([])).await,
+        json!([false, false])
+    );
+
+    // Levels, from the text, a JSON line's field, or the line's severity.
+    let levels: Vec<(String, String)> = serde_json::from_value(
+        browser
+            .eval("return [...document.querySelectorAll('#lines .row')].map(r => [r.querySelector('.text').textContent, r.dataset.level || ''])", json!([]))
+            .await,
+    )
+    .unwrap();
+    let level = |text: &str| {
+        levels
+            .iter()
+            .find(|(t, _)| t == text)
+            .unwrap_or_else(|| panic!("no row {text}"))
+            .1
+            .clone()
+    };
+    for (text, want) in [
+        ("ERROR db connection refused", "error"),
+        ("2026/12/04 10:00:00 WARN disk almost full", "warn"),
+        ("level=info msg=started", "info"),
+        ("[DEBUG] cache miss", "debug"),
+        (r#"{"level":"error","msg":"boom","code":42}"#, "error"),
+        (r#"{"severity":"WARNING","msg":"slow"}"#, "warn"),
+        ("from otel", "info"),
+        ("no level here", ""),
+    ] {
+        assert_eq!(level(text), want, "{text}");
+    }
+    let colors = browser
+        .eval("return ['error', 'warn', 'info', 'debug'].map(l => getComputedStyle(document.querySelector(`.row.lvl-${l} .lvl`)).color)", json!([]))
+        .await;
+    let colors: Vec<String> = serde_json::from_value(colors).unwrap();
+    let mut distinct = colors.clone();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 4, "each level its colour: {colors:?}");
+
+    // A JSON line opens into its fields, and closes; an OpenTelemetry line shows its
+    // details.
+    let json_row = "[...document.querySelectorAll('#lines .row')].find(r => r.querySelector('.text').textContent.includes('boom'))";
+    let fields = format!("const r = {json_row}; r.querySelector('.text').click(); const f = r.querySelector('.fields'); return f && [...f.children].map(c => c.textContent)");
+    let opened = browser.eval(&fields, json!([])).await;
+    assert_eq!(
+        opened,
+        json!(["level", "error", "msg", "boom", "code", "42"])
+    );
+    let closed = browser
+        .eval(&format!("const r = {json_row}; r.querySelector('.text').click(); return !r.querySelector('.fields')"), json!([]))
+        .await;
+    assert_eq!(closed, true);
+    let otel = browser
+        .eval("const r = [...document.querySelectorAll('#lines .row')].find(r => r.querySelector('.text').textContent === 'from otel'); r.querySelector('.text').click(); return [...r.querySelector('.fields').children].map(c => c.textContent)", json!([]))
+        .await;
+    assert_eq!(
+        otel,
+        json!([
+            "severity",
+            "INFO",
+            "trace_id",
+            "5b8efff798038103d269b633813fc60c",
+            "attributes.http.route",
+            "/x"
+        ])
+    );
+
+    // stdout and stderr each hide and come back.
+    click(&browser, "#show-stdout").await;
+    assert_eq!(rows_once_drawn(&browser, 1).await, vec!["stderr line"]);
+    click(&browser, "#show-stdout").await;
+    click(&browser, "#show-stderr").await;
+    let shown = rows_once_drawn(&browser, lines.len() - 1).await;
+    assert!(!shown.contains(&"stderr line".to_owned()));
+    click(&browser, "#show-stderr").await;
+    rows_once_drawn(&browser, lines.len()).await;
+
+    // Long lines wrap, or run off to the side.
+    let long_row = format!("[...document.querySelectorAll('#lines .row')].find(r => r.querySelector('.text').textContent === {})", json!(long));
+    let height = format!("return {long_row}.getBoundingClientRect().height");
+    let one_line = browser
+        .eval(
+            "return document.querySelector('#lines .row').getBoundingClientRect().height",
+            json!([]),
+        )
+        .await
+        .as_f64()
+        .unwrap();
+    let wrapped = browser.eval(&height, json!([])).await.as_f64().unwrap();
+    assert!(wrapped > 2.0 * one_line, "{wrapped} against {one_line}");
+    click(&browser, "#wrap").await;
+    let unwrapped = browser.eval(&height, json!([])).await.as_f64().unwrap();
+    assert_eq!(unwrapped, one_line);
+    let sideways =
+        "const l = document.getElementById('lines'); return l.scrollWidth > l.clientWidth";
+    assert_eq!(browser.eval(sideways, json!([])).await, true);
+    click(&browser, "#wrap").await;
+
+    // Times: local (the zone is named), the date where it is not today; then UTC.
+    let time_of = |text: &str| {
+        format!("return [...document.querySelectorAll('#lines .row')].find(r => r.querySelector('.text').textContent === {}).querySelector('.ts').textContent", json!(text))
+    };
+    let zone = on(&browser, "#zone", "return e.textContent").await;
+    // ICU may name the zone by its older alias (Asia/Calcutta).
+    let zone = zone.as_str().unwrap();
+    assert!(
+        zone.starts_with("time: Asia/") && zone.ends_with(" (UTC+05:30)"),
+        "{zone}"
+    );
+    assert_eq!(
+        browser.eval(&time_of("from last year"), json!([])).await,
+        "2025-01-02 08:34:05.678"
+    );
+    let today = browser.eval(&time_of("no level here"), json!([])).await;
+    let today = today.as_str().unwrap();
+    assert!(today.len() == 12 && today.as_bytes()[2] == b':', "{today}");
+    click(&browser, "#zone").await;
+    assert_eq!(
+        on(&browser, "#zone", "return e.textContent").await,
+        "time: UTC"
+    );
+    assert_eq!(
+        browser.eval(&time_of("from last year"), json!([])).await,
+        "2025-01-02 03:04:05.678"
+    );
+
+    // The filter is a regular expression, case-insensitive unless asked.
+    let texts_all: Vec<String> = levels.iter().map(|(t, _)| t.clone()).collect();
+    let marks = "return [...document.querySelectorAll('#lines mark')].map(m => m.textContent)";
+    filter(&browser, r"^(error|\[debug)").await;
+    let marked = browser
+        .wait_for(
+            "marks",
+            &format!("const m = (() => {{ {marks} }})(); return m.length && m"),
+            PATIENCE,
+        )
+        .await;
+    assert_eq!(marked, json!(["ERROR", "[DEBUG"]));
+    click(&browser, "#case").await;
+    browser
+        .wait_for(
+            "no marks",
+            "return document.querySelectorAll('#lines mark').length === 0",
+            PATIENCE,
+        )
+        .await;
+    filter(&browser, "error").await;
+    let marked = browser
+        .wait_for(
+            "marks",
+            &format!("const m = (() => {{ {marks} }})(); return m.length && m"),
+            PATIENCE,
+        )
+        .await;
+    let want = texts_all.iter().filter(|t| t.contains("error")).count();
+    assert_eq!(marked.as_array().unwrap().len(), want, "{marked}");
+    click(&browser, "#case").await;
+    // One that does not compile says why and filters nothing.
+    filter(&browser, "(unclosed").await;
+    let error = on(&browser, "#filter-error", "return e.textContent").await;
+    assert!(
+        error
+            .as_str()
+            .unwrap()
+            .starts_with("invalid regular expression"),
+        "{error}"
+    );
+    assert_eq!(
+        on(&browser, "#filter", "return e.getAttribute('aria-invalid')").await,
+        "true"
+    );
+    click(&browser, "#only-matching").await;
+    rows_once_drawn(&browser, lines.len()).await;
+    // Only matching, with no match: the page says so.
+    filter(&browser, "zzz").await;
+    rows_once_drawn(&browser, 0).await;
+    let none = on(&browser, "#no-match", "return !e.hidden && e.textContent").await;
+    assert_eq!(none, "No line matches /zzz/i.");
+    // `/` goes to the filter, Esc clears it.
+    browser
+        .eval("document.activeElement.blur()", json!([]))
+        .await;
+    press(&browser, "/").await;
+    assert_eq!(
+        browser
+            .eval("return document.activeElement.id", json!([]))
+            .await,
+        "filter"
+    );
+    press(&browser, "Escape").await;
+    rows_once_drawn(&browser, lines.len()).await;
+    assert_eq!(on(&browser, "#filter", "return e.value").await, "");
+    assert_eq!(on(&browser, "#no-match", "return e.hidden").await, true);
+    let screenshot =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/viewer-reading.png");
+    browser.screenshot(&screenshot).await;
+
+    // Every line links to itself: the link opens the view there, the line marked.
+    let href = browser
+        .eval("return [...document.querySelectorAll('#lines .row')].find(r => r.querySelector('.text').textContent === 'level=info msg=started').querySelector('.link').href", json!([]))
+        .await;
+    let href = href.as_str().unwrap().to_owned();
+    assert!(
+        href.contains("#app?at=") && href.ends_with("&n=2"),
+        "{href}"
+    );
+    browser.goto("about:blank").await;
+    browser.goto(&href).await;
+    let target = browser
+        .wait_for(
+            "the linked line",
+            "const r = document.querySelector('#lines .row.target'); if (!r) return false;
+             const b = r.getBoundingClientRect(), l = document.getElementById('lines').getBoundingClientRect();
+             return b.top >= l.top && b.bottom <= l.bottom && r.querySelector('.text').textContent",
+            PATIENCE,
+        )
+        .await;
+    assert_eq!(target, "level=info msg=started");
+    // From its time on: the older line is not read. (Lines pushed together share a
+    // timestamp: the link counts its line among them.)
+    let shown = texts(&browser).await;
+    assert!(!shown.contains(&"from last year".to_owned()), "{shown:?}");
+    assert!(shown.contains(&"stderr line".to_owned()), "{shown:?}");
+    assert_eq!(
+        browser
+            .eval(
+                "return document.querySelectorAll('#lines .row.target').length",
+                json!([])
+            )
+            .await,
+        1
+    );
+}
+
+/// The contrast of each selector's elements against their background (the lowest), as
+/// WCAG computes it: colours read by painting them on a canvas.
+const CONTRAST: &str = "
+    const c = document.createElement('canvas'); c.width = c.height = 1;
+    const ctx = c.getContext('2d', { willReadFrequently: true });
+    const rgba = (color) => { ctx.clearRect(0, 0, 1, 1); ctx.fillStyle = '#000'; ctx.fillStyle = color; ctx.fillRect(0, 0, 1, 1); return [...ctx.getImageData(0, 0, 1, 1).data]; };
+    const background = (e) => { for (; e; e = e.parentElement) { const v = rgba(getComputedStyle(e).backgroundColor); if (getComputedStyle(e).backgroundColor !== 'rgba(0, 0, 0, 0)' && v[3] > 0) return v; } return [255, 255, 255, 255]; };
+    const lum = (v) => { const f = (x) => { x /= 255; return x <= 0.04045 ? x / 12.92 : ((x + 0.055) / 1.055) ** 2.4; }; return 0.2126 * f(v[0]) + 0.7152 * f(v[1]) + 0.0722 * f(v[2]); };
+    const ratio = (e) => { const a = lum(rgba(getComputedStyle(e).color)), b = lum(background(e)); return (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05); };
+    return arguments[0].map((s) => [s, Math.min(...[...document.querySelectorAll(s)].map(ratio))]);";
+
+const READ_ON: [&str; 12] = [
+    "#lines .row .text",
+    "#lines .row .ts",
+    "#lines .row .inst",
+    "#lines .row .fn",
+    "#lines .row.lvl-error .lvl",
+    "#lines .row.lvl-warn .lvl",
+    "#lines .row.lvl-info .lvl",
+    "#lines .row.stderr .text",
+    "nav a",
+    "nav a.current",
+    "#fn-namespace",
+    "#instances .chip",
+];
+
+async fn assert_readable(browser: &Browser, theme: &str) {
+    let ratios = browser.eval(CONTRAST, json!([READ_ON])).await;
+    for pair in ratios.as_array().unwrap() {
+        let (what, ratio) = (pair[0].as_str().unwrap(), pair[1].as_f64());
+        let ratio = ratio.unwrap_or_else(|| panic!("nothing matches {what} ({theme})"));
+        assert!(
+            ratio >= 4.5,
+            "{what} in the {theme} theme: contrast {ratio:.2}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn several_functions_merge_by_time_and_both_themes_read_well() {
+    if !browser_installed("several_functions_merge_by_time") {
+        return;
+    }
+    let provider = Provider::start("memory", &["--listen", "127.0.0.1:0"]);
+    let addr = provider.addr;
+    let base = chrono::Utc::now() - chrono::Duration::seconds(60);
+    let at = |ms: i64| {
+        (base + chrono::Duration::milliseconds(ms))
+            .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+    };
+    let billing = |namespace: &str, ms: i64, text: &str| json!({"name": "billing", "namespace": namespace, "instance": "billing-7f9c", "timestamp": at(ms), "text": text});
+    let web = |ms: i64, text: &str| json!({"name": "web", "instance": "web-1", "timestamp": at(ms), "text": text});
+    push(
+        addr,
+        &[
+            billing("team-a", 0, "ERROR charge failed"),
+            billing("team-a", 2000, "INFO charge retried"),
+            billing("team-a", 4000, "WARN charge slow"),
+            billing("team-b", 1000, "billing of team b"),
+        ],
+    )
+    .await;
+    push(
+        addr,
+        &[
+            web(1000, "GET / 200"),
+            {
+                let mut l = web(3000, "GET /pay 500");
+                l["stream"] = json!("stderr");
+                l
+            },
+            web(5000, "GET / 200 again"),
+        ],
+    )
+    .await;
+
+    // The system's dark preference is followed.
+    let browser = Browser::start_with(&["--force-dark-mode"], &[]).await;
+    browser
+        .goto(&format!("http://{addr}/#team-a/billing"))
+        .await;
+    rows_once_drawn(&browser, 3).await;
+    assert_eq!(
+        browser
+            .eval("return document.documentElement.dataset.theme", json!([]))
+            .await,
+        "dark"
+    );
+    // Where am I: billing of team-a, not of team-b, and the header says so.
+    let current = "return [...document.querySelectorAll('nav a.current')].map(a => a.dataset.namespace + '/' + a.dataset.name)";
+    browser
+        .wait_for(
+            "the open function marked",
+            "return document.querySelectorAll('nav a.current').length === 1",
+            PATIENCE,
+        )
+        .await;
+    assert_eq!(
+        browser.eval(current, json!([])).await,
+        json!(["team-a/billing"])
+    );
+    assert_eq!(
+        on(&browser, "#fn-namespace", "return e.textContent").await,
+        "namespace team-a"
+    );
+
+    // A Ctrl-click adds web: both, merged by time, each line marked by its function.
+    browser
+        .eval("document.querySelector(\"nav a[data-name='web']\").dispatchEvent(new MouseEvent('click', {ctrlKey: true, bubbles: true, cancelable: true}))", json!([]))
+        .await;
+    let merged = rows_once_drawn(&browser, 6).await;
+    assert_eq!(
+        merged,
+        [
+            "ERROR charge failed",
+            "GET / 200",
+            "INFO charge retried",
+            "GET /pay 500",
+            "WARN charge slow",
+            "GET / 200 again"
+        ]
+    );
+    assert_eq!(
+        browser.eval("return location.hash", json!([])).await,
+        "#team-a/billing+openfaas-fn/web"
+    );
+    let names = "return [...document.querySelectorAll('#lines .row .fn')].map(e => e.textContent)";
+    assert_eq!(
+        browser.eval(names, json!([])).await,
+        json!(["billing", "web", "billing", "web", "billing", "web"])
+    );
+    browser
+        .wait_for(
+            "both marked",
+            "return document.querySelectorAll('nav a.current').length === 2",
+            PATIENCE,
+        )
+        .await;
+    assert_eq!(
+        on(&browser, "#fn-namespace", "return e.textContent").await,
+        "namespaces team-a, openfaas-fn"
+    );
+    assert_eq!(
+        on(&browser, "#fn-title", "return e.textContent").await,
+        "billing + web"
+    );
+
+    // Live lines of both, and a late one of web placed by its time.
+    push(addr, &[web(2500, "GET /late 200")]).await;
+    push(addr, &[billing("team-a", 60_000, "INFO live billing")]).await;
+    push(addr, &[web(60_001, "GET /live 200")]).await;
+    let live = rows_once_drawn(&browser, 9).await;
+    assert_eq!(
+        live,
+        [
+            "ERROR charge failed",
+            "GET / 200",
+            "INFO charge retried",
+            "GET /late 200",
+            "GET /pay 500",
+            "WARN charge slow",
+            "GET / 200 again",
+            "INFO live billing",
+            "GET /live 200"
+        ]
+    );
+
+    assert_readable(&browser, "dark").await;
+    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/viewer-dark.png");
+    browser.screenshot(&docs).await;
+    click(&browser, "#theme").await;
+    assert_eq!(
+        browser
+            .eval("return document.documentElement.dataset.theme", json!([]))
+            .await,
+        "light"
+    );
+    assert_readable(&browser, "light").await;
+    let light = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/viewer-light.png");
+    browser.screenshot(&light).await;
+    // The choice stays over the system's preference.
+    browser.goto("about:blank").await;
+    browser
+        .goto(&format!("http://{addr}/#team-a/billing+web"))
+        .await;
+    rows_once_drawn(&browser, 9).await;
+    assert_eq!(
+        browser
+            .eval("return document.documentElement.dataset.theme", json!([]))
+            .await,
+        "light"
+    );
+}

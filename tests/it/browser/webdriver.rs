@@ -31,12 +31,19 @@ impl Browser {
 
     /// Starts chromedriver on a free port and a headless Chromium session.
     pub(crate) async fn start() -> Browser {
+        Browser::start_with(&[], &[]).await
+    }
+
+    /// [`Browser::start`] with more Chromium flags (`--force-dark-mode`) and variables
+    /// of its environment (`TZ`).
+    pub(crate) async fn start_with(flags: &[&str], env: &[(&str, &str)]) -> Browser {
         let port = {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap().port()
         };
         let driver = std::process::Command::new("chromedriver")
             .arg(format!("--port={port}"))
+            .envs(env.iter().copied())
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -59,14 +66,18 @@ impl Browser {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         let profile = std::env::temp_dir().join(format!("faas-logs-chromium-{port}"));
+        let mut args = vec![
+            "--headless=new".to_owned(),
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--disable-dev-shm-usage".to_owned(),
+            "--window-size=1280,860".to_owned(),
+            format!("--user-data-dir={}", profile.display()),
+        ];
+        args.extend(flags.iter().map(|f| (*f).to_owned()));
         let capabilities = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": CHROMIUM,
-                "args": ["--headless=new", "--no-sandbox", "--disable-gpu",
-                         "--disable-dev-shm-usage", "--window-size=1280,860",
-                         format!("--user-data-dir={}", profile.display())]
-            }
+            "goog:chromeOptions": { "binary": CHROMIUM, "args": args }
         }}});
         let created = post(&http, &format!("{base}/session"), &capabilities).await;
         let session = created["value"]["sessionId"]
