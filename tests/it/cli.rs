@@ -1775,4 +1775,242 @@ async fn regex_follows_the_functions_that_appear_while_it_follows() {
     interrupt(&child);
     let status = within(child.wait()).await.unwrap();
     assert_eq!(status.code(), Some(130));
+
+    // Nothing matches yet: a follow says so and waits; reading history is an error.
+    let args = [
+        "--regex",
+        "^late-",
+        "-g",
+        &gateway,
+        "--relist",
+        "50ms",
+        "--time-format=",
+    ];
+    let history = run(&[&args[..], &["--tail=false"]].concat()).await;
+    assert_eq!(history.code, Some(1));
+    assert!(
+        history
+            .stderr
+            .contains("no function of the provider's matches ^late-"),
+        "{}",
+        history.stderr
+    );
+    let mut child = command(&scratch(), &args, &[]).spawn().unwrap();
+    let mut said = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+    let notice = within(said.next_line()).await.unwrap().unwrap();
+    assert!(
+        notice.contains("no function of the provider's matches ^late- yet; waiting for one"),
+        "{notice}"
+    );
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut got = Vec::new();
+    push("late-one", "here at last").await;
+    read_until(&mut lines, &mut got, |got| !got.is_empty()).await;
+    assert_eq!(got, ["late-one (late-one-1) here at last"]);
+    interrupt(&child);
+    let status = within(child.wait()).await.unwrap();
+    assert_eq!(status.code(), Some(130));
+}
+
+/// The colour and weight of each character a terminal shows, read from tmux's
+/// `capture-pane -e` (which writes the screen's attributes as SGR sequences of its own).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Pen {
+    /// The foreground as its SGR code: `31`, `94`, `38;5;39`; empty is the default.
+    fg: String,
+    bold: bool,
+}
+
+/// Each line of a capture, its characters with the pen they were drawn with.
+fn screen(capture: &str) -> Vec<Vec<(char, Pen)>> {
+    let mut lines = Vec::new();
+    let mut pen = Pen::default();
+    for line in capture.lines() {
+        let mut cells = Vec::new();
+        let mut rest = line;
+        while let Some(c) = rest.chars().next() {
+            if let Some(sgr) = rest.strip_prefix("\u{1b}[") {
+                let end = sgr.find('m').expect("an SGR sequence ends in m");
+                let codes: Vec<&str> = sgr[..end].split(';').collect();
+                let mut i = 0;
+                while i < codes.len() {
+                    match codes[i] {
+                        "" | "0" => pen = Pen::default(),
+                        "1" => pen.bold = true,
+                        "22" => pen.bold = false,
+                        "39" => pen.fg.clear(),
+                        "38" => {
+                            pen.fg = codes[i..i + 3].join(";");
+                            i += 2;
+                        }
+                        code if code.len() == 2
+                            && (code.starts_with('3') || code.starts_with('9')) =>
+                        {
+                            pen.fg = code.to_owned();
+                        }
+                        _ => {}
+                    }
+                    i += 1;
+                }
+                rest = &sgr[end + 1..];
+                continue;
+            }
+            cells.push((c, pen.clone()));
+            rest = &rest[c.len_utf8()..];
+        }
+        lines.push(cells);
+    }
+    lines
+}
+
+/// The pen `word` was drawn with on the screen line that contains `on`.
+fn pen_of(screen: &[Vec<(char, Pen)>], on: &str, word: &str) -> Pen {
+    for line in screen {
+        let text: String = line.iter().map(|(c, _)| c).collect();
+        if !text.contains(on) {
+            continue;
+        }
+        let at = text
+            .find(word)
+            .unwrap_or_else(|| panic!("no {word:?} in {text:?}"));
+        let at = text[..at].chars().count();
+        let pens: Vec<&Pen> = line[at..at + word.chars().count()]
+            .iter()
+            .map(|(_, p)| p)
+            .collect();
+        assert!(
+            pens.windows(2).all(|w| w[0] == w[1]),
+            "{word:?} in one pen: {pens:?}"
+        );
+        return pens[0].clone();
+    }
+    panic!("no line with {on:?} on the screen")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_a_terminal_levels_instances_and_stderr_are_coloured_and_the_end_is_explained() {
+    let tmux_there = std::process::Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_ok();
+    if !common::needs(
+        "at_a_terminal_levels_instances",
+        tmux_there,
+        "tmux is not installed",
+    ) {
+        return;
+    }
+    let store = LogStore::new();
+    let lines: [(&str, Option<&str>, bool, &str); 8] = [
+        ("f-1", None, false, "ERROR db connection refused"),
+        ("f-2", None, false, "2026/12/04 WARN disk almost full"),
+        ("f-1", None, false, "level=info msg=started"),
+        ("f-2", None, false, "[DEBUG] cache miss"),
+        ("f-1", None, false, r#"{"level":"error","msg":"boom"}"#),
+        ("f-2", None, false, "no level here"),
+        ("f-1", None, true, "oops ERROR on stderr"),
+        ("f-2", Some("WARN"), false, "from otel"),
+    ];
+    for (i, (instance, severity, stderr, text)) in lines.iter().enumerate() {
+        let mut m = Message::new(
+            "f",
+            base() + chrono::Duration::milliseconds(i as i64),
+            *text,
+        )
+        .with_instance(*instance);
+        if *stderr {
+            m.stream = Some(faas_logs::OutputStream::Stderr);
+        }
+        if let Some(severity) = severity {
+            let mut details = faas_logs::Details::default();
+            details.severity = Some((*severity).to_owned());
+            m.details = Some(Box::new(details));
+        }
+        store.append(m).unwrap();
+    }
+    // The provider ends each follow after a second: the command then says so.
+    let gateway = url(provider(&store, Duration::from_secs(1)).await);
+    let socket = format!("faas-logs-test-{}", std::process::id());
+    let home = scratch();
+    let run = format!(
+        "env -u NO_COLOR HOME={} TERM=xterm-256color {BIN} f --instance -g {gateway} --time-format= ; echo __ended__; sleep 60",
+        home.display()
+    );
+    let tmux = |args: &[&str]| {
+        let out = std::process::Command::new("tmux")
+            .args(["-L", &socket])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "tmux {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    struct Server(String);
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("tmux")
+                .args(["-L", &self.0, "kill-server"])
+                .output();
+        }
+    }
+    tmux(&["new-session", "-d", "-x", "160", "-y", "40", &run]);
+    let _server = Server(socket.clone());
+    let capture = within(async {
+        loop {
+            let capture = tmux(&["capture-pane", "-p", "-e", "-J"]);
+            if capture.contains("__ended__") {
+                return capture;
+            }
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    let screen = screen(&capture);
+    let pen = |on: &str, word: &str| pen_of(&screen, on, word);
+    let red_bold = Pen {
+        fg: "31".into(),
+        bold: true,
+    };
+    assert_eq!(pen("db connection", "ERROR"), red_bold);
+    assert_eq!(pen("disk almost", "WARN").fg, "33");
+    assert_eq!(pen("msg=started", "info").fg, "94");
+    assert_eq!(pen("cache miss", "DEBUG").fg, "90");
+    assert_eq!(pen("boom", "error"), red_bold);
+    assert_eq!(pen("no level", "no level here"), Pen::default());
+    // stderr's text is red, its level red and bold.
+    assert_eq!(pen("on stderr", "oops").fg, "31");
+    assert_eq!(pen("on stderr", "ERROR"), red_bold);
+    // A level only the severity says is shown before the text, as the viewer's badge.
+    assert_eq!(pen("from otel", "WARN").fg, "33");
+    // Each instance its colour.
+    let (one, two) = (pen("db connection", "(f-1)"), pen("disk almost", "(f-2)"));
+    assert!(
+        one.fg.starts_with("38;5;") && two.fg.starts_with("38;5;"),
+        "{one:?} {two:?}"
+    );
+    assert_ne!(one, two);
+    assert!(
+        capture.contains("the provider ended the stream (its timeout); --forever follows on"),
+        "{capture}"
+    );
+
+    // Not at a terminal: the same lines, no colour, no badge, no word about the end.
+    let piped = run_in(
+        &home,
+        &["f", "--instance", "-g", &gateway, "--time-format="],
+        &[],
+    )
+    .await;
+    assert_eq!(piped.code, Some(0));
+    assert!(!piped.text().contains('\u{1b}'), "{}", piped.text());
+    assert!(
+        piped.text().contains("(f-2) from otel\n"),
+        "{}",
+        piped.text()
+    );
+    assert!(piped.stderr.is_empty(), "{}", piped.stderr);
 }

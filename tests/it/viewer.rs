@@ -810,7 +810,7 @@ async fn levels_json_streams_wrapping_time_zones_the_regex_filter_and_links() {
 
     // Every line links to itself: the link opens the view there, the line marked.
     let href = browser
-        .eval("return [...document.querySelectorAll('#lines .row')].find(r => r.querySelector('.text').textContent === 'level=info msg=started').querySelector('.link').href", json!([]))
+        .eval("const r = [...document.querySelectorAll('#lines .row')].find(r => r.querySelector('.text').textContent === 'level=info msg=started'); r.querySelector('.text').dispatchEvent(new MouseEvent('mouseover', {bubbles: true})); return r.querySelector('.link').href", json!([]))
         .await;
     let href = href.as_str().unwrap().to_owned();
     assert!(

@@ -69,9 +69,12 @@ pub(crate) async fn run(mut args: LogsArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::Error(faas_logs::Error::describe(&e)))?;
     // Functions chosen from the provider's list, which may grow while following.
     let selecting = args.regex.is_some() || args.all;
+    let following = args.tail || args.forever;
     if selecting {
-        select(&client, &gateway, &mut args).await?;
+        select(&client, &gateway, &mut args, following).await?;
     }
+    // Following a selection that matches nothing yet: waiting for a function to appear.
+    let waiting = args.names.is_empty();
 
     let since = since(&args);
     let request = Request {
@@ -79,8 +82,8 @@ pub(crate) async fn run(mut args: LogsArgs) -> Result<(), Failure> {
         instance: args.only_instance.clone().unwrap_or_default(),
         since,
         tail,
-        follow: args.tail || args.forever,
-        ..Request::new(args.names[0].clone())
+        follow: following,
+        ..Request::new(args.names.first().cloned().unwrap_or_default())
     };
     if std::env::var("FAAS_DEBUG").as_deref() == Ok("1") {
         for name in &args.names {
@@ -105,7 +108,9 @@ pub(crate) async fn run(mut args: LogsArgs) -> Result<(), Failure> {
     // Kept for the functions that appear while following.
     let watched = (request.follow && selecting).then(|| request.clone());
     let opened = async {
-        if several && resume.is_none() {
+        if waiting {
+            Ok(Box::pin(futures_util::stream::empty()) as LineStream)
+        } else if several && resume.is_none() {
             open_each(&client, &args.names, &request, &mut missing).await
         } else if several {
             let names: Vec<&str> = args.names.iter().map(String::as_str).collect();
@@ -129,7 +134,7 @@ pub(crate) async fn run(mut args: LogsArgs) -> Result<(), Failure> {
             if let Some(request) = &watched {
                 let every = args.relist.to_std().unwrap_or(Duration::from_secs(10));
                 let every = every.max(Duration::from_millis(10));
-                stream = with_new_functions(client.clone(), &args, request, stream, every);
+                stream = with_new_functions(client.clone(), &args, request, stream, every, waiting);
             }
             tokio::select! {
                 printed = print_all(stream, &mut printer, say_when_ended) => printed?,
@@ -153,8 +158,14 @@ pub(crate) async fn run(mut args: LogsArgs) -> Result<(), Failure> {
 
 /// Adds to `args.names` the functions `--regex` or `--all` choose from the provider's
 /// list, and sets `args.namespace` to theirs: they are read with one query each, in one
-/// namespace.
-async fn select(client: &LogClient, gateway: &str, args: &mut LogsArgs) -> Result<(), Failure> {
+/// namespace. When none matches, a follow (`following`) waits for one to appear, as
+/// stern waits for pods; a read of the history is an error.
+async fn select(
+    client: &LogClient,
+    gateway: &str,
+    args: &mut LogsArgs,
+    following: bool,
+) -> Result<(), Failure> {
     let listed = client
         .functions(&args.namespace)
         .await
@@ -173,6 +184,17 @@ async fn select(client: &LogClient, gateway: &str, args: &mut LogsArgs) -> Resul
     namespaces.sort_unstable();
     namespaces.dedup();
     match namespaces[..] {
+        [] if args.names.is_empty() && following => {
+            let every = args.relist.to_std().unwrap_or(Duration::from_secs(10));
+            eprintln!(
+                "faas-logs: {}; waiting for one (the list is read every {} s)",
+                match &args.regex {
+                    Some(r) => format!("no function of the provider's matches {r} yet"),
+                    None => "the provider lists no function yet".to_owned(),
+                },
+                every.as_secs_f64()
+            );
+        }
         [] if args.names.is_empty() => {
             return Err(Failure::Error(match &args.regex {
                 Some(r) => format!("no function of the provider's matches {r}"),
@@ -198,13 +220,16 @@ async fn select(client: &LogClient, gateway: &str, args: &mut LogsArgs) -> Resul
 
 /// `stream`, and the lines of the functions `--regex` or `--all` choose that the
 /// provider starts to list while it is read: the list is read again every `every`, and
-/// a new function is followed from its first line. Ends when every stream has ended.
+/// a new function is followed from its first line. Ends when every stream has ended;
+/// `waiting` (nothing chosen yet, `stream` empty), once a function has come and ended.
+/// Without a namespace (`-n`), a function of any namespace is taken.
 fn with_new_functions(
     client: LogClient,
     args: &LogsArgs,
     request: &Request,
     stream: LineStream,
     every: Duration,
+    waiting: bool,
 ) -> LineStream {
     let (found, mut arrivals) = tokio::sync::mpsc::unbounded_channel::<LineStream>();
     let mut known: std::collections::HashSet<String> = args.names.iter().cloned().collect();
@@ -219,7 +244,7 @@ fn with_new_functions(
                 continue;
             };
             for f in listed {
-                let wanted = f.namespace == namespace
+                let wanted = (namespace.is_empty() || f.namespace == namespace)
                     && regex.as_ref().is_none_or(|r| r.is_match(&f.name))
                     && known.insert(f.name.clone());
                 if !wanted {
@@ -227,6 +252,7 @@ fn with_new_functions(
                 }
                 let whole = Request {
                     name: f.name.clone(),
+                    namespace: f.namespace.clone(),
                     since: None,
                     tail: None,
                     ..request.clone()
@@ -248,11 +274,18 @@ fn with_new_functions(
     });
     let mut all = futures_util::stream::SelectAll::new();
     all.push(stream);
+    let mut started = !waiting;
     Box::pin(futures_util::stream::poll_fn(move |cx| {
         while let Poll::Ready(Some(more)) = arrivals.poll_recv(cx) {
             all.push(more);
+            started = true;
         }
-        futures_util::StreamExt::poll_next_unpin(&mut all, cx)
+        match futures_util::StreamExt::poll_next_unpin(&mut all, cx) {
+            // Nothing has come yet: the list's next reading may bring a function (the
+            // channel's waker is registered).
+            Poll::Ready(None) if !started => Poll::Pending,
+            polled => polled,
+        }
     }))
 }
 

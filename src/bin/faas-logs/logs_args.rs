@@ -16,7 +16,8 @@ pub(crate) struct LogsArgs {
     pub(crate) names: Vec<String>,
 
     /// Also every function whose name matches REGEX, from the provider's function list
-    /// (or an OpenFaaS gateway's), as stern selects pods: `--regex '^web-'`.
+    /// (or an OpenFaaS gateway's), as stern selects pods: `--regex '^web-'`. A follow
+    /// picks up functions that appear later, and waits when none matches yet.
     #[arg(long, value_name = "REGEX")]
     pub(crate) regex: Option<regex::Regex>,
 
@@ -185,8 +186,10 @@ pub(crate) struct LogsArgs {
     #[arg(long, value_name = "REGEX")]
     pub(crate) exclude: Vec<regex::Regex>,
 
-    /// Colour each instance's name and stderr's text: auto is on a terminal that shows
-    /// colours, unless NO_COLOR is set (CLICOLOR_FORCE forces them).
+    /// Colour each instance's name, stderr's text and levels (ERROR, WARN, INFO, DEBUG,
+    /// `level=`, a JSON line's `level`, an OTLP severity, as the viewer finds them): auto
+    /// is on a terminal that shows colours, unless NO_COLOR is set (CLICOLOR_FORCE
+    /// forces them).
     #[arg(long, value_name = "WHEN", default_value = "auto")]
     pub(crate) color: ColorWhen,
 

@@ -13,6 +13,8 @@ mod gateway;
 #[cfg(feature = "cli")]
 mod layout;
 #[cfg(feature = "cli")]
+mod level;
+#[cfg(feature = "cli")]
 mod logs;
 #[cfg(feature = "cli")]
 mod logs_args;

@@ -1,6 +1,6 @@
 //! Each line as faas-cli prints it (plain, keyvalue, json; and raw, its text alone),
-//! with the text filters and, on a terminal, a colour per instance and stderr's text in
-//! red.
+//! with the text filters and, on a terminal, a colour per instance, stderr's text in
+//! red, and levels coloured as the viewer colours them.
 
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -11,6 +11,7 @@ use faas_logs::client::LogLine;
 use regex::Regex;
 
 use crate::layout::{Layout, Zone};
+use crate::level::level_of;
 use crate::logs_args::Format;
 use crate::template::LineTemplate;
 
@@ -124,6 +125,13 @@ impl Printer {
             .then(|| self.colour_of(&m.name, &m.instance));
         let stderr = self.colour && m.stream == Some(faas_logs::OutputStream::Stderr);
         let highlight: &[Regex] = if self.colour { &self.highlight } else { &[] };
+        let text = m.text.trim_end_matches('\n');
+        let level = if self.colour {
+            let severity = m.details.as_ref().and_then(|d| d.severity.as_deref());
+            level_of(severity, text)
+        } else {
+            None
+        };
         let s = &mut self.scratch;
         s.clear();
         let keyvalue = self.format == Format::Keyvalue;
@@ -149,18 +157,35 @@ impl Printer {
         if let Some(style) = colour {
             let _ = write!(s, "{}", style.render_reset());
         }
+        // A level that only the severity says is shown before the text, as the
+        // viewer's badge; one the text says is coloured where it is.
+        let mut spans: Vec<(usize, usize, Style)> = Vec::new();
+        match level {
+            Some((level, None)) => {
+                let severity = m.details.as_ref().and_then(|d| d.severity.as_deref());
+                let _ = write!(
+                    s,
+                    "{}{}{} ",
+                    level.style().render(),
+                    severity.unwrap_or_default(),
+                    level.style().render_reset()
+                );
+            }
+            Some((level, Some(at))) => spans.push((at.start, at.end, level.style())),
+            None => {}
+        }
         if stderr {
             let _ = write!(s, "{}", STDERR.render());
         }
         if keyvalue {
             // faas-cli trims the text's trailing newlines and escapes nothing.
             s.push_str("text=\"");
-            push_text(s, m.text.trim_end_matches('\n'), highlight, stderr);
+            push_text(s, text, highlight, spans, stderr);
             s.push_str("\" ");
         } else {
             // faas-cli trims trailing newlines from the whole line; the prefix ends
             // in none, so the text's own are those.
-            push_text(s, m.text.trim_end_matches('\n'), highlight, stderr);
+            push_text(s, text, highlight, spans, stderr);
         }
         if stderr {
             let _ = write!(s, "{}", STDERR.render_reset());
@@ -176,21 +201,31 @@ const HIGHLIGHT: Style = Style::new()
     .bg_color(Some(Color::Ansi(AnsiColor::Yellow)))
     .bold();
 
-/// `text`, with what any of `highlight` matches marked (overlapping matches as one);
-/// after each mark, stderr's colour again where the line is stderr's.
-fn push_text(s: &mut String, text: &str, highlight: &[Regex], stderr: bool) {
-    let mut marks: Vec<(usize, usize)> = highlight
+/// `text`, with what any of `highlight` matches marked (overlapping matches as one)
+/// and the other `spans` styled (a level's word) where no mark is; after each, stderr's
+/// colour again where the line is stderr's.
+fn push_text(
+    s: &mut String,
+    text: &str,
+    highlight: &[Regex],
+    mut spans: Vec<(usize, usize, Style)>,
+    stderr: bool,
+) {
+    let marks = highlight
         .iter()
-        .flat_map(|r| r.find_iter(text).map(|m| (m.start(), m.end())))
-        .filter(|(start, end)| start < end)
-        .collect();
+        .flat_map(|r| r.find_iter(text).map(|m| (m.start(), m.end(), HIGHLIGHT)))
+        .filter(|(start, end, _)| start < end);
+    let mut marks: Vec<(usize, usize, Style)> = marks.collect();
+    // A mark wins over a level's colour where they meet.
+    spans.retain(|&(start, end, _)| marks.iter().all(|&(s, e, _)| e <= start || end <= s));
+    marks.append(&mut spans);
     if marks.is_empty() {
         s.push_str(text);
         return;
     }
-    marks.sort_unstable();
+    marks.sort_unstable_by_key(|&(start, end, _)| (start, end));
     let mut at = 0;
-    for (start, end) in marks {
+    for (start, end, style) in marks {
         if end <= at {
             continue;
         }
@@ -199,9 +234,9 @@ fn push_text(s: &mut String, text: &str, highlight: &[Regex], stderr: bool) {
         let _ = write!(
             s,
             "{}{}{}",
-            HIGHLIGHT.render(),
+            style.render(),
             &text[start..end],
-            HIGHLIGHT.render_reset()
+            style.render_reset()
         );
         if stderr {
             let _ = write!(s, "{}", STDERR.render());
