@@ -282,6 +282,16 @@ pub(crate) fn needs(test: &str, present: bool, missing: &str) -> bool {
     false
 }
 
+/// The Python of `tests/python/.venv` (the OpenTelemetry SDK, prometheus_client), which
+/// `bash .ci/run` makes; `None` where it is missing.
+#[cfg_attr(not(feature = "cli"), allow(dead_code))] // used by the parts that need `cli`
+pub(crate) fn python() -> Option<std::path::PathBuf> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/.venv/bin/python");
+    std::path::Path::new(path)
+        .is_file()
+        .then(|| std::path::PathBuf::from(path))
+}
+
 /// A guard against hangs: anything a test awaits must happen within 10 s.
 pub(crate) async fn within<F: std::future::Future>(f: F) -> F::Output {
     tokio::time::timeout(Duration::from_secs(10), f)

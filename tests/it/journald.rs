@@ -670,6 +670,33 @@ async fn the_provider_binary_serves_a_journal_and_lists_its_functions() {
         "{body}"
     );
     assert!(!body.contains("not a function"), "{body}");
+
+    // A follow holds a journalctl child, counted at /metrics while it runs.
+    let Some(python) = common::python() else {
+        let missing = "prometheus_client in tests/python/.venv is missing";
+        assert!(!common::needs("the journald metrics", false, missing));
+        return;
+    };
+    let children = |python: std::path::PathBuf| async move {
+        crate::metrics::scrape(&python, provider.addr, None)
+            .await
+            .value("faas_logs_journald_children", &[])
+    };
+    let (response, mut lines) = get(
+        provider.addr,
+        &format!("/system/logs?name={name}&follow=true"),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(lines.next_message().await.text, "hello");
+    assert!(children(python.clone()).await >= 1.0);
+    drop(lines);
+    within(async {
+        while children(python.clone()).await != 0.0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
 }
 
 const CONTAINERD: &str = "/run/docker/containerd/containerd.sock";

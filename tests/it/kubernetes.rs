@@ -577,7 +577,7 @@ async fn the_provider_binary_reads_a_kubeconfig_and_lists_functions() {
     assert_eq!(status, 200);
     assert!(page.contains("<html"), "{page}");
     // A follow holds one pod watch and one log stream per pod, and lets them go.
-    let Some(python) = crate::metrics::python() else {
+    let Some(python) = crate::common::python() else {
         let missing = "prometheus_client in tests/python/.venv is missing";
         assert!(!needs("the Kubernetes metrics", false, missing));
         return;

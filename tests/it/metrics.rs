@@ -51,13 +51,6 @@ impl Scrape {
     }
 }
 
-pub(crate) fn python() -> Option<std::path::PathBuf> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/.venv/bin/python");
-    std::path::Path::new(path)
-        .is_file()
-        .then(|| std::path::PathBuf::from(path))
-}
-
 /// Parses a scrape's text with prometheus_client; panics with the parser's error when
 /// it refuses the text.
 async fn parse(python: &std::path::Path, text: &str) -> Scrape {
@@ -177,7 +170,7 @@ fn push_body(pusher: usize, lines: usize, bad: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counters_move_as_clients_push_follow_and_fall_behind() {
-    let Some(python) = python() else {
+    let Some(python) = common::python() else {
         let missing = "prometheus_client in tests/python/.venv is missing";
         if common::needs("counters_move_as_clients_push_follow", false, missing) {
             unreachable!();
@@ -373,7 +366,7 @@ async fn counters_move_as_clients_push_follow_and_fall_behind() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_are_behind_basic_auth_or_on_their_own_address_and_count_backend_errors() {
     use std::io::BufRead;
-    let Some(python) = python() else {
+    let Some(python) = common::python() else {
         let missing = "prometheus_client in tests/python/.venv is missing";
         if common::needs("metrics_are_behind_basic_auth", false, missing) {
             unreachable!();

@@ -176,13 +176,6 @@ async fn history(addr: SocketAddr, name: &str) -> Vec<Message> {
     lines.messages().await
 }
 
-fn python() -> Option<std::path::PathBuf> {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/.venv/bin/python");
-    std::path::Path::new(path)
-        .is_file()
-        .then(|| std::path::PathBuf::from(path))
-}
-
 /// Runs `tests/python/emit.py` with `args`; its stdout and stderr. Python and the SDK
 /// start slowly on a loaded machine: a minute at most.
 async fn emit(python: &std::path::Path, args: &[&str]) -> (String, String) {
@@ -286,7 +279,7 @@ fn check_run(lines: &[Message], instance: &str, count: usize, stdout: &str) {
 
 #[tokio::test]
 async fn the_python_sdk_exports_protobuf_and_json_gzip_or_not_to_a_follower() {
-    let Some(python) = python() else {
+    let Some(python) = common::python() else {
         let missing = "the OpenTelemetry SDK in tests/python/.venv is missing";
         if common::needs("the_python_sdk_exports", false, missing) {
             unreachable!();
@@ -333,7 +326,7 @@ async fn the_python_sdk_exports_protobuf_and_json_gzip_or_not_to_a_follower() {
 
 #[tokio::test]
 async fn the_sdk_sends_again_while_the_sink_is_unavailable_and_each_record_is_stored_once() {
-    let Some(python) = python() else {
+    let Some(python) = common::python() else {
         let missing = "the OpenTelemetry SDK in tests/python/.venv is missing";
         if common::needs("the_sdk_sends_again", false, missing) {
             unreachable!();

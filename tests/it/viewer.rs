@@ -1,8 +1,7 @@
 //! The log viewer in a real browser (headless Chromium over WebDriver) against real
 //! providers: the memory binary, restarted on its port, and a provider whose backend
-//! cannot list its functions. A screenshot of the page with lines in it is written to
-//! `target/viewer.png`.
-
+//! cannot list its functions. Screenshots of the page are written under `target/`
+//! (`viewer*.png`) for a person to look at.
 use crate::common;
 #[path = "browser/webdriver.rs"]
 mod webdriver;
@@ -200,9 +199,7 @@ async fn the_viewer_lists_shows_follows_filters_pauses_and_survives_a_restart() 
     click(&browser, "#pause").await;
     wait_for_line(&browser, "held back", PATIENCE).await;
 
-    let screenshot = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/viewer.png");
-    browser.screenshot(&screenshot).await;
-    assert!(std::fs::metadata(&screenshot).unwrap().len() > 10_000);
+    screenshot(&browser, "viewer.png").await;
 
     // The provider restarts (losing its memory): the page resumes by itself and shows
     // what is written after, with nothing shown twice.
@@ -564,9 +561,7 @@ async fn a_hundred_instances_fold_into_a_menu_and_long_ids_keep_their_end() {
         .await;
     let found: Vec<String> = serde_json::from_value(browser.eval(listed, json!([])).await).unwrap();
     assert_eq!(found, vec![wanted.clone()]);
-    let screenshot =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/viewer-instances.png");
-    browser.screenshot(&screenshot).await;
+    screenshot(&browser, "viewer-instances.png").await;
     click(&browser, "#more-list input").await;
     let shown = rows_once_drawn(&browser, 99).await;
     assert!(!shown.contains(&"activation 42".to_owned()));
@@ -804,9 +799,7 @@ async fn levels_json_streams_wrapping_time_zones_the_regex_filter_and_links() {
     rows_once_drawn(&browser, lines.len()).await;
     assert_eq!(on(&browser, "#filter", "return e.value").await, "");
     assert_eq!(on(&browser, "#no-match", "return e.hidden").await, true);
-    let screenshot =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/viewer-reading.png");
-    browser.screenshot(&screenshot).await;
+    screenshot(&browser, "viewer-reading.png").await;
 
     // Every line links to itself: the link opens the view there, the line marked.
     let href = browser
@@ -843,6 +836,21 @@ async fn levels_json_streams_wrapping_time_zones_the_regex_filter_and_links() {
             .await,
         1
     );
+}
+
+async fn theme(browser: &Browser) -> Value {
+    browser
+        .eval("return document.documentElement.dataset.theme", json!([]))
+        .await
+}
+
+/// Writes a screenshot to `target/NAME`, for a person to look at.
+async fn screenshot(browser: &Browser, name: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target")
+        .join(name);
+    browser.screenshot(&path).await;
+    assert!(std::fs::metadata(&path).unwrap().len() > 10_000);
 }
 
 /// The contrast of each selector's elements against their background (the lowest), as
@@ -927,12 +935,7 @@ async fn several_functions_merge_by_time_and_both_themes_read_well() {
         .goto(&format!("http://{addr}/#team-a/billing"))
         .await;
     rows_once_drawn(&browser, 3).await;
-    assert_eq!(
-        browser
-            .eval("return document.documentElement.dataset.theme", json!([]))
-            .await,
-        "dark"
-    );
+    assert_eq!(theme(&browser).await, "dark");
     // Where am I: billing of team-a, not of team-b, and the header says so.
     let current = "return [...document.querySelectorAll('nav a.current')].map(a => a.dataset.namespace + '/' + a.dataset.name)";
     browser
@@ -1013,28 +1016,16 @@ async fn several_functions_merge_by_time_and_both_themes_read_well() {
     );
 
     assert_readable(&browser, "dark").await;
-    let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/viewer-dark.png");
-    browser.screenshot(&docs).await;
+    screenshot(&browser, "viewer-dark.png").await;
     click(&browser, "#theme").await;
-    assert_eq!(
-        browser
-            .eval("return document.documentElement.dataset.theme", json!([]))
-            .await,
-        "light"
-    );
+    assert_eq!(theme(&browser).await, "light");
     assert_readable(&browser, "light").await;
-    let light = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/viewer-light.png");
-    browser.screenshot(&light).await;
+    screenshot(&browser, "viewer-light.png").await;
     // The choice stays over the system's preference.
     browser.goto("about:blank").await;
     browser
         .goto(&format!("http://{addr}/#team-a/billing+web"))
         .await;
     rows_once_drawn(&browser, 9).await;
-    assert_eq!(
-        browser
-            .eval("return document.documentElement.dataset.theme", json!([]))
-            .await,
-        "light"
-    );
+    assert_eq!(theme(&browser).await, "light");
 }

@@ -15,6 +15,7 @@ Examples:
   faas-logs --regex '^web-' -n openfaas-fn   every function whose name starts with web-
   faas-logs NAME --only-instance=NAME-5d8f   one instance's lines (--instance prints it)
   faas-logs NAME --include='ERROR|WARN' --exclude=healthz
+  faas-logs NAME --highlight='timeout|refused' colour matches (levels are coloured too)
   faas-logs NAME -g https://gw.example.com -k $TOKEN --time-format=15:04:05.000
   faas-logs NAME --tail=false -o json > saved.ndjson; faas-logs --stdin -o raw < saved.ndjson
                                              saved lines, read with every filter and format

@@ -248,6 +248,11 @@ struct FunctionState {
 }
 
 impl FunctionState {
+    /// The sequence number of the oldest line kept: lines before it are gone.
+    fn oldest_seq(&self) -> u64 {
+        self.segments.front().map_or(self.end_seq, |s| s.first_seq)
+    }
+
     /// Whether its lines, segment after segment, never go back in time (so `since` and
     /// `tail` can seek).
     fn sorted(&self) -> bool {
@@ -378,11 +383,7 @@ impl DiskStore {
     pub fn lines(&self, namespace: &str, name: &str) -> Option<u64> {
         let function = self.function(namespace, name)?;
         let state = lock(&function.state);
-        let first = state
-            .segments
-            .front()
-            .map_or(state.end_seq, |s| s.first_seq);
-        Some(state.end_seq - first)
+        Some(state.end_seq - state.oldest_seq())
     }
 
     /// What the whole store holds ([`StoreTotals`](crate::store::StoreTotals)); each
@@ -397,12 +398,8 @@ impl DiskStore {
         };
         for function in functions {
             let state = lock(&function.state);
-            let first = state
-                .segments
-                .front()
-                .map_or(state.end_seq, |s| s.first_seq);
-            totals.lines += state.end_seq - first;
-            totals.evicted += first;
+            totals.lines += state.end_seq - state.oldest_seq();
+            totals.evicted += state.oldest_seq();
         }
         totals
     }

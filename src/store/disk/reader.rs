@@ -416,10 +416,7 @@ fn read_error(path: &std::path::Path, e: &std::io::Error) -> Error {
 /// little before the first line not older than `since` (the reader skips the older
 /// ones); otherwise the start of the first segment with a line that new.
 fn since_start(state: &FunctionState, since: Option<DateTime<Utc>>, sorted: bool) -> u64 {
-    let oldest = state
-        .segments
-        .front()
-        .map_or(state.end_seq, |s| s.first_seq);
+    let oldest = state.oldest_seq();
     let Some(since) = since else {
         return oldest;
     };

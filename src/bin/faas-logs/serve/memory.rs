@@ -13,7 +13,7 @@
 //!
 //! Routes: `GET`/`POST /system/logs` (the OpenFaaS log endpoint), `POST /system/logs/push`
 //! (NDJSON of messages into the store), `POST /v1/logs` (OpenTelemetry's OTLP/HTTP, from
-//! any SDK's exporter), `GET /healthz`. Ctrl-C or SIGTERM end open follow
+//! any SDK's exporter), `GET /healthz`, `GET /metrics`. Ctrl-C or SIGTERM end open follow
 //! streams cleanly, stop the server and the commands it runs.
 
 use std::process::Stdio;

@@ -31,6 +31,7 @@ Examples:
   faas-logs serve                              127.0.0.1:8080, the in-memory store, a demo function
   faas-logs serve --run hello='while true; do date; sleep 1; done'
   faas-logs serve --nats nats://127.0.0.1:4222 the logs kept in NATS JetStream
+  faas-logs serve --metrics-listen 127.0.0.1:9100   GET /metrics there too, without basic auth
   faas-logs serve docker                       functions that run as Docker containers
   faas-logs serve journald                     functions whose logs are in the systemd journal (faasd)
   faas-logs serve kubernetes                   functions that run as Kubernetes pods (faas-netes)
