@@ -1374,3 +1374,77 @@ async fn pushes_while_nats_is_down_are_503s_within_the_deadline_and_none_holds_a
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledgements_awaited_while_the_server_is_frozen_are_counted_at_metrics() {
+    let Some(server) = NatsServer::start("acknowledgements_awaited_while_frozen") else {
+        return;
+    };
+    let Some(python) = common::python() else {
+        let missing = "prometheus_client in tests/python/.venv is missing";
+        assert!(!common::needs("acknowledgements_awaited", false, missing));
+        return;
+    };
+    let url = server.url();
+    let provider = memory_provider(
+        [
+            "--listen",
+            "127.0.0.1:0",
+            "--nats",
+            &url,
+            "--nats-push-timeout",
+            "60s",
+            "--run",
+            "idle=true",
+        ]
+        .map(str::to_owned)
+        .to_vec(),
+    )
+    .await;
+    let addr = provider.addr;
+    let mut connection = Connection::open(addr).await;
+    let first = r#"{"name":"frozen","text":"before"}"#;
+    assert_eq!(push(&mut connection, first, None).await.0, 200);
+    let awaited = |python: PathBuf| async move {
+        crate::metrics::scrape(&python, addr, None)
+            .await
+            .value("faas_logs_nats_acks_awaited", &[])
+    };
+    assert_eq!(awaited(python.clone()).await, 0.0);
+
+    // The server stops answering: a push of ten lines waits for their acknowledgements.
+    let signal = |what: &str| {
+        let pid = server.child.id().to_string();
+        assert!(Command::new("kill")
+            .args([what, &pid])
+            .status()
+            .unwrap()
+            .success());
+    };
+    signal("-STOP");
+    let body: String = (0..10)
+        .map(|i| format!("{{\"name\":\"frozen\",\"text\":\"line {i}\"}}\n"))
+        .collect();
+    let pushing = tokio::spawn(async move {
+        let mut connection = Connection::open(addr).await;
+        push(&mut connection, &body, None).await
+    });
+    within(async {
+        while awaited(python.clone()).await < 1.0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+    assert!(
+        !pushing.is_finished(),
+        "a push is answered once its lines are stored"
+    );
+    // It answers again: the push is a 200, every line stored, nothing awaited.
+    signal("-CONT");
+    let (status, report) = within(pushing).await.unwrap();
+    assert_eq!(status, 200, "{report}");
+    assert_eq!(report["accepted"], 10);
+    assert_eq!(awaited(python.clone()).await, 0.0);
+    let (_, mut lines) = get(addr, "/system/logs?name=frozen").await;
+    assert_eq!(lines.messages().await.len(), 11);
+}
