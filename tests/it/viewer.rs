@@ -1014,6 +1014,20 @@ async fn several_functions_merge_by_time_and_both_themes_read_well() {
             "GET /live 200"
         ]
     );
+    // Lines held by Pause come out in time order, whichever function sent first.
+    click(&browser, "#pause").await;
+    push(addr, &[web(60_010, "GET /held 200")]).await;
+    push(addr, &[billing("team-a", 60_005, "INFO held billing")]).await;
+    browser
+        .wait_for(
+            "both held",
+            "return document.getElementById('status').textContent === 'paused, 2 new held'",
+            PATIENCE,
+        )
+        .await;
+    click(&browser, "#pause").await;
+    let resumed = rows_once_drawn(&browser, 11).await;
+    assert_eq!(resumed[9..], ["INFO held billing", "GET /held 200"]);
 
     assert_readable(&browser, "dark").await;
     screenshot(&browser, "viewer-dark.png").await;
@@ -1026,6 +1040,6 @@ async fn several_functions_merge_by_time_and_both_themes_read_well() {
     browser
         .goto(&format!("http://{addr}/#team-a/billing+web"))
         .await;
-    rows_once_drawn(&browser, 9).await;
+    rows_once_drawn(&browser, 11).await;
     assert_eq!(theme(&browser).await, "light");
 }
