@@ -283,13 +283,14 @@ pub(crate) fn needs(test: &str, present: bool, missing: &str) -> bool {
 }
 
 /// The Python of `tests/python/.venv` (the OpenTelemetry SDK, prometheus_client), which
-/// `bash .ci/run` makes; `None` where it is missing.
+/// `bash .ci/run` makes; where it is missing, `None`, after [`needs`] has made `test` a
+/// skip (a failure in CI).
 #[cfg_attr(not(feature = "cli"), allow(dead_code))] // used by the parts that need `cli`
-pub(crate) fn python() -> Option<std::path::PathBuf> {
+pub(crate) fn python(test: &str) -> Option<std::path::PathBuf> {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python/.venv/bin/python");
-    std::path::Path::new(path)
-        .is_file()
-        .then(|| std::path::PathBuf::from(path))
+    let present = std::path::Path::new(path).is_file();
+    let missing = "tests/python/.venv (the OpenTelemetry SDK, prometheus_client) is missing";
+    needs(test, present, missing).then(|| std::path::PathBuf::from(path))
 }
 
 /// A guard against hangs: anything a test awaits must happen within 10 s.

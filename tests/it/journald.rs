@@ -672,9 +672,7 @@ async fn the_provider_binary_serves_a_journal_and_lists_its_functions() {
     assert!(!body.contains("not a function"), "{body}");
 
     // A follow holds a journalctl child, counted at /metrics while it runs.
-    let Some(python) = common::python() else {
-        let missing = "prometheus_client in tests/python/.venv is missing";
-        assert!(!common::needs("the journald metrics", false, missing));
+    let Some(python) = crate::common::python("the journald metrics") else {
         return;
     };
     let children = |python: std::path::PathBuf| async move {
@@ -691,10 +689,8 @@ async fn the_provider_binary_serves_a_journal_and_lists_its_functions() {
     assert_eq!(lines.next_message().await.text, "hello");
     assert!(children(python.clone()).await >= 1.0);
     drop(lines);
-    within(async {
-        while children(python.clone()).await != 0.0 {
-            tokio::task::yield_now().await;
-        }
+    crate::metrics::scrape_until(&python, provider.addr, |s| {
+        s.value("faas_logs_journald_children", &[]) == 0.0
     })
     .await;
 }

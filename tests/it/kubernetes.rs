@@ -577,34 +577,22 @@ async fn the_provider_binary_reads_a_kubeconfig_and_lists_functions() {
     assert_eq!(status, 200);
     assert!(page.contains("<html"), "{page}");
     // A follow holds one pod watch and one log stream per pod, and lets them go.
-    let Some(python) = crate::common::python() else {
-        let missing = "prometheus_client in tests/python/.venv is missing";
-        assert!(!needs("the Kubernetes metrics", false, missing));
+    let Some(python) = crate::common::python("the Kubernetes metrics") else {
         return;
     };
     let open = |watches: f64, streams: f64| {
-        let python = python.clone();
-        async move {
-            loop {
-                let scrape = crate::metrics::scrape(&python, provider.addr, None).await;
-                let now = (
-                    scrape.value("faas_logs_kubernetes_watches", &[]),
-                    scrape.value("faas_logs_kubernetes_log_streams", &[]),
-                );
-                if now == (watches, streams) {
-                    return;
-                }
-                tokio::task::yield_now().await;
-            }
-        }
+        crate::metrics::scrape_until(&python, provider.addr, move |s| {
+            s.value("faas_logs_kubernetes_watches", &[]) == watches
+                && s.value("faas_logs_kubernetes_log_streams", &[]) == streams
+        })
     };
     let (response, mut lines) =
         get(provider.addr, "/system/logs?name=hello&tail=1&follow=true").await;
     assert_eq!(response.status(), 200);
     lines.next_message().await;
-    within(open(1.0, 3.0)).await;
+    open(1.0, 3.0).await;
     drop(lines);
-    within(open(0.0, 0.0)).await;
+    open(0.0, 0.0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -116,6 +116,20 @@ pub(crate) async fn scrape(
 /// The last line pushed.
 const LAST: &str = "from otlp";
 
+/// Scrapes `addr` again until `holds` holds of what it reads, within the tests' budget.
+pub(crate) async fn scrape_until(
+    python: &std::path::Path,
+    addr: SocketAddr,
+    holds: impl Fn(&Scrape) -> bool,
+) {
+    within(async {
+        while !holds(&scrape(python, addr, None).await) {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await;
+}
+
 /// What a follower received up to [`LAST`]: lines, bytes (with their newlines), and the
 /// gap lines among them with the lines each said were lost.
 #[derive(Default)]
@@ -170,11 +184,7 @@ fn push_body(pusher: usize, lines: usize, bad: usize) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn counters_move_as_clients_push_follow_and_fall_behind() {
-    let Some(python) = common::python() else {
-        let missing = "prometheus_client in tests/python/.venv is missing";
-        if common::needs("counters_move_as_clients_push_follow", false, missing) {
-            unreachable!();
-        }
+    let Some(python) = crate::common::python("counters_move_as_clients_push_follow") else {
         return;
     };
     const PUSHERS: usize = 4;
@@ -351,14 +361,8 @@ async fn counters_move_as_clients_push_follow_and_fall_behind() {
     }
     // Followers that leave are no longer counted.
     drop(open_followers);
-    within(async {
-        while scrape(&python, addr, None)
-            .await
-            .value("faas_logs_follow_streams", &[])
-            != 0.0
-        {
-            tokio::task::yield_now().await;
-        }
+    scrape_until(&python, addr, |s| {
+        s.value("faas_logs_follow_streams", &[]) == 0.0
     })
     .await;
 }
@@ -366,11 +370,7 @@ async fn counters_move_as_clients_push_follow_and_fall_behind() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_are_behind_basic_auth_or_on_their_own_address_and_count_backend_errors() {
     use std::io::BufRead;
-    let Some(python) = common::python() else {
-        let missing = "prometheus_client in tests/python/.venv is missing";
-        if common::needs("metrics_are_behind_basic_auth", false, missing) {
-            unreachable!();
-        }
+    let Some(python) = crate::common::python("metrics_are_behind_basic_auth") else {
         return;
     };
     let secrets = std::env::temp_dir().join(format!("faas-logs-metrics-{}", std::process::id()));

@@ -906,6 +906,22 @@ async fn memory_provider(args: Vec<String>) -> Provider {
     .unwrap()
 }
 
+/// A memory provider on `url` that nothing but pushes write to, whose pushes wait
+/// `push_timeout` for their acknowledgements.
+async fn pushed_to(url: &str, push_timeout: &str) -> Provider {
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--nats",
+        url,
+        "--nats-push-timeout",
+        push_timeout,
+        "--run",
+        "idle=true",
+    ];
+    memory_provider(args.map(String::from).to_vec()).await
+}
+
 /// What one writer saw: its pushes answered 200, and how long each 503 took.
 #[derive(Default)]
 struct Pushed {
@@ -1328,21 +1344,7 @@ async fn pushes_while_nats_is_down_are_503s_within_the_deadline_and_none_holds_a
         return;
     };
     let url = server.url();
-    let provider = memory_provider(
-        [
-            "--listen",
-            "127.0.0.1:0",
-            "--nats",
-            &url,
-            "--nats-push-timeout",
-            "3s",
-            "--run",
-            "idle=true",
-        ]
-        .map(String::from)
-        .to_vec(),
-    )
-    .await;
+    let provider = pushed_to(&url, "3s").await;
     let body: String = (0..20)
         .map(|i| format!("{{\"name\":\"f\",\"instance\":\"f-1\",\"text\":\"line {i}\"}}\n"))
         .collect();
@@ -1380,27 +1382,11 @@ async fn acknowledgements_awaited_while_the_server_is_frozen_are_counted_at_metr
     let Some(server) = NatsServer::start("acknowledgements_awaited_while_frozen") else {
         return;
     };
-    let Some(python) = common::python() else {
-        let missing = "prometheus_client in tests/python/.venv is missing";
-        assert!(!common::needs("acknowledgements_awaited", false, missing));
+    let Some(python) = crate::common::python("acknowledgements_awaited") else {
         return;
     };
     let url = server.url();
-    let provider = memory_provider(
-        [
-            "--listen",
-            "127.0.0.1:0",
-            "--nats",
-            &url,
-            "--nats-push-timeout",
-            "60s",
-            "--run",
-            "idle=true",
-        ]
-        .map(str::to_owned)
-        .to_vec(),
-    )
-    .await;
+    let provider = pushed_to(&url, "60s").await;
     let addr = provider.addr;
     let mut connection = Connection::open(addr).await;
     let first = r#"{"name":"frozen","text":"before"}"#;
@@ -1429,10 +1415,8 @@ async fn acknowledgements_awaited_while_the_server_is_frozen_are_counted_at_metr
         let mut connection = Connection::open(addr).await;
         push(&mut connection, &body, None).await
     });
-    within(async {
-        while awaited(python.clone()).await < 1.0 {
-            tokio::task::yield_now().await;
-        }
+    crate::metrics::scrape_until(&python, addr, |s| {
+        s.value("faas_logs_nats_acks_awaited", &[]) >= 1.0
     })
     .await;
     assert!(

@@ -279,11 +279,7 @@ fn check_run(lines: &[Message], instance: &str, count: usize, stdout: &str) {
 
 #[tokio::test]
 async fn the_python_sdk_exports_protobuf_and_json_gzip_or_not_to_a_follower() {
-    let Some(python) = common::python() else {
-        let missing = "the OpenTelemetry SDK in tests/python/.venv is missing";
-        if common::needs("the_python_sdk_exports", false, missing) {
-            unreachable!();
-        }
+    let Some(python) = crate::common::python("the_python_sdk_exports") else {
         return;
     };
     let provider = Provider::start("memory", &["--listen", "127.0.0.1:0"]);
@@ -326,11 +322,7 @@ async fn the_python_sdk_exports_protobuf_and_json_gzip_or_not_to_a_follower() {
 
 #[tokio::test]
 async fn the_sdk_sends_again_while_the_sink_is_unavailable_and_each_record_is_stored_once() {
-    let Some(python) = common::python() else {
-        let missing = "the OpenTelemetry SDK in tests/python/.venv is missing";
-        if common::needs("the_sdk_sends_again", false, missing) {
-            unreachable!();
-        }
+    let Some(python) = crate::common::python("the_sdk_sends_again") else {
         return;
     };
     // The sink refuses every other batch, the first among them.

@@ -152,12 +152,7 @@ async fn the_viewer_lists_shows_follows_filters_pauses_and_survives_a_restart() 
     assert_eq!(browser.eval(count, json!([])).await, 15);
 
     // The filter highlights, then hides the rest.
-    browser
-        .eval(
-            "const f = document.getElementById('filter'); f.value = 'ory 2'; f.dispatchEvent(new Event('input'))",
-            json!([]),
-        )
-        .await;
+    filter(&browser, "ory 2").await;
     let marks = browser
         .wait_for(
             "highlighted matches",
@@ -171,12 +166,7 @@ async fn the_viewer_lists_shows_follows_filters_pauses_and_survives_a_restart() 
     let only = rows_once_drawn(&browser, 11).await;
     assert!(only.iter().all(|t| t.contains("ory 2")), "{only:?}");
     click(&browser, "#only-matching").await;
-    browser
-        .eval(
-            "const f = document.getElementById('filter'); f.value = ''; f.dispatchEvent(new Event('input'))",
-            json!([]),
-        )
-        .await;
+    filter(&browser, "").await;
     browser
         .wait_for(
             "no highlight",

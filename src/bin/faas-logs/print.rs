@@ -126,8 +126,8 @@ impl Printer {
         let stderr = self.colour && m.stream == Some(faas_logs::OutputStream::Stderr);
         let highlight: &[Regex] = if self.colour { &self.highlight } else { &[] };
         let text = m.text.trim_end_matches('\n');
+        let severity = m.details.as_ref().and_then(|d| d.severity.as_deref());
         let level = if self.colour {
-            let severity = m.details.as_ref().and_then(|d| d.severity.as_deref());
             level_of(severity, text)
         } else {
             None
@@ -162,7 +162,6 @@ impl Printer {
         let mut spans: Vec<(usize, usize, Style)> = Vec::new();
         match level {
             Some((level, None)) => {
-                let severity = m.details.as_ref().and_then(|d| d.severity.as_deref());
                 let _ = write!(
                     s,
                     "{}{}{} ",
